@@ -1,0 +1,282 @@
+use std::fmt::Debug;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::{
+    Artifact, Copy, Job, JobKind, JobLease, JobRecord, JobStatus, MediaInfo, NewJob, NewRecording,
+    Recording, RecordingId, RecordingState, Result, Timestamp,
+};
+
+/// Recordings, their states and artifacts, and the durable jobs that move them on.
+///
+/// # Contract
+///
+/// - **Atomic changes.** [`Catalog::commit`] applies a whole [`Change`] in one
+///   transaction or nothing of it: the state change, the artifacts and copies, the jobs it
+///   enqueues and the job it completes. A crash at any instant leaves either all of it or
+///   none. A failed precondition (state, version or lease) returns
+///   [`crate::Error::Precondition`] and changes nothing.
+/// - **Durability.** Once `commit`, `create_recording`, `retry_job` or `dead_letter_job`
+///   returns `Ok`, the effect survives a crash of the process.
+/// - **Jobs run at least once.** A job enqueued by a committed change is claimed by
+///   [`Catalog::claim_job`] until a change completes it or it is dead-lettered. A claim
+///   whose lease expired may be claimed again (with `attempt` one higher); the old lease is
+///   then refused by every call that presents it.
+/// - **One job per step.** Enqueueing a job whose [`JobKind::dedupe_key`] is already in
+///   the catalog (in any status) keeps the existing job and adds none.
+/// - **Order.** Claims take due jobs (`run_at <= now`) oldest `run_at` first; there is no
+///   other ordering promise between jobs.
+/// - **Versions.** Every successful commit increments the recording's `version` by one.
+#[async_trait]
+pub trait Catalog: Send + Sync + Debug + 'static {
+    /// Records a new recording in state `receiving`. `AlreadyExists` if the id is taken.
+    async fn create_recording(&self, new: NewRecording) -> Result<Recording>;
+
+    /// The recording with `id`, or `NotFound`.
+    async fn recording(&self, id: &RecordingId) -> Result<Recording>;
+
+    /// Recordings, newest first.
+    async fn list_recordings(&self, options: ListOptions) -> Result<Vec<Recording>>;
+
+    /// Applies `change` atomically and returns the recording as it is afterwards.
+    async fn commit(&self, change: Change) -> Result<Recording>;
+
+    /// The artifacts of a recording, in no particular order.
+    async fn artifacts(&self, id: &RecordingId) -> Result<Vec<Artifact>>;
+
+    /// The verified copies of a recording's artifacts, in no particular order.
+    async fn copies(&self, id: &RecordingId) -> Result<Vec<Copy>>;
+
+    /// Claims the oldest due job, or `None` when nothing is due.
+    async fn claim_job(&self, options: ClaimOptions) -> Result<Option<Job>>;
+
+    /// Returns a claimed job to the queue, to run again at `run_at`; records `error`.
+    async fn retry_job(&self, lease: &JobLease, error: &str, run_at: Timestamp) -> Result<()>;
+
+    /// Gives up on a claimed job for good; records `error` as the reason.
+    async fn dead_letter_job(&self, lease: &JobLease, error: &str) -> Result<()>;
+
+    /// Jobs matching `filter`, oldest first.
+    async fn jobs(&self, filter: JobFilter) -> Result<Vec<JobRecord>>;
+}
+
+/// One atomic change to a recording; see [`Catalog::commit`].
+///
+/// ```
+/// use pipe_core::{Change, JobKind, RecordingId, RecordingState};
+///
+/// let id = RecordingId::generate();
+/// let change = Change::new(id.clone())
+///     .expect_state(RecordingState::Receiving)
+///     .state(RecordingState::Recorded)
+///     .length(1234)
+///     .enqueue(JobKind::Probe { recording: id });
+/// assert_eq!(change.enqueue.len(), 1);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Change {
+    /// The recording to change.
+    pub recording: RecordingId,
+    /// Precondition: the recording is in one of these states (empty: any state).
+    pub expect_states: Vec<RecordingState>,
+    /// Precondition: the recording's version is this one.
+    pub expect_version: Option<i64>,
+    /// The new state.
+    pub state: Option<RecordingState>,
+    /// The original's length in bytes.
+    pub length: Option<u64>,
+    /// What the probe found.
+    pub media: Option<MediaInfo>,
+    /// Why the recording failed.
+    pub failure: Option<String>,
+    /// Artifacts to record (replacing any of the same kind).
+    pub artifacts: Vec<Artifact>,
+    /// Verified copies to record (replacing any of the same kind and sink).
+    pub copies: Vec<Copy>,
+    /// Jobs to enqueue.
+    pub enqueue: Vec<NewJob>,
+    /// The claimed job this change completes; refused if the lease is no longer held.
+    pub complete: Option<JobLease>,
+}
+
+impl Change {
+    /// A change to `recording` that changes nothing yet.
+    pub fn new(recording: RecordingId) -> Self {
+        Self {
+            recording,
+            expect_states: Vec::new(),
+            expect_version: None,
+            state: None,
+            length: None,
+            media: None,
+            failure: None,
+            artifacts: Vec::new(),
+            copies: Vec::new(),
+            enqueue: Vec::new(),
+            complete: None,
+        }
+    }
+
+    /// Requires the recording to be in `state` (adds to the allowed states).
+    #[must_use]
+    pub fn expect_state(mut self, state: RecordingState) -> Self {
+        self.expect_states.push(state);
+        self
+    }
+
+    /// Requires the recording's version to be `version`.
+    #[must_use]
+    pub fn expect_version(mut self, version: i64) -> Self {
+        self.expect_version = Some(version);
+        self
+    }
+
+    /// Moves the recording to `state`.
+    #[must_use]
+    pub fn state(mut self, state: RecordingState) -> Self {
+        self.state = Some(state);
+        self
+    }
+
+    /// Records the original's length.
+    #[must_use]
+    pub fn length(mut self, length: u64) -> Self {
+        self.length = Some(length);
+        self
+    }
+
+    /// Records what the probe found.
+    #[must_use]
+    pub fn media(mut self, media: MediaInfo) -> Self {
+        self.media = Some(media);
+        self
+    }
+
+    /// Moves the recording to `failed` with `reason`.
+    #[must_use]
+    pub fn fail(mut self, reason: impl Into<String>) -> Self {
+        self.state = Some(RecordingState::Failed);
+        self.failure = Some(reason.into());
+        self
+    }
+
+    /// Records an artifact.
+    #[must_use]
+    pub fn artifact(mut self, artifact: Artifact) -> Self {
+        self.artifacts.push(artifact);
+        self
+    }
+
+    /// Records a verified copy.
+    #[must_use]
+    pub fn copy(mut self, copy: Copy) -> Self {
+        self.copies.push(copy);
+        self
+    }
+
+    /// Enqueues a job.
+    #[must_use]
+    pub fn enqueue(mut self, job: impl Into<NewJob>) -> Self {
+        self.enqueue.push(job.into());
+        self
+    }
+
+    /// Completes the claimed job holding `lease`.
+    #[must_use]
+    pub fn complete(mut self, lease: JobLease) -> Self {
+        self.complete = Some(lease);
+        self
+    }
+}
+
+/// Options of [`Catalog::list_recordings`].
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct ListOptions {
+    /// Only recordings in this state.
+    pub state: Option<RecordingState>,
+    /// At most this many (default 100).
+    pub limit: Option<u32>,
+}
+
+impl ListOptions {
+    /// Only recordings in `state`.
+    #[must_use]
+    pub fn with_state(mut self, state: RecordingState) -> Self {
+        self.state = Some(state);
+        self
+    }
+
+    /// At most `limit` recordings.
+    #[must_use]
+    pub fn with_limit(mut self, limit: u32) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+}
+
+/// Options of [`Catalog::claim_job`].
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct ClaimOptions {
+    /// How long the claim holds before another worker may take the job.
+    pub lease: Duration,
+    /// The time to claim at (jobs with `run_at` after it are not due). Defaults to now.
+    pub now: Option<Timestamp>,
+}
+
+impl Default for ClaimOptions {
+    fn default() -> Self {
+        Self { lease: Duration::from_secs(300), now: None }
+    }
+}
+
+impl ClaimOptions {
+    /// Holds the claim for `lease`.
+    #[must_use]
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// Claims as if the time were `now`.
+    #[must_use]
+    pub fn at(mut self, now: Timestamp) -> Self {
+        self.now = Some(now);
+        self
+    }
+}
+
+/// Options of [`Catalog::jobs`].
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct JobFilter {
+    /// Only jobs about this recording.
+    pub recording: Option<RecordingId>,
+    /// Only jobs in this status.
+    pub status: Option<JobStatus>,
+}
+
+impl JobFilter {
+    /// Only jobs about `recording`.
+    #[must_use]
+    pub fn recording(mut self, recording: RecordingId) -> Self {
+        self.recording = Some(recording);
+        self
+    }
+
+    /// Only jobs in `status`.
+    #[must_use]
+    pub fn status(mut self, status: JobStatus) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// Whether `kind` with `status` passes the filter.
+    pub fn matches(&self, kind: &JobKind, status: JobStatus) -> bool {
+        self.recording.as_ref().is_none_or(|r| r == kind.recording())
+            && self.status.is_none_or(|s| s == status)
+    }
+}

@@ -1,0 +1,121 @@
+use serde::{Deserialize, Serialize};
+
+use crate::{MediaInfo, RecordingId, Timestamp};
+
+/// Where a recording is on its way.
+///
+/// ```text
+/// receiving ──finish──▶ recorded ──process──▶ converted ──copy (every sink)──▶ copied
+///      └───────────────────┴────────────────────┴──────────────────────────────▶ failed
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordingState {
+    /// Bytes are arriving; the spool holds what is durable so far.
+    Receiving,
+    /// The client finished; the original is complete in the spool.
+    Recorded,
+    /// The MP4 and the snapshot exist.
+    Converted,
+    /// Every configured sink has a verified copy of every artifact.
+    Copied,
+    /// Processing gave up; [`Recording::failure`] says why.
+    Failed,
+}
+
+impl RecordingState {
+    /// The state's name as stored and shown (`receiving`, `recorded`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Receiving => "receiving",
+            Self::Recorded => "recorded",
+            Self::Converted => "converted",
+            Self::Copied => "copied",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Parses a name produced by [`RecordingState::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "receiving" => Self::Receiving,
+            "recorded" => Self::Recorded,
+            "converted" => Self::Converted,
+            "copied" => Self::Copied,
+            "failed" => Self::Failed,
+            _ => return None,
+        })
+    }
+
+    /// Whether nothing more will happen to the recording by itself.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Copied | Self::Failed)
+    }
+}
+
+/// What a client says about a recording when it starts one.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct NewRecording {
+    /// The id; generate with [`RecordingId::generate`].
+    pub id: Option<RecordingId>,
+    /// The MIME type the recorder declared (`video/webm;codecs=vp8,opus`).
+    pub mime_type: Option<String>,
+    /// The operator's own string, echoed in every webhook (Pipe's `payload`).
+    pub payload: Option<String>,
+}
+
+impl NewRecording {
+    /// A new recording with a freshly generated id.
+    pub fn new() -> Self {
+        Self { id: Some(RecordingId::generate()), ..Self::default() }
+    }
+
+    /// Sets the declared MIME type.
+    #[must_use]
+    pub fn with_mime_type(mut self, mime: impl Into<String>) -> Self {
+        self.mime_type = Some(mime.into());
+        self
+    }
+
+    /// Sets the operator's payload string.
+    #[must_use]
+    pub fn with_payload(mut self, payload: impl Into<String>) -> Self {
+        self.payload = Some(payload.into());
+        self
+    }
+
+    /// Uses `id` instead of a generated one.
+    #[must_use]
+    pub fn with_id(mut self, id: RecordingId) -> Self {
+        self.id = Some(id);
+        self
+    }
+}
+
+/// A recording as the catalog knows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Recording {
+    /// Its id.
+    pub id: RecordingId,
+    /// Where it is on its way.
+    pub state: RecordingState,
+    /// Incremented by every change; [`crate::Change::expect_version`] uses it for
+    /// optimistic concurrency.
+    pub version: i64,
+    /// When the first byte was announced.
+    pub created: Timestamp,
+    /// When the state last changed.
+    pub updated: Timestamp,
+    /// The MIME type the recorder declared.
+    pub mime_type: Option<String>,
+    /// The operator's payload string.
+    pub payload: Option<String>,
+    /// The length of the original in bytes, once recorded.
+    pub length: Option<u64>,
+    /// What the probe found in the original, once processed.
+    pub media: Option<MediaInfo>,
+    /// Why it failed, if it did.
+    pub failure: Option<String>,
+}
