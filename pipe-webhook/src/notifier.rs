@@ -1,0 +1,319 @@
+//! [`WebhookNotifier`]: signs an [`Event`] and POSTs it to every endpoint, once.
+
+use std::error::Error as _;
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pipe_core::{Event, Notifier, OutgoingWebhook, Timestamp};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+
+use crate::endpoint::host_of;
+use crate::{DeliveryError, EndpointError, WebhookEndpoint};
+
+/// The `user-agent` of every request.
+const USER_AGENT: &str = concat!("pipe-webhook/", env!("CARGO_PKG_VERSION"));
+
+/// Delivers events to the operator's endpoints: the body is Pipe's envelope
+/// (`{"version":"1.0","event":…,"data":…}`, `content-type: application/json`), signed by
+/// each endpoint's signers with `webhook-id` = the event's id and the time of the attempt.
+///
+/// Each [`deliver`](Notifier::deliver) is one attempt at every endpoint, concurrently.
+/// It is `Ok` when every endpoint answered 2xx, and when there are no endpoints at all.
+/// Otherwise the error is a [`pipe_core::Error::Backend`] whose source is a
+/// [`DeliveryError`] naming each failing endpoint by host and status (never by full URL,
+/// never with a secret). It is retryable when any failure is: network errors, timeouts,
+/// 408, 429 and 5xx. Other 4xx answers, and redirects, which are never followed, are
+/// permanent. Endpoints that accepted the event get it again on a retry, with the same
+/// `webhook-id`, and can deduplicate.
+///
+/// ```no_run
+/// # async fn example(event: pipe_core::Event) -> pipe_core::Result<()> {
+/// use std::{sync::Arc, time::Duration};
+/// use pipe_core::Notifier;
+/// use pipe_webhook::{StandardWebhooks, WebhookEndpoint, WebhookNotifier};
+///
+/// let notifier = WebhookNotifier::builder()
+///     .endpoint(
+///         WebhookEndpoint::new("https://example.com/hooks/pipe")
+///             .with_signer(Arc::new(StandardWebhooks::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")?)),
+///     )
+///     .timeout(Duration::from_secs(5))
+///     .build()?;
+/// notifier.deliver(&event).await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct WebhookNotifier {
+    client: reqwest::Client,
+    targets: Vec<Target>,
+    timeout: Duration,
+}
+
+/// An endpoint with its URL parsed once.
+#[derive(Clone)]
+struct Target {
+    endpoint: WebhookEndpoint,
+    url: reqwest::Url,
+    host: String,
+}
+
+impl Target {
+    /// The signed headers of one request to this endpoint.
+    fn headers(&self, id: &str, timestamp: i64, body: &[u8]) -> pipe_core::Result<HeaderMap> {
+        let request = OutgoingWebhook {
+            id,
+            timestamp,
+            url: self.endpoint.url(),
+            body,
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        for signer in self.endpoint.signers() {
+            for (name, value) in signer.sign(&request) {
+                // A signer that makes an impossible header is a bug; say which header
+                // without echoing its value, which may be secret-derived.
+                let header_name = HeaderName::try_from(name.as_str()).map_err(|_| {
+                    pipe_core::Error::invalid("webhook header", format!("name {name:?}"))
+                })?;
+                let header_value = HeaderValue::try_from(value).map_err(|_| {
+                    pipe_core::Error::invalid("webhook header", format!("value of {name}"))
+                })?;
+                headers.append(header_name, header_value);
+            }
+        }
+        Ok(headers)
+    }
+}
+
+impl WebhookNotifier {
+    /// How long an endpoint has to answer, unless configured.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// Starts the configuration.
+    pub fn builder() -> WebhookNotifierBuilder {
+        WebhookNotifierBuilder::default()
+    }
+
+    /// The configured endpoints.
+    pub fn endpoints(&self) -> impl ExactSizeIterator<Item = &WebhookEndpoint> {
+        self.targets.iter().map(|target| &target.endpoint)
+    }
+
+    /// One POST to `target`.
+    async fn post(
+        &self,
+        target: &Target,
+        headers: HeaderMap,
+        body: Vec<u8>,
+    ) -> Result<(), EndpointError> {
+        let host = || target.host.clone();
+        let response = self
+            .client
+            .post(target.url.clone())
+            .headers(headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() {
+                    EndpointError::Timeout {
+                        host: host(),
+                        timeout: self.timeout,
+                    }
+                } else {
+                    EndpointError::Network {
+                        host: host(),
+                        detail: describe(e),
+                    }
+                }
+            })?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(())
+        } else if status.is_redirection() {
+            Err(EndpointError::Redirect {
+                host: host(),
+                status: status.as_u16(),
+            })
+        } else {
+            Err(EndpointError::Status {
+                host: host(),
+                status: status.as_u16(),
+            })
+        }
+    }
+}
+
+/// A reqwest error and its causes in one line, without the URL (which may carry tokens).
+fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[async_trait]
+impl Notifier for WebhookNotifier {
+    async fn deliver(&self, event: &Event) -> pipe_core::Result<()> {
+        if self.targets.is_empty() {
+            return Ok(());
+        }
+        let body = event.envelope().to_bytes();
+        let timestamp = Timestamp::now().as_secs();
+        let mut requests = Vec::with_capacity(self.targets.len());
+        for target in &self.targets {
+            let headers = target.headers(event.id.as_str(), timestamp, &body)?;
+            requests.push(self.post(target, headers, body.clone()));
+        }
+        let failures: Vec<EndpointError> = futures::future::join_all(requests)
+            .await
+            .into_iter()
+            .filter_map(Result::err)
+            .collect();
+        for failure in &failures {
+            tracing::warn!(event = %event.id, name = %event.name, error = %failure, "webhook not accepted");
+        }
+        if failures.is_empty() {
+            tracing::debug!(event = %event.id, name = %event.name, endpoints = self.targets.len(), "webhook delivered");
+            Ok(())
+        } else {
+            Err(DeliveryError::new(failures, self.targets.len()).into())
+        }
+    }
+}
+
+impl fmt::Debug for WebhookNotifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookNotifier")
+            .field(
+                "endpoints",
+                &self.targets.iter().map(|t| &t.endpoint).collect::<Vec<_>>(),
+            )
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`WebhookNotifier`]; from [`WebhookNotifier::builder`].
+#[derive(Debug, Default)]
+#[must_use]
+pub struct WebhookNotifierBuilder {
+    endpoints: Vec<WebhookEndpoint>,
+    timeout: Option<Duration>,
+}
+
+impl WebhookNotifierBuilder {
+    /// Adds an endpoint. Each event goes to every endpoint.
+    pub fn endpoint(mut self, endpoint: WebhookEndpoint) -> Self {
+        self.endpoints.push(endpoint);
+        self
+    }
+
+    /// Adds several endpoints.
+    pub fn endpoints(mut self, endpoints: impl IntoIterator<Item = WebhookEndpoint>) -> Self {
+        self.endpoints.extend(endpoints);
+        self
+    }
+
+    /// How long an endpoint has to answer, connection included
+    /// ([`WebhookNotifier::DEFAULT_TIMEOUT`] unless set).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Checks the configuration and makes the HTTP client (rustls, no redirects).
+    ///
+    /// # Errors
+    ///
+    /// [`pipe_core::Error::Invalid`] if an endpoint URL is not an absolute `http` or
+    /// `https` URL with a host, or the timeout is zero; a permanent
+    /// [`pipe_core::Error::Backend`] if the TLS client cannot be made.
+    pub fn build(self) -> pipe_core::Result<WebhookNotifier> {
+        let timeout = self.timeout.unwrap_or(WebhookNotifier::DEFAULT_TIMEOUT);
+        if timeout.is_zero() {
+            return Err(pipe_core::Error::invalid(
+                "webhook timeout",
+                "it must be longer than zero",
+            ));
+        }
+        let targets = self
+            .endpoints
+            .into_iter()
+            .enumerate()
+            .map(|(i, endpoint)| {
+                // The URL itself is not quoted: it may hold a token.
+                let invalid = |why: &dyn fmt::Display| {
+                    pipe_core::Error::invalid(
+                        "webhook endpoint URL",
+                        format!("endpoint {}: {why}", i + 1),
+                    )
+                };
+                let url = reqwest::Url::parse(endpoint.url()).map_err(|e| invalid(&e))?;
+                if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                    return Err(invalid(&"expected an http or https URL with a host"));
+                }
+                let host = host_of(&url);
+                Ok(Target {
+                    endpoint,
+                    url,
+                    host,
+                })
+            })
+            .collect::<pipe_core::Result<Vec<_>>>()?;
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .user_agent(USER_AGENT)
+            .build()
+            .map_err(|e| pipe_core::Error::permanent("webhook", e.without_url()))?;
+        Ok(WebhookNotifier {
+            client,
+            targets,
+            timeout,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_urls_it_cannot_post_to_without_quoting_them() {
+        for url in [
+            "not a url",
+            "ftp://files.example.com/in",
+            "mailto:ops@example.com",
+            "/relative?token=abc",
+        ] {
+            let err = WebhookNotifier::builder()
+                .endpoint(WebhookEndpoint::new(url))
+                .build()
+                .unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    pipe_core::Error::Invalid {
+                        what: "webhook endpoint URL",
+                        ..
+                    }
+                ),
+                "{url}: {err}"
+            );
+            assert!(!err.to_string().contains(url), "{err}");
+        }
+        let zero = WebhookNotifier::builder()
+            .timeout(Duration::ZERO)
+            .build()
+            .unwrap_err();
+        assert!(matches!(zero, pipe_core::Error::Invalid { .. }));
+    }
+}
