@@ -1,1 +1,146 @@
-fn main() {}
+//! `cargo xtask`: set-up and orchestration for people and CI.
+//!
+//! - `cargo xtask test`: installs what the tests need (FFmpeg's libraries and CLI,
+//!   Chromium, clang, Node packages), then runs `cargo fmt --check`, clippy with
+//!   `-D warnings` and every test, the browser end-to-end ones included.
+//! - `cargo xtask demo`: installs what the server needs, builds it and starts
+//!   `pipe serve` with its embedded defaults; prints the URL of the recorder page.
+//!
+//! No dependencies: it must build in seconds on a fresh machine.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+/// Debian packages the build and the tests need, with a command or file that shows each
+/// is there.
+const SYSTEM_PACKAGES: &[(&str, Probe)] = &[
+    ("pkg-config", Probe::Command("pkg-config")),
+    ("clang", Probe::Command("clang")),
+    ("libclang-dev", Probe::Lib("libclang")),
+    ("libavformat-dev", Probe::PkgConfig("libavformat")),
+    ("libavcodec-dev", Probe::PkgConfig("libavcodec")),
+    ("libavutil-dev", Probe::PkgConfig("libavutil")),
+    ("libavfilter-dev", Probe::PkgConfig("libavfilter")),
+    ("libavdevice-dev", Probe::PkgConfig("libavdevice")),
+    ("libswscale-dev", Probe::PkgConfig("libswscale")),
+    ("libswresample-dev", Probe::PkgConfig("libswresample")),
+    ("ffmpeg", Probe::Command("ffprobe")),
+];
+
+/// Only the tests need these.
+const TEST_PACKAGES: &[(&str, Probe)] = &[
+    ("chromium", Probe::Command("chromium")),
+    ("nodejs", Probe::Command("node")),
+    ("npm", Probe::Command("npm")),
+];
+
+#[derive(Clone, Copy)]
+enum Probe {
+    Command(&'static str),
+    PkgConfig(&'static str),
+    Lib(&'static str),
+}
+
+impl Probe {
+    fn present(self) -> bool {
+        match self {
+            Probe::Command(cmd) => quiet(Command::new("sh").args(["-c", &format!("command -v {cmd}")])),
+            Probe::PkgConfig(lib) => quiet(Command::new("pkg-config").args(["--exists", lib])),
+            Probe::Lib(prefix) => {
+                quiet(Command::new("sh").args(["-c", &format!("ls /usr/lib/llvm-*/lib/{prefix}*.so* >/dev/null 2>&1")]))
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(&args[1..]),
+        Some("demo") => demo(),
+        _ => {
+            eprintln!("usage: cargo xtask test [-- <cargo test args>] | cargo xtask demo");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Result<T = (), E = String> = std::result::Result<T, E>;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_owned()
+}
+
+fn test(extra: &[String]) -> Result {
+    ensure_packages(&[SYSTEM_PACKAGES, TEST_PACKAGES].concat())?;
+    let browser_dir = root().join("pipe-server/tests/browser");
+    if !browser_dir.join("node_modules/playwright-core").exists() {
+        step("installing the browser test driver (npm ci)");
+        run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&browser_dir))?;
+    }
+    step("cargo fmt --check");
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    step("cargo clippy");
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    step("cargo test");
+    let mut test = cargo();
+    test.args(["test", "--workspace"]).args(extra).env("PIPE_CHROMIUM", "/usr/bin/chromium");
+    run(&mut test)
+}
+
+fn demo() -> Result {
+    ensure_packages(SYSTEM_PACKAGES)?;
+    step("building pipe");
+    run(cargo().args(["build", "--package", "pipe-server", "--bin", "pipe"]))?;
+    let target = env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+    let listen = env::var("PIPE_LISTEN").unwrap_or_else(|_| "127.0.0.1:8080".into());
+    println!("\n  Pipe is starting: open http://{listen}/ to record (Ctrl-C stops it).\n");
+    run(Command::new(target.join("debug/pipe")).arg("serve").current_dir(root()))
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+fn ensure_packages(wanted: &[(&str, Probe)]) -> Result {
+    let missing: Vec<&str> = wanted.iter().filter(|(_, probe)| !probe.present()).map(|(pkg, _)| *pkg).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    step(&format!("installing system packages: {}", missing.join(" ")));
+    let root_user = Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
+    let sudo: &[&str] = if root_user { &[] } else { &["sudo"] };
+    let apt = |args: &[&str]| {
+        let mut cmd = Command::new(sudo.first().copied().unwrap_or("apt-get"));
+        if !sudo.is_empty() {
+            cmd.arg("apt-get");
+        }
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        cmd
+    };
+    run(&mut apt(&["update", "-q"]))?;
+    run(apt(&["install", "-y", "-q", "--no-install-recommends"]).args(&missing))
+}
+
+fn step(what: &str) {
+    eprintln!("\n==> {what}");
+}
+
+fn quiet(cmd: &mut Command) -> bool {
+    cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+fn run(cmd: &mut Command) -> Result {
+    let status = cmd.status().map_err(|e| format!("{cmd:?}: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("{cmd:?} failed: {status}")) }
+}
