@@ -1,0 +1,369 @@
+//! [`ObjectStoreSink`]: a [`StorageSink`] over any [`ObjectStore`] (the local file system
+//! today; S3, GCS and Azure are a feature of `object_store` away).
+
+mod config;
+mod error;
+#[cfg(feature = "sink-local")]
+mod local;
+
+use std::io;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use object_store::path::Path as StorePath;
+use object_store::{
+    Attribute, Attributes, GetRange, GetResultPayload, ObjectStore, PutPayloadMut, WriteMultipart,
+};
+use pipe_core::{
+    Error, GetOptions, GetResult, ObjectKey, ObjectMeta, PutBody, PutOptions, PutReceipt, Result,
+    SinkKind, StorageSink,
+};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+
+pub use self::config::ObjectStoreSinkConfig;
+use self::error::{BACKEND, map_error};
+use crate::io::blocking;
+
+/// Read size for objects the store hands back as local files.
+const FILE_CHUNK: usize = 256 * 1024;
+
+/// A [`StorageSink`] over an [`ObjectStore`].
+///
+/// - **put** streams the body: bodies up to [`ObjectStoreSinkConfig::part_size`] go up
+///   in one request, larger ones as a multipart upload, so memory stays bounded. The
+///   bytes are counted and hashed (SHA-256) as they pass; a count that differs from
+///   [`PutBody::size`] aborts the upload with [`Error::Integrity`]. An object becomes
+///   visible only when complete (object_store's contract for `put` and multipart
+///   uploads; on the local file system, a rename of a staged file).
+/// - **get** reads ranges through the store's ranged reads.
+/// - **url** is `None`: the server signs its own download URLs for this sink.
+///
+/// ```no_run
+/// # async fn example() -> pipe_core::Result<()> {
+/// use pipe_core::{ObjectKey, PutBody, PutOptions, SinkKind, StorageSink};
+/// use pipe_storage::ObjectStoreSink;
+///
+/// let sink = ObjectStoreSink::local("/var/lib/pipe/objects", SinkKind::PipeStorage)?;
+/// let key = ObjectKey::new("abc/abc.jpg")?;
+/// let receipt = sink.put(&key, PutBody::from_bytes("jpeg bytes"), PutOptions::default()).await?;
+/// assert_eq!(receipt.size, 10);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct ObjectStoreSink {
+    store: Arc<dyn ObjectStore>,
+    config: ObjectStoreSinkConfig,
+    /// For a store on the local file system: its root, to fsync completed objects.
+    local_root: Option<PathBuf>,
+}
+
+impl ObjectStoreSink {
+    /// A sink of `kind` over `store`, with the default [`ObjectStoreSinkConfig`].
+    pub fn new(store: Arc<dyn ObjectStore>, kind: SinkKind) -> Self {
+        Self::with_config(store, ObjectStoreSinkConfig::new(kind))
+    }
+
+    /// A sink over `store` with `config`.
+    pub fn with_config(store: Arc<dyn ObjectStore>, config: ObjectStoreSinkConfig) -> Self {
+        Self {
+            store,
+            config,
+            local_root: None,
+        }
+    }
+
+    /// The settings of this sink.
+    pub fn config(&self) -> &ObjectStoreSinkConfig {
+        &self.config
+    }
+
+    fn attributes(&self, options: &PutOptions) -> Attributes {
+        let mut attributes = Attributes::new();
+        if let Some(content_type) = options
+            .content_type
+            .as_ref()
+            .filter(|_| self.config.content_types)
+        {
+            attributes.insert(Attribute::ContentType, content_type.clone().into());
+        }
+        attributes
+    }
+
+    /// Sends a body of at most `part_size` bytes in one request.
+    async fn put_whole(
+        &self,
+        key: &ObjectKey,
+        path: &StorePath,
+        body: &mut CheckedBody,
+        options: &PutOptions,
+    ) -> Result<()> {
+        let mut payload = PutPayloadMut::new();
+        while let Some(chunk) = body.next().await? {
+            payload.push(chunk);
+        }
+        body.finish()?;
+        let options = object_store::PutOptions {
+            attributes: self.attributes(options),
+            ..Default::default()
+        };
+        self.store
+            .put_opts(path, payload.freeze(), options)
+            .await
+            .map_err(|e| map_error(e, key, "put"))?;
+        Ok(())
+    }
+
+    /// Streams a body as a multipart upload, aborted on any failure.
+    async fn put_parts(
+        &self,
+        key: &ObjectKey,
+        path: &StorePath,
+        body: &mut CheckedBody,
+        options: &PutOptions,
+    ) -> Result<()> {
+        let options = object_store::PutMultipartOptions {
+            attributes: self.attributes(options),
+            ..Default::default()
+        };
+        let upload = self
+            .store
+            .put_multipart_opts(path, options)
+            .await
+            .map_err(|e| map_error(e, key, "put"))?;
+        let mut upload = WriteMultipart::new_with_chunk_size(upload, self.config.part_size);
+        let sent = async {
+            while let Some(chunk) = body.next().await? {
+                upload
+                    .wait_for_capacity(self.config.max_concurrency)
+                    .await
+                    .map_err(|e| map_error(e, key, "put"))?;
+                upload.put(chunk);
+            }
+            body.finish()
+        }
+        .await;
+        match sent {
+            Ok(()) => {
+                upload
+                    .finish()
+                    .await
+                    .map_err(|e| map_error(e, key, "put"))?;
+                Ok(())
+            }
+            Err(e) => {
+                if let Err(abort) = upload.abort().await {
+                    tracing::warn!(%key, error = %abort, "aborting a failed multipart upload failed");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// On the local file system, makes a completed object durable.
+    async fn sync_local(&self, path: &StorePath) -> Result<()> {
+        let Some(root) = &self.local_root else {
+            return Ok(());
+        };
+        let file = path
+            .parts()
+            .fold(root.clone(), |file, part| file.join(part.as_ref()));
+        blocking(move || {
+            std::fs::File::open(&file)?.sync_all()?;
+            let dir = file.parent().expect("an object has a directory");
+            std::fs::File::open(dir)?.sync_all()
+        })
+        .await
+        .map_err(|e| Error::temporary(BACKEND, e))
+    }
+
+    /// Makes sense of a failed ranged get: a range past the end is the caller's mistake.
+    async fn ranged_get_error(
+        &self,
+        key: &ObjectKey,
+        range: Option<&Range<u64>>,
+        e: object_store::Error,
+    ) -> Error {
+        let e = map_error(e, key, "get");
+        let Some(range) = range else { return e };
+        if e.is_not_found() {
+            return e;
+        }
+        match self.head(key).await {
+            Ok(meta) if range.start >= meta.size => range_past_end(range, meta.size),
+            _ => e,
+        }
+    }
+}
+
+#[async_trait]
+impl StorageSink for ObjectStoreSink {
+    fn kind(&self) -> SinkKind {
+        self.config.kind
+    }
+
+    async fn put(&self, key: &ObjectKey, body: PutBody, options: PutOptions) -> Result<PutReceipt> {
+        let path = store_path(key)?;
+        let size = body.size;
+        let mut body = CheckedBody::new(body);
+        if size <= self.config.part_size as u64 {
+            self.put_whole(key, &path, &mut body, &options).await?;
+        } else {
+            self.put_parts(key, &path, &mut body, &options).await?;
+        }
+        self.sync_local(&path).await?;
+        Ok(body.receipt())
+    }
+
+    async fn get(&self, key: &ObjectKey, options: GetOptions) -> Result<GetResult> {
+        let path = store_path(key)?;
+        if let Some(range) = &options.range
+            && range.start >= range.end
+        {
+            return Err(Error::invalid("range", format!("{range:?} holds no bytes")));
+        }
+        let request = object_store::GetOptions {
+            range: options.range.clone().map(GetRange::Bounded),
+            ..Default::default()
+        };
+        let result = match self.store.get_opts(&path, request).await {
+            Ok(result) => result,
+            Err(e) => return Err(self.ranged_get_error(key, options.range.as_ref(), e).await),
+        };
+        let meta = ObjectMeta::new(
+            key.clone(),
+            result.meta.size,
+            content_type(&result.attributes),
+        );
+        let range = result.range.clone();
+        let stream = match result.payload {
+            GetResultPayload::File(file, _) => file_stream(file, range.clone()),
+            GetResultPayload::Stream(stream) => stream.map_err(io::Error::from).boxed(),
+        };
+        Ok(GetResult::new(meta, range, stream))
+    }
+
+    async fn head(&self, key: &ObjectKey) -> Result<ObjectMeta> {
+        let path = store_path(key)?;
+        let request = object_store::GetOptions {
+            head: true,
+            ..Default::default()
+        };
+        let result = self
+            .store
+            .get_opts(&path, request)
+            .await
+            .map_err(|e| map_error(e, key, "head"))?;
+        Ok(ObjectMeta::new(
+            key.clone(),
+            result.meta.size,
+            content_type(&result.attributes),
+        ))
+    }
+
+    async fn delete(&self, key: &ObjectKey) -> Result<()> {
+        let path = store_path(key)?;
+        match self
+            .store
+            .delete(&path)
+            .await
+            .map_err(|e| map_error(e, key, "delete"))
+        {
+            Err(e) if !e.is_not_found() => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A put body that counts and hashes its bytes, and refuses to yield more than its size.
+struct CheckedBody {
+    size: u64,
+    stream: BoxStream<'static, io::Result<Bytes>>,
+    count: u64,
+    sha256: Sha256,
+}
+
+impl CheckedBody {
+    fn new(body: PutBody) -> Self {
+        Self {
+            size: body.size,
+            stream: body.stream,
+            count: 0,
+            sha256: Sha256::new(),
+        }
+    }
+
+    /// The next chunk; `Integrity` as soon as the stream runs past its size.
+    async fn next(&mut self) -> Result<Option<Bytes>> {
+        let Some(chunk) = self.stream.next().await.transpose()? else {
+            return Ok(None);
+        };
+        self.count += chunk.len() as u64;
+        if self.count > self.size {
+            return Err(self.mismatch("more than"));
+        }
+        self.sha256.update(&chunk);
+        Ok(Some(chunk))
+    }
+
+    /// `Integrity` if the stream ended short of its size.
+    fn finish(&self) -> Result<()> {
+        if self.count == self.size {
+            Ok(())
+        } else {
+            Err(self.mismatch("only"))
+        }
+    }
+
+    fn mismatch(&self, relation: &str) -> Error {
+        Error::Integrity {
+            detail: format!(
+                "the body was declared as {} bytes but yielded {relation} {}",
+                self.size, self.count
+            ),
+        }
+    }
+
+    fn receipt(self) -> PutReceipt {
+        PutReceipt::new(self.count, hex::encode(self.sha256.finalize()))
+    }
+}
+
+/// The store's path of `key`. [`ObjectKey`]'s alphabet is a subset of what object_store
+/// accepts, so this fails only if the two ever disagree.
+fn store_path(key: &ObjectKey) -> Result<StorePath> {
+    StorePath::parse(key.as_str()).map_err(|e| Error::invalid("object key", e))
+}
+
+fn content_type(attributes: &Attributes) -> Option<String> {
+    attributes
+        .get(&Attribute::ContentType)
+        .map(|value| value.to_string())
+}
+
+fn range_past_end(range: &Range<u64>, size: u64) -> Error {
+    Error::invalid(
+        "range",
+        format!("{range:?} starts at or past the end of a {size}-byte object"),
+    )
+}
+
+/// Streams `range` of a file the store opened, in large reads on tokio's blocking pool.
+fn file_stream(file: std::fs::File, range: Range<u64>) -> BoxStream<'static, io::Result<Bytes>> {
+    stream::once(async move {
+        let mut file = tokio::fs::File::from_std(file);
+        file.seek(io::SeekFrom::Start(range.start)).await?;
+        io::Result::Ok(ReaderStream::with_capacity(
+            file.take(range.end - range.start),
+            FILE_CHUNK,
+        ))
+    })
+    .try_flatten()
+    .boxed()
+}

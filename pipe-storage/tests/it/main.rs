@@ -1,0 +1,22 @@
+//! The integration tests of pipe-storage: one binary (`cargo test -p pipe-storage --test it`).
+//!
+//! Everything runs against real directories in temporary folders; the crash test kills a
+//! real writer process.
+
+mod crash;
+mod sink;
+mod spool;
+
+/// The byte the crash and restart tests expect at `offset` of a recording: a pattern that
+/// any process can recompute, so a reader can check bytes a killed writer left behind.
+pub fn pattern_at(offset: u64) -> u8 {
+    (offset.wrapping_mul(131) ^ (offset >> 11)) as u8
+}
+
+/// `len` bytes of the pattern from `offset`.
+pub fn pattern(offset: u64, len: usize) -> bytes::Bytes {
+    (offset..offset + len as u64)
+        .map(pattern_at)
+        .collect::<Vec<_>>()
+        .into()
+}
