@@ -61,12 +61,17 @@ impl ObjectKey {
                 !seg.is_empty()
                     && seg != "."
                     && seg != ".."
-                    && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+                    && seg
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
             });
         if ok {
             Ok(Self(key))
         } else {
-            Err(Error::invalid("object key", format!("{key:?} is not `/`-separated segments of [A-Za-z0-9._-]")))
+            Err(Error::invalid(
+                "object key",
+                format!("{key:?} is not `/`-separated segments of [A-Za-z0-9._-]"),
+            ))
         }
     }
 
@@ -210,7 +215,14 @@ impl Artifact {
         sha256: impl Into<String>,
         content_type: impl Into<String>,
     ) -> Self {
-        Self { recording, kind, key, size, sha256: sha256.into(), content_type: content_type.into() }
+        Self {
+            recording,
+            kind,
+            key,
+            size,
+            sha256: sha256.into(),
+            content_type: content_type.into(),
+        }
     }
 }
 
@@ -232,8 +244,20 @@ pub struct Copy {
 
 impl Copy {
     /// A copy record.
-    pub fn new(recording: RecordingId, kind: ArtifactKind, sink: SinkId, key: ObjectKey, size: u64) -> Self {
-        Self { recording, kind, sink, key, size }
+    pub fn new(
+        recording: RecordingId,
+        kind: ArtifactKind,
+        sink: SinkId,
+        key: ObjectKey,
+        size: u64,
+    ) -> Self {
+        Self {
+            recording,
+            kind,
+            sink,
+            key,
+            size,
+        }
     }
 }
 
@@ -252,8 +276,17 @@ mod tests {
     #[test]
     fn artifact_keys_are_deterministic() {
         let id: RecordingId = "abc".parse().unwrap();
-        assert_eq!(ObjectKey::for_artifact(&id, ArtifactKind::Mp4, None).as_str(), "abc/abc.mp4");
-        assert_eq!(ObjectKey::for_artifact(&id, ArtifactKind::Snapshot, None).as_str(), "abc/abc.jpg");
-        assert_eq!(ObjectKey::for_artifact(&id, ArtifactKind::Original, Some("mp4")).as_str(), "abc/abc_raw.mp4");
+        assert_eq!(
+            ObjectKey::for_artifact(&id, ArtifactKind::Mp4, None).as_str(),
+            "abc/abc.mp4"
+        );
+        assert_eq!(
+            ObjectKey::for_artifact(&id, ArtifactKind::Snapshot, None).as_str(),
+            "abc/abc.jpg"
+        );
+        assert_eq!(
+            ObjectKey::for_artifact(&id, ArtifactKind::Original, Some("mp4")).as_str(),
+            "abc/abc_raw.mp4"
+        );
     }
 }

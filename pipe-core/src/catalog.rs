@@ -22,7 +22,9 @@ use crate::{
 /// - **Jobs run at least once.** A job enqueued by a committed change is claimed by
 ///   [`Catalog::claim_job`] until a change completes it or it is dead-lettered. A claim
 ///   whose lease expired may be claimed again (with `attempt` one higher); the old lease is
-///   then refused by every call that presents it.
+///   then refused by every call that presents it. A worker keeps a long job by extending
+///   its lease ([`Catalog::extend_lease`]) before it expires, so leases can be short and a
+///   crashed worker's job is taken over quickly.
 /// - **One job per step.** Enqueueing a job whose [`JobKind::dedupe_key`] is already in
 ///   the catalog (in any status) keeps the existing job and adds none.
 /// - **Order.** Claims take due jobs (`run_at <= now`) oldest `run_at` first; there is no
@@ -56,6 +58,10 @@ pub trait Catalog: Send + Sync + Debug + 'static {
 
     /// Gives up on a claimed job for good; records `error` as the reason.
     async fn dead_letter_job(&self, lease: &JobLease, error: &str) -> Result<()>;
+
+    /// Keeps a claimed job for `by` from now; returns the lease with its new expiry (the
+    /// token stays). `Precondition` if the lease is no longer held.
+    async fn extend_lease(&self, lease: &JobLease, by: Duration) -> Result<JobLease>;
 
     /// Jobs matching `filter`, oldest first.
     async fn jobs(&self, filter: JobFilter) -> Result<Vec<JobRecord>>;
@@ -229,7 +235,10 @@ pub struct ClaimOptions {
 
 impl Default for ClaimOptions {
     fn default() -> Self {
-        Self { lease: Duration::from_secs(300), now: None }
+        Self {
+            lease: Duration::from_secs(300),
+            now: None,
+        }
     }
 }
 
@@ -276,7 +285,9 @@ impl JobFilter {
 
     /// Whether `kind` with `status` passes the filter.
     pub fn matches(&self, kind: &JobKind, status: JobStatus) -> bool {
-        self.recording.as_ref().is_none_or(|r| r == kind.recording())
+        self.recording
+            .as_ref()
+            .is_none_or(|r| r == kind.recording())
             && self.status.is_none_or(|s| s == status)
     }
 }

@@ -75,32 +75,53 @@ pub enum Error {
 impl Error {
     /// `NotFound` for `what`.
     pub fn not_found(what: impl fmt::Display) -> Self {
-        Self::NotFound { what: what.to_string() }
+        Self::NotFound {
+            what: what.to_string(),
+        }
     }
 
     /// `Precondition` with `detail`.
     pub fn precondition(detail: impl fmt::Display) -> Self {
-        Self::Precondition { detail: detail.to_string() }
+        Self::Precondition {
+            detail: detail.to_string(),
+        }
     }
 
     /// `Invalid` for `what` with `detail`.
     pub fn invalid(what: &'static str, detail: impl fmt::Display) -> Self {
-        Self::Invalid { what, detail: detail.to_string() }
+        Self::Invalid {
+            what,
+            detail: detail.to_string(),
+        }
     }
 
     /// A temporary backend failure: retrying may succeed.
     pub fn temporary(backend: &'static str, source: impl Into<Source>) -> Self {
-        Self::Backend { backend, retryable: true, source: source.into() }
+        Self::Backend {
+            backend,
+            retryable: true,
+            source: source.into(),
+        }
     }
 
     /// A permanent backend failure: retrying will not help.
     pub fn permanent(backend: &'static str, source: impl Into<Source>) -> Self {
-        Self::Backend { backend, retryable: false, source: source.into() }
+        Self::Backend {
+            backend,
+            retryable: false,
+            source: source.into(),
+        }
     }
 
     /// Whether the same call may succeed later. Only temporary backend failures are.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Backend { retryable: true, .. })
+        matches!(
+            self,
+            Self::Backend {
+                retryable: true,
+                ..
+            }
+        )
     }
 
     /// Whether this is [`Error::NotFound`].
@@ -119,10 +140,13 @@ impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
         use std::io::ErrorKind::*;
         match e.kind() {
-            NotFound => Self::NotFound { what: e.to_string() },
-            InvalidInput | InvalidData | UnexpectedEof => {
-                Self::Invalid { what: "data", detail: e.to_string() }
-            }
+            NotFound => Self::NotFound {
+                what: e.to_string(),
+            },
+            InvalidInput | InvalidData | UnexpectedEof => Self::Invalid {
+                what: "data",
+                detail: e.to_string(),
+            },
             _ => Self::temporary("io", e),
         }
     }

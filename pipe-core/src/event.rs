@@ -106,7 +106,11 @@ impl Event {
 
     /// The body sent on the wire: Pipe's envelope.
     pub fn envelope(&self) -> Envelope<'_> {
-        Envelope { version: "1.0", event: self.name.as_str(), data: &self.data }
+        Envelope {
+            version: "1.0",
+            event: self.name.as_str(),
+            data: &self.data,
+        }
     }
 }
 
@@ -134,9 +138,16 @@ mod tests {
 
     #[test]
     fn envelope_is_pipes() {
-        let ev = Event::new("video_recorded", "r1".parse().unwrap(), serde_json::json!({"id": "r1"}));
+        let ev = Event::new(
+            "video_recorded",
+            "r1".parse().unwrap(),
+            serde_json::json!({"id": "r1"}),
+        );
         let body = String::from_utf8(ev.envelope().to_bytes()).unwrap();
-        assert_eq!(body, r#"{"version":"1.0","event":"video_recorded","data":{"id":"r1"}}"#);
+        assert_eq!(
+            body,
+            r#"{"version":"1.0","event":"video_recorded","data":{"id":"r1"}}"#
+        );
         assert!(ev.id.as_str().starts_with("msg_"));
     }
 }

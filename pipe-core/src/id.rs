@@ -28,11 +28,15 @@ impl RecordingId {
     fn validate(s: &str) -> Result<(), Error> {
         let ok = !s.is_empty()
             && s.len() <= 64
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if ok {
             Ok(())
         } else {
-            Err(Error::invalid("recording id", "1 to 64 characters of A-Z, a-z, 0-9, '_' and '-'"))
+            Err(Error::invalid(
+                "recording id",
+                "1 to 64 characters of A-Z, a-z, 0-9, '_' and '-'",
+            ))
         }
     }
 }

@@ -142,7 +142,12 @@ pub struct Job {
 impl Job {
     /// A claimed job.
     pub fn new(id: JobId, kind: JobKind, attempt: u32, lease: JobLease) -> Self {
-        Self { id, kind, attempt, lease }
+        Self {
+            id,
+            kind,
+            attempt,
+            lease,
+        }
     }
 }
 
@@ -211,6 +216,13 @@ impl JobRecord {
         last_error: Option<String>,
         run_at: Timestamp,
     ) -> Self {
-        Self { id, kind, status, attempts, last_error, run_at }
+        Self {
+            id,
+            kind,
+            status,
+            attempts,
+            last_error,
+            run_at,
+        }
     }
 }

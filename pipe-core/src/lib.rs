@@ -51,13 +51,15 @@ pub mod conformance;
 pub use artifact::{Artifact, ArtifactKind, Copy, ObjectKey, SinkId, SinkKind};
 pub use catalog::{Catalog, Change, ClaimOptions, JobFilter, ListOptions};
 pub use error::{Error, Result};
-pub use event::{Event, EventId, EventName, Envelope};
+pub use event::{Envelope, Event, EventId, EventName};
 pub use id::RecordingId;
 pub use job::{Job, JobId, JobKind, JobLease, JobRecord, JobStatus, NewJob};
 pub use media::MediaInfo;
 pub use notify::{Notifier, OutgoingWebhook, Signer};
 pub use recording::{NewRecording, Recording, RecordingState};
-pub use sink::{GetOptions, GetResult, ObjectMeta, PutBody, PutOptions, PutReceipt, StorageSink, UrlOptions};
+pub use sink::{
+    GetOptions, GetResult, ObjectMeta, PutBody, PutOptions, PutReceipt, StorageSink, UrlOptions,
+};
 pub use source::{MediaSource, SpoolSource};
 pub use spool::{Spool, SpoolEntry};
 pub use time::Timestamp;

@@ -28,7 +28,10 @@ pub struct MediaInfo {
 impl MediaInfo {
     /// An empty info for `container`; fill the rest with the builders.
     pub fn new(container: impl Into<String>) -> Self {
-        Self { container: container.into(), ..Self::default() }
+        Self {
+            container: container.into(),
+            ..Self::default()
+        }
     }
 
     /// Whether a video stream is present.
@@ -43,7 +46,11 @@ impl MediaInfo {
 
     /// Width and height as displayed, after rotation.
     pub fn display_size(&self) -> (u32, u32) {
-        if self.rotation % 180 == 90 { (self.height, self.width) } else { (self.width, self.height) }
+        if self.rotation % 180 == 90 {
+            (self.height, self.width)
+        } else {
+            (self.width, self.height)
+        }
     }
 
     /// `landscape`, `portrait` or `square`, as displayed (Pipe's `orientation` field).

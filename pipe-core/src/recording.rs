@@ -68,7 +68,10 @@ pub struct NewRecording {
 impl NewRecording {
     /// A new recording with a freshly generated id.
     pub fn new() -> Self {
-        Self { id: Some(RecordingId::generate()), ..Self::default() }
+        Self {
+            id: Some(RecordingId::generate()),
+            ..Self::default()
+        }
     }
 
     /// Sets the declared MIME type.
@@ -118,4 +121,29 @@ pub struct Recording {
     pub media: Option<MediaInfo>,
     /// Why it failed, if it did.
     pub failure: Option<String>,
+}
+
+impl Recording {
+    /// A recording as a catalog stores it, with nothing known yet beyond its state; the
+    /// other fields are public to fill in.
+    pub fn new(
+        id: RecordingId,
+        state: RecordingState,
+        version: i64,
+        created: Timestamp,
+        updated: Timestamp,
+    ) -> Self {
+        Self {
+            id,
+            state,
+            version,
+            created,
+            updated,
+            mime_type: None,
+            payload: None,
+            length: None,
+            media: None,
+            failure: None,
+        }
+    }
 }

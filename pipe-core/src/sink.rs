@@ -70,13 +70,18 @@ impl PutBody {
     /// A body from bytes in memory.
     pub fn from_bytes(bytes: impl Into<Bytes>) -> Self {
         let bytes = bytes.into();
-        Self { size: bytes.len() as u64, stream: stream::once(async move { Ok(bytes) }).boxed() }
+        Self {
+            size: bytes.len() as u64,
+            stream: stream::once(async move { Ok(bytes) }).boxed(),
+        }
     }
 }
 
 impl Debug for PutBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PutBody").field("size", &self.size).finish_non_exhaustive()
+        f.debug_struct("PutBody")
+            .field("size", &self.size)
+            .finish_non_exhaustive()
     }
 }
 
@@ -110,7 +115,10 @@ pub struct PutReceipt {
 impl PutReceipt {
     /// A receipt.
     pub fn new(size: u64, sha256: impl Into<String>) -> Self {
-        Self { size, sha256: sha256.into() }
+        Self {
+            size,
+            sha256: sha256.into(),
+        }
     }
 }
 
@@ -146,7 +154,11 @@ pub struct ObjectMeta {
 impl ObjectMeta {
     /// Metadata.
     pub fn new(key: ObjectKey, size: u64, content_type: Option<String>) -> Self {
-        Self { key, size, content_type }
+        Self {
+            key,
+            size,
+            content_type,
+        }
     }
 }
 
@@ -163,8 +175,16 @@ pub struct GetResult {
 
 impl GetResult {
     /// A result.
-    pub fn new(meta: ObjectMeta, range: Range<u64>, stream: BoxStream<'static, io::Result<Bytes>>) -> Self {
-        Self { meta, range, stream }
+    pub fn new(
+        meta: ObjectMeta,
+        range: Range<u64>,
+        stream: BoxStream<'static, io::Result<Bytes>>,
+    ) -> Self {
+        Self {
+            meta,
+            range,
+            stream,
+        }
     }
 
     /// Collects the stream into memory.
@@ -180,7 +200,10 @@ impl GetResult {
 
 impl Debug for GetResult {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GetResult").field("meta", &self.meta).field("range", &self.range).finish_non_exhaustive()
+        f.debug_struct("GetResult")
+            .field("meta", &self.meta)
+            .field("range", &self.range)
+            .finish_non_exhaustive()
     }
 }
 
@@ -194,7 +217,9 @@ pub struct UrlOptions {
 
 impl Default for UrlOptions {
     fn default() -> Self {
-        Self { expires_in: Duration::from_secs(7 * 24 * 3600) }
+        Self {
+            expires_in: Duration::from_secs(7 * 24 * 3600),
+        }
     }
 }
 

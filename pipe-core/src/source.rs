@@ -10,6 +10,9 @@ use crate::{RecordingId, Spool};
 /// Bytes a transcoder reads by offset: the original in a spool, a file, an object.
 ///
 /// A transcoder never opens a path or URL of its own; it reads through this.
+// `len` is async and fallible, so an `is_empty` beside it would add nothing but a second
+// round trip; emptiness is `len().await? == 0`.
+#[allow(clippy::len_without_is_empty)]
 #[async_trait]
 pub trait MediaSource: Send + Sync + Debug + 'static {
     /// The total length in bytes.
@@ -36,11 +39,18 @@ impl SpoolSource {
 #[async_trait]
 impl MediaSource for SpoolSource {
     async fn len(&self) -> io::Result<u64> {
-        self.spool.stat(&self.id).await.map(|e| e.len).map_err(io::Error::other)
+        self.spool
+            .stat(&self.id)
+            .await
+            .map(|e| e.len)
+            .map_err(io::Error::other)
     }
 
     async fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
-        self.spool.read_at(&self.id, offset, len).await.map_err(io::Error::other)
+        self.spool
+            .read_at(&self.id, offset, len)
+            .await
+            .map_err(io::Error::other)
     }
 }
 
@@ -51,7 +61,9 @@ impl MediaSource for Bytes {
     }
 
     async fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(Bytes::len(self));
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(Bytes::len(self));
         let end = start.saturating_add(len).min(Bytes::len(self));
         Ok(self.slice(start..end))
     }

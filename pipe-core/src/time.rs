@@ -11,7 +11,9 @@ pub struct Timestamp(i64);
 impl Timestamp {
     /// Now, by the system clock.
     pub fn now() -> Self {
-        let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let d = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         Self(d.as_millis() as i64)
     }
 
@@ -32,7 +34,10 @@ impl Timestamp {
 
     /// This time plus `d` (saturating).
     pub fn plus(self, d: Duration) -> Self {
-        Self(self.0.saturating_add(d.as_millis().min(i64::MAX as u128) as i64))
+        Self(
+            self.0
+                .saturating_add(d.as_millis().min(i64::MAX as u128) as i64),
+        )
     }
 
     /// `YYYY-MM-DD HH:MM:SS` in UTC, the form of Pipe's `dateTime` field.
@@ -40,7 +45,12 @@ impl Timestamp {
         let secs = self.as_secs();
         let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
         let (y, m, d) = civil_from_days(days);
-        format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem / 60 % 60, rem % 60)
+        format!(
+            "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+            rem / 3600,
+            rem / 60 % 60,
+            rem % 60
+        )
     }
 }
 
@@ -69,8 +79,17 @@ mod tests {
 
     #[test]
     fn formats_known_dates() {
-        assert_eq!(Timestamp::from_millis(0).to_utc_string(), "1970-01-01 00:00:00");
-        assert_eq!(Timestamp::from_millis(1_457_013_104_000).to_utc_string(), "2016-03-03 13:51:44");
-        assert_eq!(Timestamp::from_millis(951_782_400_000).to_utc_string(), "2000-02-29 00:00:00");
+        assert_eq!(
+            Timestamp::from_millis(0).to_utc_string(),
+            "1970-01-01 00:00:00"
+        );
+        assert_eq!(
+            Timestamp::from_millis(1_457_013_104_000).to_utc_string(),
+            "2016-03-03 13:51:44"
+        );
+        assert_eq!(
+            Timestamp::from_millis(951_782_400_000).to_utc_string(),
+            "2000-02-29 00:00:00"
+        );
     }
 }

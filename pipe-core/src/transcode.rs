@@ -47,8 +47,17 @@ pub struct TranscodeRequest {
 
 impl TranscodeRequest {
     /// Transcodes `source` to `mp4` and `snapshot` with default settings.
-    pub fn new(source: Arc<dyn MediaSource>, mp4: impl Into<PathBuf>, snapshot: impl Into<PathBuf>) -> Self {
-        Self { source, mp4: mp4.into(), snapshot: snapshot.into(), options: TranscodeOptions::default() }
+    pub fn new(
+        source: Arc<dyn MediaSource>,
+        mp4: impl Into<PathBuf>,
+        snapshot: impl Into<PathBuf>,
+    ) -> Self {
+        Self {
+            source,
+            mp4: mp4.into(),
+            snapshot: snapshot.into(),
+            options: TranscodeOptions::default(),
+        }
     }
 
     /// Uses `options`.

@@ -1,1 +1,86 @@
-//! (in progress)
+//! # pipe-lifecycle
+//!
+//! The life of a recording in Pipe: the catalog that remembers every recording, its
+//! artifacts, copies and jobs ([`SqliteCatalog`]), and the [`Pipeline`] whose workers run
+//! those jobs until the recording is converted, copied to every sink and told to the
+//! operator's application.
+//!
+//! ## The way of a job
+//!
+//! ```text
+//! ingest finish ── commit: state recorded + job probe ──▶ catalog
+//!
+//! probe    ── Transcoder::probe(original in the spool)
+//!          ── commit: media info + notify(video_recorded) + convert
+//! convert  ── Transcoder::transcode → <work>/<id>/<id>.mp4, <id>.jpg
+//!          ── commit: artifacts (mp4, snapshot, original) + state converted
+//!                     + notify(video_converted) + copy(sink) for every sink
+//! copy     ── StorageSink::put every artifact, check size + SHA-256, head
+//!          ── commit: copies + notify(video_copied_…)
+//!                     [+ state copied + cleanup, by the copy that completes the last sink]
+//! cleanup  ── delete <work>/<id>/ and the spool entry
+//! notify   ── Notifier::deliver, once per attempt, same event id every attempt
+//!
+//! probe or convert on media that cannot be read ── commit: state failed + notify(video_failed)
+//! ```
+//!
+//! Every step ends in one [`Catalog::commit`](pipe_core::Catalog::commit) that records its
+//! result, enqueues the next steps and completes its job, atomically; so a crash at any
+//! instant either loses the step (it runs again: every handler is idempotent) or keeps
+//! all of it. Jobs that fail are retried by a [`RetryPolicy`] (exponential backoff with
+//! jitter); when a job gives up:
+//!
+//! - `probe` and `convert` fail the recording (`video_failed` tells the operator why);
+//! - `copy`, `notify` and `cleanup` are dead-lettered with the reason, visible through
+//!   [`Catalog::jobs`](pipe_core::Catalog::jobs).
+//!
+//! The pipeline knows its parts only by their `pipe-core` traits; it never names a
+//! concrete catalog, spool, sink, transcoder or notifier.
+//!
+//! ## Example
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use pipe_core::{Notifier, SinkId, Spool, StorageSink, Transcoder};
+//! use pipe_lifecycle::{Pipeline, PipelineConfig, SqliteCatalog};
+//!
+//! # async fn example(
+//! #     spool: Arc<dyn Spool>,
+//! #     transcoder: Arc<dyn Transcoder>,
+//! #     sink: Arc<dyn StorageSink>,
+//! #     notifier: Arc<dyn Notifier>,
+//! # ) -> pipe_core::Result<()> {
+//! let catalog = Arc::new(SqliteCatalog::open("/var/lib/pipe/catalog.db").await?);
+//! let config = PipelineConfig::new(catalog, spool, transcoder, notifier, "/var/lib/pipe/work")
+//!     .with_sink(SinkId::new("own"), sink);
+//! let pipeline = Arc::new(Pipeline::new(config));
+//! pipeline.run(async { tokio::signal::ctrl_c().await.ok(); }).await;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Features
+//!
+//! - `catalog-sqlite` (default): [`SqliteCatalog`], the embedded catalog on one SQLite
+//!   file (sqlx; WAL, `synchronous = FULL`, versioned migrations compiled in).
+//!
+//! ## Not yet
+//!
+//! - A PostgreSQL catalog for several nodes (`catalog-postgres`, claims with
+//!   `FOR UPDATE SKIP LOCKED`).
+//! - Retention (deleting every copy after N days, `video_deleted`) and erasure.
+//! - The audit log.
+//! - Lease renewal for very long jobs (see [`PipelineConfig::with_lease`]) and a
+//!   filmstrip artifact.
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod catalog;
+pub mod events;
+mod pipeline;
+mod retry;
+
+#[cfg(feature = "catalog-sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "catalog-sqlite")))]
+pub use catalog::SqliteCatalog;
+pub use pipeline::{Pipeline, PipelineConfig};
+pub use retry::RetryPolicy;

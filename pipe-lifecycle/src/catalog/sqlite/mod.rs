@@ -1,0 +1,440 @@
+//! [`SqliteCatalog`]: the embedded catalog, one SQLite file.
+
+mod error;
+mod migrate;
+mod rows;
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use pipe_core::{
+    Artifact, Catalog, Change, ClaimOptions, Copy, Error, Job, JobFilter, JobId, JobLease,
+    JobRecord, JobStatus, ListOptions, NewRecording, Recording, RecordingId, RecordingState,
+    Result, Timestamp,
+};
+
+use self::error::from_sqlx;
+
+/// How long a statement waits for another connection's write lock before giving up with
+/// a temporary error.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connections in the pool. SQLite serialises writers anyway; a few connections let
+/// readers (in WAL mode) run beside the one writer.
+const MAX_CONNECTIONS: u32 = 4;
+
+/// The [`Catalog`] on an SQLite file: the embedded default, for one node.
+///
+/// - **Durable.** The file is in WAL mode with `synchronous = FULL`: the WAL is fsync'd at
+///   every commit, so a committed change (and every job it enqueued) survives a power
+///   loss, not only a crash of the process. (`NORMAL` would be faster but may lose the
+///   last commits on power loss, which would break the catalog's durability promise.)
+/// - **Serialised writers.** [`Catalog::commit`] runs in a `BEGIN IMMEDIATE`
+///   transaction, so it takes the write lock before it reads the preconditions and no
+///   other writer can slip in between the check and the change.
+/// - **Leases.** A lease is held while its job is `running` with that token. A lease whose
+///   time ran out but that nobody claimed again is still accepted: the work it finishes
+///   is as good as a second attempt's would be, and refusing it would only redo the work.
+/// - **Schema.** Versioned SQL migrations compiled into the binary are applied at
+///   [`SqliteCatalog::open`], each in a transaction, and recorded in `_sqlx_migrations`.
+///
+/// ```no_run
+/// # async fn example() -> pipe_core::Result<()> {
+/// use pipe_core::{Catalog, NewRecording};
+/// use pipe_lifecycle::SqliteCatalog;
+///
+/// let catalog = SqliteCatalog::open("/var/lib/pipe/catalog.db").await?;
+/// let recording = catalog.create_recording(NewRecording::new()).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SqliteCatalog {
+    pool: SqlitePool,
+}
+
+impl SqliteCatalog {
+    /// Opens (creating it if missing) the catalog at `path` and brings its schema up to
+    /// date.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path.as_ref())
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .connect_with(options)
+            .await
+            .map_err(from_sqlx)?;
+        migrate::run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Closes every connection; later calls fail. Dropping the catalog also closes them,
+    /// but without waiting.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// `SELECT` list of a recording row, as [`rows::recording`] reads it.
+const RECORDING_COLUMNS: &str =
+    "id, state, version, created, updated, mime_type, payload, length, media, failure";
+
+/// `SELECT` list of a job row, as [`rows::job_record`] reads it.
+const JOB_COLUMNS: &str = "id, payload, status, attempts, last_error, run_at";
+
+#[async_trait]
+impl Catalog for SqliteCatalog {
+    async fn create_recording(&self, new: NewRecording) -> Result<Recording> {
+        let id = new.id.unwrap_or_else(RecordingId::generate);
+        let now = Timestamp::now().as_millis();
+        let sql = format!(
+            "INSERT INTO recordings (id, state, version, created, updated, mime_type, payload) \
+             VALUES (?1, ?2, 0, ?3, ?3, ?4, ?5) RETURNING {RECORDING_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(id.as_str())
+            .bind(RecordingState::Receiving.as_str())
+            .bind(now)
+            .bind(new.mime_type)
+            .bind(new.payload)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| match from_sqlx(e) {
+                Error::AlreadyExists { .. } => Error::AlreadyExists {
+                    what: format!("recording {id}"),
+                },
+                other => other,
+            })?;
+        rows::recording(&row)
+    }
+
+    async fn recording(&self, id: &RecordingId) -> Result<Recording> {
+        let sql = format!("SELECT {RECORDING_COLUMNS} FROM recordings WHERE id = ?1");
+        let row = sqlx::query(&sql)
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(from_sqlx)?;
+        match row {
+            Some(row) => rows::recording(&row),
+            None => Err(Error::not_found(format_args!("recording {id}"))),
+        }
+    }
+
+    async fn list_recordings(&self, options: ListOptions) -> Result<Vec<Recording>> {
+        let sql = format!(
+            "SELECT {RECORDING_COLUMNS} FROM recordings WHERE ?1 IS NULL OR state = ?1 \
+             ORDER BY created DESC, id DESC LIMIT ?2"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(options.state.map(RecordingState::as_str))
+            .bind(i64::from(options.limit.unwrap_or(100)))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(from_sqlx)?;
+        rows.iter().map(rows::recording).collect()
+    }
+
+    async fn commit(&self, change: Change) -> Result<Recording> {
+        let now = Timestamp::now().as_millis();
+        let id = change.recording.as_str();
+        // BEGIN IMMEDIATE takes the write lock now, before the preconditions are read.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(from_sqlx)?;
+
+        let current = sqlx::query("SELECT state, version FROM recordings WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(from_sqlx)?
+            .ok_or_else(|| Error::not_found(format_args!("recording {id}")))?;
+        let state = rows::state(rows::get(&current, "state")?)?;
+        let version: i64 = rows::get(&current, "version")?;
+        if !change.expect_states.is_empty() && !change.expect_states.contains(&state) {
+            return Err(Error::precondition(format_args!(
+                "recording {id} is {}, expected one of {:?}",
+                state.as_str(),
+                change
+                    .expect_states
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+            )));
+        }
+        if let Some(expected) = change.expect_version
+            && expected != version
+        {
+            return Err(Error::precondition(format_args!(
+                "recording {id} is at version {version}, expected {expected}"
+            )));
+        }
+        if let Some(lease) = &change.complete {
+            let done = sqlx::query(
+                "UPDATE jobs SET status = 'done', lease_token = NULL, lease_expires = NULL, updated = ?3 \
+                 WHERE id = ?1 AND status = 'running' AND lease_token = ?2",
+            )
+            .bind(lease.job.0)
+            .bind(&lease.token)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(from_sqlx)?;
+            if done.rows_affected() != 1 {
+                return Err(lease_not_held(lease));
+            }
+        }
+
+        let media = change
+            .media
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| Error::invalid("media", e))?;
+        let length = change
+            .length
+            .map(|l| i64::try_from(l).map_err(|_| Error::invalid("length", l)))
+            .transpose()?;
+        sqlx::query(
+            "UPDATE recordings SET \
+               version = version + 1, \
+               state = COALESCE(?2, state), \
+               updated = CASE WHEN ?2 IS NULL THEN updated ELSE ?3 END, \
+               length = COALESCE(?4, length), \
+               media = COALESCE(?5, media), \
+               failure = COALESCE(?6, failure) \
+             WHERE id = ?1",
+        )
+        .bind(id)
+        .bind(change.state.map(RecordingState::as_str))
+        .bind(now)
+        .bind(length)
+        .bind(media)
+        .bind(change.failure.as_deref())
+        .execute(&mut *tx)
+        .await
+        .map_err(from_sqlx)?;
+
+        for artifact in &change.artifacts {
+            insert_artifact(&mut tx, artifact).await?;
+        }
+        for copy in &change.copies {
+            insert_copy(&mut tx, copy).await?;
+        }
+        for job in &change.enqueue {
+            let payload = serde_json::to_string(&job.kind).map_err(|e| Error::invalid("job", e))?;
+            sqlx::query(
+                "INSERT INTO jobs (kind, recording, payload, dedupe_key, status, attempts, run_at, created, updated) \
+                 VALUES (?1, ?2, ?3, ?4, 'queued', 0, ?5, ?6, ?6) \
+                 ON CONFLICT (dedupe_key) DO NOTHING",
+            )
+            .bind(job.kind.name())
+            .bind(job.kind.recording().as_str())
+            .bind(payload)
+            .bind(job.kind.dedupe_key())
+            .bind(job.run_at.map_or(now, Timestamp::as_millis))
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(from_sqlx)?;
+        }
+
+        let sql = format!("SELECT {RECORDING_COLUMNS} FROM recordings WHERE id = ?1");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(from_sqlx)?;
+        let recording = rows::recording(&row)?;
+        tx.commit().await.map_err(from_sqlx)?;
+        Ok(recording)
+    }
+
+    async fn artifacts(&self, id: &RecordingId) -> Result<Vec<Artifact>> {
+        let rows = sqlx::query(
+            "SELECT recording, kind, key, size, sha256, content_type FROM artifacts WHERE recording = ?1 ORDER BY kind",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        rows.iter().map(rows::artifact).collect()
+    }
+
+    async fn copies(&self, id: &RecordingId) -> Result<Vec<Copy>> {
+        let rows = sqlx::query(
+            "SELECT recording, kind, sink, key, size FROM copies WHERE recording = ?1 ORDER BY sink, kind",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        rows.iter().map(rows::copy).collect()
+    }
+
+    async fn claim_job(&self, options: ClaimOptions) -> Result<Option<Job>> {
+        let now = options.now.unwrap_or_else(Timestamp::now);
+        let expires = now.plus(options.lease);
+        let token = RecordingId::generate().to_string();
+        // One statement: the choice and the claim are one atomic write.
+        let row = sqlx::query(
+            "UPDATE jobs SET status = 'running', attempts = attempts + 1, \
+               lease_token = ?1, lease_expires = ?2, updated = ?3 \
+             WHERE id = ( \
+               SELECT id FROM ( \
+                 SELECT id, run_at FROM jobs WHERE status = 'queued' AND run_at <= ?3 \
+                 UNION ALL \
+                 SELECT id, run_at FROM jobs WHERE status = 'running' AND lease_expires <= ?3 \
+               ) ORDER BY run_at, id LIMIT 1) \
+             RETURNING id, payload, attempts",
+        )
+        .bind(&token)
+        .bind(expires.as_millis())
+        .bind(now.as_millis())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        let Some(row) = row else { return Ok(None) };
+        let id = JobId(rows::get(&row, "id")?);
+        let kind = rows::job_kind(rows::get(&row, "payload")?)?;
+        let attempt = u32::try_from(rows::get::<i64>(&row, "attempts")?).unwrap_or(u32::MAX);
+        Ok(Some(Job::new(
+            id,
+            kind,
+            attempt,
+            JobLease {
+                job: id,
+                token,
+                expires,
+            },
+        )))
+    }
+
+    async fn retry_job(&self, lease: &JobLease, error: &str, run_at: Timestamp) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'queued', run_at = ?3, last_error = ?4, \
+               lease_token = NULL, lease_expires = NULL, updated = ?5 \
+             WHERE id = ?1 AND status = 'running' AND lease_token = ?2",
+        )
+        .bind(lease.job.0)
+        .bind(&lease.token)
+        .bind(run_at.as_millis())
+        .bind(error)
+        .bind(Timestamp::now().as_millis())
+        .execute(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(lease_not_held(lease))
+        }
+    }
+
+    async fn extend_lease(&self, lease: &JobLease, by: Duration) -> Result<JobLease> {
+        let expires = Timestamp::now().plus(by);
+        let done = sqlx::query(
+            "UPDATE jobs SET lease_expires = ?3 \
+             WHERE id = ?1 AND status = 'running' AND lease_token = ?2",
+        )
+        .bind(lease.job.0)
+        .bind(&lease.token)
+        .bind(expires.as_millis())
+        .execute(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        if done.rows_affected() == 1 {
+            Ok(JobLease {
+                expires,
+                ..lease.clone()
+            })
+        } else {
+            Err(lease_not_held(lease))
+        }
+    }
+
+    async fn dead_letter_job(&self, lease: &JobLease, error: &str) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'dead', last_error = ?3, \
+               lease_token = NULL, lease_expires = NULL, updated = ?4 \
+             WHERE id = ?1 AND status = 'running' AND lease_token = ?2",
+        )
+        .bind(lease.job.0)
+        .bind(&lease.token)
+        .bind(error)
+        .bind(Timestamp::now().as_millis())
+        .execute(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(lease_not_held(lease))
+        }
+    }
+
+    async fn jobs(&self, filter: JobFilter) -> Result<Vec<JobRecord>> {
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs \
+             WHERE (?1 IS NULL OR recording = ?1) AND (?2 IS NULL OR status = ?2) ORDER BY id"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(filter.recording.as_ref().map(RecordingId::as_str))
+            .bind(filter.status.map(JobStatus::as_str))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(from_sqlx)?;
+        rows.iter().map(rows::job_record).collect()
+    }
+}
+
+fn lease_not_held(lease: &JobLease) -> Error {
+    Error::precondition(format_args!(
+        "the lease on job {} is not held (expired and claimed again, or finished)",
+        lease.job
+    ))
+}
+
+async fn insert_artifact(tx: &mut sqlx::SqliteConnection, a: &Artifact) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO artifacts (recording, kind, key, size, sha256, content_type) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+         ON CONFLICT (recording, kind) DO UPDATE SET \
+           key = excluded.key, size = excluded.size, sha256 = excluded.sha256, content_type = excluded.content_type",
+    )
+    .bind(a.recording.as_str())
+    .bind(a.kind.as_str())
+    .bind(a.key.as_str())
+    .bind(rows::size_to_sql(a.size)?)
+    .bind(&a.sha256)
+    .bind(&a.content_type)
+    .execute(tx)
+    .await
+    .map_err(from_sqlx)?;
+    Ok(())
+}
+
+async fn insert_copy(tx: &mut sqlx::SqliteConnection, c: &Copy) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO copies (recording, kind, sink, key, size) VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (recording, kind, sink) DO UPDATE SET key = excluded.key, size = excluded.size",
+    )
+    .bind(c.recording.as_str())
+    .bind(c.kind.as_str())
+    .bind(c.sink.as_str())
+    .bind(c.key.as_str())
+    .bind(rows::size_to_sql(c.size)?)
+    .execute(tx)
+    .await
+    .map_err(from_sqlx)?;
+    Ok(())
+}

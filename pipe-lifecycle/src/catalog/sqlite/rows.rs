@@ -1,0 +1,105 @@
+//! Stored rows to Pipe's types.
+
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use pipe_core::{
+    Artifact, ArtifactKind, Copy, JobId, JobKind, JobRecord, JobStatus, MediaInfo, ObjectKey,
+    Recording, RecordingId, RecordingState, Result, SinkId, Timestamp,
+};
+
+use super::error::{corrupt, from_sqlx};
+
+pub(super) fn recording(row: &SqliteRow) -> Result<Recording> {
+    let media: Option<String> = get(row, "media")?;
+    let media = media
+        .map(|json| serde_json::from_str::<MediaInfo>(&json))
+        .transpose()
+        .map_err(|e| corrupt("media", e))?;
+    let length: Option<i64> = get(row, "length")?;
+    let mut recording = Recording::new(
+        recording_id(get(row, "id")?)?,
+        state(get(row, "state")?)?,
+        get(row, "version")?,
+        Timestamp::from_millis(get(row, "created")?),
+        Timestamp::from_millis(get(row, "updated")?),
+    );
+    recording.mime_type = get(row, "mime_type")?;
+    recording.payload = get(row, "payload")?;
+    recording.length = length.map(size_from_sql).transpose()?;
+    recording.media = media;
+    recording.failure = get(row, "failure")?;
+    Ok(recording)
+}
+
+pub(super) fn artifact(row: &SqliteRow) -> Result<Artifact> {
+    Ok(Artifact::new(
+        recording_id(get(row, "recording")?)?,
+        kind(get(row, "kind")?)?,
+        key(get(row, "key")?)?,
+        size_from_sql(get(row, "size")?)?,
+        get::<String>(row, "sha256")?,
+        get::<String>(row, "content_type")?,
+    ))
+}
+
+pub(super) fn copy(row: &SqliteRow) -> Result<Copy> {
+    Ok(Copy::new(
+        recording_id(get(row, "recording")?)?,
+        kind(get(row, "kind")?)?,
+        SinkId::new(get::<String>(row, "sink")?),
+        key(get(row, "key")?)?,
+        size_from_sql(get(row, "size")?)?,
+    ))
+}
+
+pub(super) fn job_record(row: &SqliteRow) -> Result<JobRecord> {
+    let status: String = get(row, "status")?;
+    let status = JobStatus::parse(&status).ok_or_else(|| corrupt("job status", status))?;
+    let attempts: i64 = get(row, "attempts")?;
+    Ok(JobRecord::new(
+        JobId(get(row, "id")?),
+        job_kind(get(row, "payload")?)?,
+        status,
+        u32::try_from(attempts).map_err(|e| corrupt("attempts", e))?,
+        get(row, "last_error")?,
+        Timestamp::from_millis(get(row, "run_at")?),
+    ))
+}
+
+pub(super) fn job_kind(payload: String) -> Result<JobKind> {
+    serde_json::from_str(&payload).map_err(|e| corrupt("job", e))
+}
+
+pub(super) fn state(s: String) -> Result<RecordingState> {
+    RecordingState::parse(&s).ok_or_else(|| corrupt("recording state", s))
+}
+
+pub(super) fn size_to_sql(size: u64) -> Result<i64> {
+    i64::try_from(size)
+        .map_err(|_| pipe_core::Error::invalid("size", format!("{size} does not fit the catalog")))
+}
+
+fn size_from_sql(size: i64) -> Result<u64> {
+    u64::try_from(size).map_err(|e| corrupt("size", e))
+}
+
+fn recording_id(s: String) -> Result<RecordingId> {
+    RecordingId::try_from(s).map_err(|e| corrupt("recording id", e))
+}
+
+fn kind(s: String) -> Result<ArtifactKind> {
+    ArtifactKind::parse(&s).ok_or_else(|| corrupt("artifact kind", s))
+}
+
+fn key(s: String) -> Result<ObjectKey> {
+    ObjectKey::new(s).map_err(|e| corrupt("object key", e))
+}
+
+/// A column's value; a type mismatch is an error, not a panic.
+pub(super) fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T>
+where
+    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    row.try_get(column).map_err(from_sqlx)
+}

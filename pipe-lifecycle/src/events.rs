@@ -1,0 +1,335 @@
+//! The events the pipeline tells, with `data` in the field names of Pipe's webhooks, so
+//! that receivers written for the hosted Pipe keep working.
+//!
+//! Pipe sends most values as strings (`"duration":"7.56"`, `"width":"320"`) and sizes as
+//! numbers; we do the same. Where Pipe sends a field we cannot fill (`cameraName`, `micName`,
+//! `ip`, `httpReferer`, MD5/SHA-1 checksums) it is left out; a string we know nothing
+//! about (the codec of a missing stream, an absent payload) is the empty string. Our own
+//! additions are `checksumSha256` on `video_copied_…`, and the `video_failed` event.
+//!
+//! | event | `data` fields |
+//! |---|---|
+//! | `video_recorded` | `videoName`, `duration`, `audioCodec`, `videoCodec`, `type`, `size`, `width`, `height`, `orientation`, `id`, `dateTime`, `timeZone`, `payload` |
+//! | `video_converted` | `videoName`, `duration`, `type`, `size`, `width`, `height`, `orientation`, `audioCodec`, `videoCodec`, `rotated`, `id`, `payload` |
+//! | `video_copied_…` | `storedStatus`, `videoName`, `size`, `checksumSha256`, `id`, `url`, `snapshotUrl`, `rawRecordingUrl`, `payload` |
+//! | `video_failed` | `videoName`, `id`, `reason`, `dateTime`, `timeZone`, `payload` |
+//!
+//! `id` and `videoName` are both the recording's id; `dateTime` is UTC (`timeZone` says so).
+
+use serde_json::{Value, json};
+
+use pipe_core::{Artifact, Event, EventName, MediaInfo, Recording, SinkKind, Timestamp};
+
+/// Where the files of one sink can be fetched, for `video_copied_…`; `None` where the sink
+/// makes no URLs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CopiedUrls {
+    /// The MP4.
+    pub mp4: Option<String>,
+    /// The snapshot.
+    pub snapshot: Option<String>,
+    /// The original as recorded.
+    pub original: Option<String>,
+}
+
+impl CopiedUrls {
+    /// URLs of the MP4, the snapshot and the original.
+    pub fn new(mp4: Option<String>, snapshot: Option<String>, original: Option<String>) -> Self {
+        Self {
+            mp4,
+            snapshot,
+            original,
+        }
+    }
+}
+
+/// `video_recorded`: the original is complete and was probed. `size` is the original's
+/// length; `type` its container (`WEBM`, `MP4`, …).
+pub fn video_recorded(recording: &Recording, original: &MediaInfo) -> Event {
+    let (width, height) = original.display_size();
+    let data = json!({
+        "videoName": recording.id.as_str(),
+        "duration": duration(original),
+        "audioCodec": codec(original.audio_codec.as_deref()),
+        "videoCodec": codec(original.video_codec.as_deref()),
+        "type": original_type(recording.mime_type.as_deref()),
+        "size": recording.length.unwrap_or(0),
+        "width": width.to_string(),
+        "height": height.to_string(),
+        "orientation": original.orientation(),
+        "id": recording.id.as_str(),
+        "dateTime": recording.created.to_utc_string(),
+        "timeZone": "UTC",
+        "payload": payload(recording),
+    });
+    Event::new(EventName::VIDEO_RECORDED, recording.id.clone(), data)
+}
+
+/// `video_converted`: the MP4 (and the snapshot, for video) exist. `rotated` says whether
+/// the original carried a rotation that the conversion applied.
+pub fn video_converted(
+    recording: &Recording,
+    original: &MediaInfo,
+    mp4: &MediaInfo,
+    mp4_size: u64,
+) -> Event {
+    let (width, height) = mp4.display_size();
+    let data = json!({
+        "videoName": recording.id.as_str(),
+        "duration": duration(mp4),
+        "type": "MP4",
+        "size": mp4_size,
+        "width": width.to_string(),
+        "height": height.to_string(),
+        "orientation": mp4.orientation(),
+        "audioCodec": codec(mp4.audio_codec.as_deref()),
+        "videoCodec": codec(mp4.video_codec.as_deref()),
+        "rotated": (original.rotation != 0).to_string(),
+        "id": recording.id.as_str(),
+        "payload": payload(recording),
+    });
+    Event::new(EventName::VIDEO_CONVERTED, recording.id.clone(), data)
+}
+
+/// `video_copied_…` (the name from [`SinkKind::copied_event`]): every file of the
+/// recording is in one sink, verified. `size` and `checksumSha256` are the MP4's.
+pub fn video_copied(
+    sink: SinkKind,
+    recording: &Recording,
+    mp4: &Artifact,
+    urls: &CopiedUrls,
+) -> Event {
+    let data = json!({
+        "storedStatus": "stored successful",
+        "videoName": recording.id.as_str(),
+        "size": mp4.size,
+        "checksumSha256": mp4.sha256,
+        "id": recording.id.as_str(),
+        "url": urls.mp4,
+        "snapshotUrl": urls.snapshot,
+        "rawRecordingUrl": urls.original,
+        "payload": payload(recording),
+    });
+    Event::new(sink.copied_event(), recording.id.clone(), data)
+}
+
+/// `video_failed` (ours): processing gave up on the recording, for `reason`.
+pub fn video_failed(recording: &Recording, reason: &str) -> Event {
+    let data = json!({
+        "videoName": recording.id.as_str(),
+        "id": recording.id.as_str(),
+        "reason": reason,
+        "dateTime": Timestamp::now().to_utc_string(),
+        "timeZone": "UTC",
+        "payload": payload(recording),
+    });
+    Event::new(EventName::VIDEO_FAILED, recording.id.clone(), data)
+}
+
+/// The original's file extension, from the MIME type the recorder declared: `mp4`,
+/// `ogg`, `wav` or (for WebM and anything unknown) `webm`.
+pub fn original_extension(mime_type: Option<&str>) -> &'static str {
+    let essence = mime_type
+        .and_then(|m| m.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase());
+    match essence.as_deref() {
+        Some("video/mp4" | "audio/mp4") => "mp4",
+        Some("video/ogg" | "audio/ogg" | "application/ogg") => "ogg",
+        Some("audio/wav" | "audio/x-wav" | "audio/wave" | "audio/vnd.wave") => "wav",
+        _ => "webm",
+    }
+}
+
+/// Pipe's `type` of an original: its extension in capitals (`WEBM`, `MP4`, …).
+fn original_type(mime_type: Option<&str>) -> String {
+    original_extension(mime_type).to_ascii_uppercase()
+}
+
+/// Seconds with two decimals, as Pipe writes them.
+fn duration(media: &MediaInfo) -> String {
+    format!("{:.2}", media.duration.as_secs_f64())
+}
+
+/// A codec's name as Pipe shows it (`H.264`, `AAC`, `VP8`, `Opus`), from FFmpeg's short name.
+fn codec(name: Option<&str>) -> String {
+    let Some(name) = name else {
+        return String::new();
+    };
+    match name {
+        "h264" => "H.264",
+        "hevc" => "H.265",
+        "vp8" => "VP8",
+        "vp9" => "VP9",
+        "av1" => "AV1",
+        "aac" => "AAC",
+        "opus" => "Opus",
+        "vorbis" => "Vorbis",
+        "mp3" => "MP3",
+        "flac" => "FLAC",
+        pcm if pcm.starts_with("pcm_") => "PCM",
+        other => other,
+    }
+    .to_owned()
+}
+
+fn payload(recording: &Recording) -> Value {
+    Value::String(recording.payload.clone().unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use pipe_core::{ArtifactKind, ObjectKey, RecordingId, RecordingState};
+
+    use super::*;
+
+    fn recording() -> Recording {
+        let id: RecordingId = "rec1".parse().unwrap();
+        let created = Timestamp::from_millis(1_457_013_104_000);
+        let mut r = Recording::new(id, RecordingState::Recorded, 3, created, created);
+        r.mime_type = Some("video/webm;codecs=vp8,opus".into());
+        r.payload = Some("user-42".into());
+        r.length = Some(123_456);
+        r
+    }
+
+    fn media(
+        container: &str,
+        video: Option<&str>,
+        audio: Option<&str>,
+        w: u32,
+        h: u32,
+        ms: u64,
+    ) -> MediaInfo {
+        let mut m = MediaInfo::new(container);
+        m.video_codec = video.map(str::to_owned);
+        m.audio_codec = audio.map(str::to_owned);
+        m.width = w;
+        m.height = h;
+        m.duration = Duration::from_millis(ms);
+        m
+    }
+
+    #[test]
+    fn video_recorded_has_pipes_fields() {
+        let ev = video_recorded(
+            &recording(),
+            &media("matroska,webm", Some("vp8"), Some("opus"), 320, 240, 2_041),
+        );
+        assert_eq!(ev.name.as_str(), "video_recorded");
+        assert_eq!(
+            ev.data,
+            json!({
+                "videoName": "rec1", "duration": "2.04", "audioCodec": "Opus", "videoCodec": "VP8",
+                "type": "WEBM", "size": 123_456, "width": "320", "height": "240",
+                "orientation": "landscape", "id": "rec1", "dateTime": "2016-03-03 13:51:44",
+                "timeZone": "UTC", "payload": "user-42"
+            })
+        );
+    }
+
+    #[test]
+    fn video_converted_has_pipes_fields() {
+        let mut original = media("matroska,webm", Some("vp8"), Some("opus"), 320, 240, 2_000);
+        original.rotation = 90;
+        let mp4 = media(
+            "mov,mp4,m4a,3gp,3g2,mj2",
+            Some("h264"),
+            Some("aac"),
+            240,
+            320,
+            2_005,
+        );
+        let ev = video_converted(&recording(), &original, &mp4, 99_000);
+        assert_eq!(ev.name.as_str(), "video_converted");
+        assert_eq!(
+            ev.data,
+            json!({
+                "videoName": "rec1", "duration": "2.00", "type": "MP4", "size": 99_000,
+                "width": "240", "height": "320", "orientation": "portrait",
+                "audioCodec": "AAC", "videoCodec": "H.264", "rotated": "true",
+                "id": "rec1", "payload": "user-42"
+            })
+        );
+    }
+
+    #[test]
+    fn video_copied_has_pipes_fields_and_nulls_for_missing_urls() {
+        let rec = recording();
+        let key = ObjectKey::for_artifact(&rec.id, ArtifactKind::Mp4, None);
+        let mp4 = Artifact::new(
+            rec.id.clone(),
+            ArtifactKind::Mp4,
+            key,
+            99_000,
+            "ab".repeat(32),
+            "video/mp4",
+        );
+        let urls = CopiedUrls::new(
+            Some("https://x/rec1/rec1.mp4".into()),
+            None,
+            Some("https://x/rec1/rec1_raw.webm".into()),
+        );
+        let ev = video_copied(SinkKind::PipeStorage, &rec, &mp4, &urls);
+        assert_eq!(ev.name.as_str(), "video_copied_pipe_storage");
+        assert_eq!(
+            ev.data,
+            json!({
+                "storedStatus": "stored successful", "videoName": "rec1", "size": 99_000,
+                "checksumSha256": "ab".repeat(32), "id": "rec1",
+                "url": "https://x/rec1/rec1.mp4", "snapshotUrl": null,
+                "rawRecordingUrl": "https://x/rec1/rec1_raw.webm", "payload": "user-42"
+            })
+        );
+        assert_eq!(
+            video_copied(SinkKind::S3, &rec, &mp4, &urls).name.as_str(),
+            "video_copied_s3"
+        );
+    }
+
+    #[test]
+    fn video_failed_says_why() {
+        let mut rec = recording();
+        rec.payload = None;
+        let ev = video_failed(&rec, "media: no streams");
+        assert_eq!(ev.name.as_str(), "video_failed");
+        let data = ev.data.as_object().unwrap();
+        let keys: Vec<_> = data.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "dateTime",
+                "id",
+                "payload",
+                "reason",
+                "timeZone",
+                "videoName"
+            ]
+        );
+        assert_eq!(data["reason"], "media: no streams");
+        assert_eq!(data["payload"], "");
+    }
+
+    #[test]
+    fn audio_only_has_empty_video_fields() {
+        let ev = video_recorded(&recording(), &media("ogg", None, Some("opus"), 0, 0, 1_500));
+        assert_eq!(ev.data["videoCodec"], "");
+        assert_eq!(ev.data["audioCodec"], "Opus");
+        assert_eq!(ev.data["width"], "0");
+    }
+
+    #[test]
+    fn original_extensions() {
+        assert_eq!(
+            original_extension(Some("video/webm;codecs=vp8,opus")),
+            "webm"
+        );
+        assert_eq!(original_extension(Some("video/mp4; codecs=avc1")), "mp4");
+        assert_eq!(original_extension(Some("audio/ogg")), "ogg");
+        assert_eq!(original_extension(Some("audio/wav")), "wav");
+        assert_eq!(original_extension(Some("application/x-unknown")), "webm");
+        assert_eq!(original_extension(None), "webm");
+    }
+}

@@ -1,0 +1,115 @@
+//! What a [`super::Pipeline`] is made of.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pipe_core::{Catalog, Notifier, SinkId, Spool, StorageSink, TranscodeOptions, Transcoder};
+
+use crate::RetryPolicy;
+
+/// The parts and settings of a [`super::Pipeline`].
+///
+/// ```no_run
+/// # fn parts() -> (std::sync::Arc<dyn pipe_core::Catalog>, std::sync::Arc<dyn pipe_core::Spool>,
+/// #   std::sync::Arc<dyn pipe_core::Transcoder>, std::sync::Arc<dyn pipe_core::Notifier>,
+/// #   std::sync::Arc<dyn pipe_core::StorageSink>) { unimplemented!() }
+/// use std::time::Duration;
+/// use pipe_core::SinkId;
+/// use pipe_lifecycle::{PipelineConfig, RetryPolicy};
+///
+/// let (catalog, spool, transcoder, notifier, own_storage) = parts();
+/// let config = PipelineConfig::new(catalog, spool, transcoder, notifier, "/var/lib/pipe/work")
+///     .with_sink(SinkId::new("own"), own_storage)
+///     .with_workers(4)
+///     .with_retry_policy(RetryPolicy::default().with_notify_max_attempts(20));
+/// ```
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    pub(super) catalog: Arc<dyn Catalog>,
+    pub(super) spool: Arc<dyn Spool>,
+    pub(super) transcoder: Arc<dyn Transcoder>,
+    pub(super) notifier: Arc<dyn Notifier>,
+    pub(super) sinks: Vec<(SinkId, Arc<dyn StorageSink>)>,
+    pub(super) work_dir: PathBuf,
+    pub(super) transcode: TranscodeOptions,
+    pub(super) retry: RetryPolicy,
+    pub(super) workers: usize,
+    pub(super) poll_interval: Duration,
+    pub(super) lease: Duration,
+}
+
+impl PipelineConfig {
+    /// A pipeline over these parts, with no sinks, writing the transcoder's outputs under
+    /// `work_dir` (`<work_dir>/<id>/<id>.mp4` and `.jpg`).
+    ///
+    /// Defaults: 2 workers, a 200 ms poll interval, 30-second leases (renewed while a job runs), the default
+    /// [`RetryPolicy`] and [`TranscodeOptions`].
+    pub fn new(
+        catalog: Arc<dyn Catalog>,
+        spool: Arc<dyn Spool>,
+        transcoder: Arc<dyn Transcoder>,
+        notifier: Arc<dyn Notifier>,
+        work_dir: impl Into<PathBuf>,
+    ) -> Self {
+        Self {
+            catalog,
+            spool,
+            transcoder,
+            notifier,
+            sinks: Vec::new(),
+            work_dir: work_dir.into(),
+            transcode: TranscodeOptions::default(),
+            retry: RetryPolicy::default(),
+            workers: 2,
+            poll_interval: Duration::from_millis(200),
+            lease: Duration::from_secs(30),
+        }
+    }
+
+    /// Copies every recording to `sink` too, under the name `id` (which must be unique:
+    /// copies are recorded per sink id).
+    #[must_use]
+    pub fn with_sink(mut self, id: SinkId, sink: Arc<dyn StorageSink>) -> Self {
+        self.sinks.retain(|(existing, _)| existing != &id);
+        self.sinks.push((id, sink));
+        self
+    }
+
+    /// Converts with `options`.
+    #[must_use]
+    pub fn with_transcode_options(mut self, options: TranscodeOptions) -> Self {
+        self.transcode = options;
+        self
+    }
+
+    /// Retries failed jobs by `policy`.
+    #[must_use]
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Runs `workers` jobs at a time (at least 1).
+    #[must_use]
+    pub fn with_workers(mut self, workers: usize) -> Self {
+        self.workers = workers.max(1);
+        self
+    }
+
+    /// Looks for due jobs this often when idle (and at once when woken).
+    #[must_use]
+    pub fn with_poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// Claims jobs for `lease`, extended every third of it while the job runs. A worker
+    /// that dies mid-job holds its job up for at most this long before another worker (or
+    /// the next start) takes it over; handlers are idempotent, so that costs only time.
+    #[must_use]
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+}

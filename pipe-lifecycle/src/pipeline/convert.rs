@@ -1,0 +1,109 @@
+//! `convert`: the MP4, the snapshot, and the artifacts' records.
+
+use std::sync::Arc;
+
+use tracing::info;
+
+use pipe_core::{
+    Artifact, ArtifactKind, Change, Job, JobKind, ObjectKey, RecordingId, RecordingState, Result,
+    SpoolSource, TranscodeRequest,
+};
+
+use super::{Pipeline, files};
+use crate::events;
+
+impl Pipeline {
+    /// Transcodes the original into `<work>/<id>/<id>.mp4` and `.jpg`, records the
+    /// artifacts (MP4, snapshot if the recording has video, the original), moves the
+    /// recording to `converted`, tells `video_converted` and enqueues a `copy` per sink.
+    /// With no sink configured the recording is `copied` at once and cleaned up.
+    pub(super) async fn convert(&self, job: &Job, id: &RecordingId) -> Result<()> {
+        let config = &self.config;
+        let rec = config.catalog.recording(id).await?;
+        if rec.state != RecordingState::Recorded {
+            info!(
+                state = rec.state.as_str(),
+                "not `recorded` any more; nothing to convert"
+            );
+            return self.complete_only(job, id).await;
+        }
+
+        let dir = self.work_dir(id);
+        tokio::fs::create_dir_all(&dir).await?;
+        let mp4_key = ObjectKey::for_artifact(id, ArtifactKind::Mp4, None);
+        let snapshot_key = ObjectKey::for_artifact(id, ArtifactKind::Snapshot, None);
+        let (mp4_path, snapshot_path) = (
+            dir.join(mp4_key.file_name()),
+            dir.join(snapshot_key.file_name()),
+        );
+        let source = Arc::new(SpoolSource::new(Arc::clone(&config.spool), id.clone()));
+        let request = TranscodeRequest::new(source, &mp4_path, &snapshot_path)
+            .with_options(config.transcode.clone());
+        let output = config.transcoder.transcode(request).await?;
+
+        let (mp4_size, mp4_sha) = files::digest(files::file_stream(&mp4_path).await?).await?;
+        let mut artifacts = vec![Artifact::new(
+            id.clone(),
+            ArtifactKind::Mp4,
+            mp4_key,
+            mp4_size,
+            mp4_sha,
+            ArtifactKind::Mp4.content_type(),
+        )];
+        if tokio::fs::try_exists(&snapshot_path).await? {
+            let (size, sha) = files::digest(files::file_stream(&snapshot_path).await?).await?;
+            let content_type = ArtifactKind::Snapshot.content_type();
+            artifacts.push(Artifact::new(
+                id.clone(),
+                ArtifactKind::Snapshot,
+                snapshot_key,
+                size,
+                sha,
+                content_type,
+            ));
+        }
+        let (size, sha) = files::digest_spool(&config.spool, id).await?;
+        let extension = events::original_extension(rec.mime_type.as_deref());
+        let key = ObjectKey::for_artifact(id, ArtifactKind::Original, Some(extension));
+        let content_type = rec
+            .mime_type
+            .clone()
+            .unwrap_or_else(|| ArtifactKind::Original.content_type().to_owned());
+        artifacts.push(Artifact::new(
+            id.clone(),
+            ArtifactKind::Original,
+            key,
+            size,
+            sha,
+            content_type,
+        ));
+
+        let event = events::video_converted(&rec, &output.source, &output.mp4, mp4_size);
+        let mut change = Change::new(id.clone())
+            .expect_state(RecordingState::Recorded)
+            .enqueue(JobKind::Notify { event })
+            .complete(job.lease.clone());
+        for artifact in artifacts {
+            change = change.artifact(artifact);
+        }
+        if config.sinks.is_empty() {
+            change = change
+                .state(RecordingState::Copied)
+                .enqueue(JobKind::Cleanup {
+                    recording: id.clone(),
+                });
+        } else {
+            change = change.state(RecordingState::Converted);
+            for (sink, _) in &config.sinks {
+                change = change.enqueue(JobKind::Copy {
+                    recording: id.clone(),
+                    sink: sink.clone(),
+                });
+            }
+        }
+        config.catalog.commit(change).await?;
+        info!(mp4_size, "converted");
+        self.wake();
+        Ok(())
+    }
+}

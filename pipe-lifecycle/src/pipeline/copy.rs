@@ -1,0 +1,177 @@
+//! `copy`: every artifact of a recording into one sink, verified.
+
+use std::sync::Arc;
+
+use futures::stream::BoxStream;
+use tracing::{debug, info};
+
+use pipe_core::{
+    Artifact, ArtifactKind, Change, Copy, Error, Job, JobKind, PutBody, PutOptions, RecordingId,
+    RecordingState, Result, SinkId, StorageSink, UrlOptions,
+};
+
+use super::{Pipeline, files};
+use crate::events::{self, CopiedUrls};
+
+/// How often the final commit is re-read and retried when another job changed the
+/// recording in between. Past this the job fails with a temporary error and runs again
+/// later (the puts are idempotent).
+const COMMIT_ATTEMPTS: usize = 8;
+
+impl Pipeline {
+    /// Puts every artifact into the sink, checks the receipt's size and SHA-256 and the
+    /// stored size against the artifact, then records the copies and tells
+    /// `video_copied_…`. The job that completes the last sink also moves the recording to
+    /// `copied` and enqueues `cleanup`.
+    pub(super) async fn copy(&self, job: &Job, id: &RecordingId, sink_id: &SinkId) -> Result<()> {
+        let config = &self.config;
+        let sink = self.sink(sink_id).ok_or_else(|| {
+            Error::invalid(
+                "sink",
+                format!("`{sink_id}` is not configured in this pipeline"),
+            )
+        })?;
+        let rec = config.catalog.recording(id).await?;
+        if !matches!(
+            rec.state,
+            RecordingState::Converted | RecordingState::Copied
+        ) {
+            info!(
+                state = rec.state.as_str(),
+                "not `converted`; nothing to copy"
+            );
+            return self.complete_only(job, id).await;
+        }
+        let mut artifacts = config.catalog.artifacts(id).await?;
+        artifacts.sort_by_key(|a| ArtifactKind::ALL.iter().position(|k| *k == a.kind));
+        let mp4 = artifacts
+            .iter()
+            .find(|a| a.kind == ArtifactKind::Mp4)
+            .ok_or_else(|| Error::precondition(format_args!("recording {id} has no MP4 to copy")))?
+            .clone();
+
+        let mut copies = Vec::with_capacity(artifacts.len());
+        let mut urls = CopiedUrls::default();
+        for artifact in &artifacts {
+            self.put_verified(sink.as_ref(), artifact).await?;
+            let url = sink.url(&artifact.key, UrlOptions::default()).await?;
+            match artifact.kind {
+                ArtifactKind::Mp4 => urls.mp4 = url,
+                ArtifactKind::Snapshot => urls.snapshot = url,
+                ArtifactKind::Original => urls.original = url,
+            }
+            copies.push(Copy::new(
+                id.clone(),
+                artifact.kind,
+                sink_id.clone(),
+                artifact.key.clone(),
+                artifact.size,
+            ));
+        }
+        let event = events::video_copied(sink.kind(), &rec, &mp4, &urls);
+
+        // Whether this copy completes the recording depends on the other sinks' jobs,
+        // which may commit at the same moment: commit against the version read, and on a
+        // conflict read again (the files are in place; only the bookkeeping is redone).
+        let mut conflicts = 0;
+        loop {
+            let rec = config.catalog.recording(id).await?;
+            let existing = config.catalog.copies(id).await?;
+            let every_sink_done = config.sinks.iter().all(|(other, _)| {
+                other == sink_id
+                    || artifacts.iter().all(|a| {
+                        existing
+                            .iter()
+                            .any(|c| &c.sink == other && c.kind == a.kind)
+                    })
+            });
+            let mut change = Change::new(id.clone())
+                .expect_version(rec.version)
+                .enqueue(JobKind::Notify {
+                    event: event.clone(),
+                })
+                .complete(job.lease.clone());
+            for copy in &copies {
+                change = change.copy(copy.clone());
+            }
+            if every_sink_done && rec.state == RecordingState::Converted {
+                change = change
+                    .state(RecordingState::Copied)
+                    .enqueue(JobKind::Cleanup {
+                        recording: id.clone(),
+                    });
+            }
+            match config.catalog.commit(change).await {
+                Ok(_) => {
+                    info!(sink = %sink_id, every_sink_done, "copied");
+                    self.wake();
+                    return Ok(());
+                }
+                Err(e) if e.is_precondition() => {
+                    let now = config.catalog.recording(id).await?;
+                    if now.version == rec.version {
+                        // Not a concurrent change: the lease is gone.
+                        return Err(e);
+                    }
+                    conflicts += 1;
+                    if conflicts == COMMIT_ATTEMPTS {
+                        return Err(Error::temporary(
+                            "pipeline",
+                            format!("recording {id} kept changing: {e}"),
+                        ));
+                    }
+                    debug!(conflicts, "recording changed meanwhile; committing again");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Puts one artifact and checks what the sink stored.
+    async fn put_verified(&self, sink: &dyn StorageSink, artifact: &Artifact) -> Result<()> {
+        let body = PutBody::new(artifact.size, self.artifact_bytes(artifact).await?);
+        let options = PutOptions::default().with_content_type(artifact.content_type.clone());
+        let receipt = sink.put(&artifact.key, body, options).await?;
+        if receipt.size != artifact.size || receipt.sha256 != artifact.sha256 {
+            return Err(Error::Integrity {
+                detail: format!(
+                    "{}: the sink stored {} bytes with SHA-256 {}, expected {} bytes with {}",
+                    artifact.key, receipt.size, receipt.sha256, artifact.size, artifact.sha256
+                ),
+            });
+        }
+        let meta = sink.head(&artifact.key).await?;
+        if meta.size != artifact.size {
+            return Err(Error::Integrity {
+                detail: format!(
+                    "{}: the sink holds {} bytes, expected {}",
+                    artifact.key, meta.size, artifact.size
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// The bytes of an artifact: the original from the spool, the rest from the work
+    /// directory.
+    async fn artifact_bytes(
+        &self,
+        artifact: &Artifact,
+    ) -> Result<BoxStream<'static, std::io::Result<bytes::Bytes>>> {
+        match artifact.kind {
+            ArtifactKind::Original => Ok(files::spool_stream(
+                Arc::clone(&self.config.spool),
+                artifact.recording.clone(),
+                artifact.size,
+            )),
+            ArtifactKind::Mp4 | ArtifactKind::Snapshot => {
+                files::file_stream(
+                    &self
+                        .work_dir(&artifact.recording)
+                        .join(artifact.key.file_name()),
+                )
+                .await
+            }
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! The workers that take a recording from `recorded` to copied and told.
+
+mod cleanup;
+mod config;
+mod convert;
+mod copy;
+mod files;
+mod notify;
+mod probe;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use pipe_core::{
+    Catalog, Change, ClaimOptions, Error, Job, JobKind, JobLease, RecordingId, Result, SinkId,
+    StorageSink, Timestamp,
+};
+
+pub use self::config::PipelineConfig;
+use crate::events;
+
+/// Runs the jobs in a [`Catalog`]: probe, convert, copy, notify, cleanup.
+///
+/// Workers claim due jobs with a lease, run the handler of the job's kind and finish with
+/// one [`Catalog::commit`] that records the step's result, enqueues the next steps and
+/// completes the job, all at once. A failed job is retried with backoff by its
+/// [`crate::RetryPolicy`]; see the crate docs for what happens when it gives up.
+///
+/// The pipeline speaks only the traits of `pipe-core`: any catalog, spool, transcoder,
+/// sink and notifier will do.
+#[derive(Debug)]
+pub struct Pipeline {
+    config: PipelineConfig,
+    wake: Notify,
+}
+
+impl Pipeline {
+    /// A pipeline made of `config`; nothing runs until [`Pipeline::run`] or
+    /// [`Pipeline::run_once`].
+    pub fn new(config: PipelineConfig) -> Self {
+        Self {
+            config,
+            wake: Notify::new(),
+        }
+    }
+
+    /// The catalog the pipeline works on.
+    pub fn catalog(&self) -> &Arc<dyn Catalog> {
+        &self.config.catalog
+    }
+
+    /// Runs the configured number of workers until `shutdown` completes, then stops them.
+    ///
+    /// A worker that is in the middle of a job when `shutdown` completes abandons it: its
+    /// lease expires and another worker (or the next start) runs the job again. Handlers
+    /// are idempotent, so nothing but time is lost.
+    pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
+        let (stop, stopped) = watch::channel(false);
+        let mut workers = JoinSet::new();
+        for n in 0..self.config.workers {
+            let worker = Arc::clone(&self).worker(stopped.clone());
+            workers.spawn(worker.instrument(info_span!("worker", n)));
+        }
+        info!(workers = self.config.workers, "pipeline running");
+        shutdown.await;
+        let _ = stop.send(true);
+        while workers.join_next().await.is_some() {}
+        info!("pipeline stopped");
+    }
+
+    /// Tells idle workers to look for due jobs now rather than at their next poll (call it
+    /// after committing a change that enqueued jobs).
+    pub fn wake(&self) {
+        self.wake.notify_waiters();
+    }
+
+    /// Claims one due job and runs it; `false` when nothing was due.
+    ///
+    /// A failing job does not make this fail: the job is retried, failed or dead-lettered
+    /// in the catalog. Only a catalog that cannot be asked for a job is an error.
+    pub async fn run_once(&self) -> Result<bool> {
+        let options = ClaimOptions::default().with_lease(self.config.lease);
+        let Some(job) = self.config.catalog.claim_job(options).await? else {
+            return Ok(false);
+        };
+        let span = info_span!(
+            "job",
+            id = %job.id,
+            kind = job.kind.name(),
+            recording = %job.kind.recording(),
+            attempt = job.attempt,
+        );
+        self.process(job).instrument(span).await;
+        Ok(true)
+    }
+
+    /// Runs due jobs until none is due; returns how many ran. Jobs retried for later are
+    /// left for later.
+    pub async fn drain(&self) -> Result<usize> {
+        let mut ran = 0;
+        while self.run_once().await? {
+            ran += 1;
+        }
+        Ok(ran)
+    }
+
+    async fn worker(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let step = tokio::select! {
+                biased;
+                _ = stop.changed() => return,
+                step = self.run_once() => step,
+            };
+            match step {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => warn!(error = %e, "cannot claim a job"),
+            }
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(self.config.poll_interval) => {}
+            }
+        }
+    }
+
+    async fn process(&self, job: Job) {
+        debug!("running");
+        let work = async {
+            match &job.kind {
+                JobKind::Probe { recording } => self.probe(&job, recording).await,
+                JobKind::Convert { recording } => self.convert(&job, recording).await,
+                JobKind::Copy { recording, sink } => self.copy(&job, recording, sink).await,
+                JobKind::Notify { event } => self.notify(&job, event).await,
+                JobKind::Cleanup { recording } => self.cleanup(&job, recording).await,
+                other => Err(Error::invalid(
+                    "job",
+                    format!("this pipeline cannot run `{}` jobs", other.name()),
+                )),
+            }
+        };
+        let result = tokio::select! {
+            result = work => result,
+            never = self.keep_lease(&job.lease) => match never {},
+        };
+        match result {
+            Ok(()) => debug!("done"),
+            Err(error) => {
+                if let Err(e) = self.settle(&job, &error).await {
+                    // The lease was lost or the catalog is down: the lease expires and the
+                    // job runs again.
+                    warn!(error = %error, settle_error = %e, "job failed and could not be settled");
+                }
+            }
+        }
+    }
+
+    /// Extends `lease` every third of its length for as long as the job runs, so a long
+    /// conversion keeps its job while a crashed worker's job is taken over within one
+    /// lease. Never returns; a lost lease is logged and the job's final commit is refused.
+    async fn keep_lease(&self, lease: &JobLease) -> std::convert::Infallible {
+        let every = self.config.lease / 3;
+        loop {
+            tokio::time::sleep(every).await;
+            match self
+                .config
+                .catalog
+                .extend_lease(lease, self.config.lease)
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if e.is_precondition() => {
+                    warn!("lost the job's lease to another worker; its result will be refused");
+                    return std::future::pending().await;
+                }
+                Err(e) => warn!(error = %e, "cannot extend the job's lease; trying again"),
+            }
+        }
+    }
+
+    /// Decides what becomes of a job that failed with `error`: retried later, the
+    /// recording failed (probe and convert), or dead-lettered.
+    async fn settle(&self, job: &Job, error: &Error) -> Result<()> {
+        let catalog = &self.config.catalog;
+        let retry = &self.config.retry;
+        if retry.should_retry(&job.kind, error, job.attempt) {
+            let delay = retry.backoff(job.attempt);
+            info!(error = %error, retry_in = ?delay, "job failed; will retry");
+            return catalog
+                .retry_job(&job.lease, &error.to_string(), Timestamp::now().plus(delay))
+                .await;
+        }
+        match &job.kind {
+            // A probe or conversion that cannot succeed fails its recording, so that the
+            // operator hears of it (`video_failed`). A failed precondition is not the
+            // recording's fault: it is dead-lettered like any other job.
+            JobKind::Probe { recording } | JobKind::Convert { recording }
+                if !error.is_precondition() =>
+            {
+                warn!(error = %error, "giving up; the recording fails");
+                self.fail_recording(job, recording, &error.to_string())
+                    .await
+            }
+            _ => {
+                warn!(error = %error, "giving up; the job is dead-lettered");
+                catalog
+                    .dead_letter_job(&job.lease, &error.to_string())
+                    .await
+            }
+        }
+    }
+
+    /// Moves `recording` to `failed` with `reason`, tells `video_failed`, and completes
+    /// `job`; only completes it if the recording already is in a final state.
+    async fn fail_recording(&self, job: &Job, recording: &RecordingId, reason: &str) -> Result<()> {
+        let catalog = &self.config.catalog;
+        let rec = catalog.recording(recording).await?;
+        let mut change = Change::new(recording.clone()).complete(job.lease.clone());
+        if !rec.state.is_final() {
+            change = change
+                .expect_state(rec.state)
+                .fail(reason)
+                .enqueue(JobKind::Notify {
+                    event: events::video_failed(&rec, reason),
+                });
+        }
+        catalog.commit(change).await?;
+        self.wake();
+        Ok(())
+    }
+
+    /// Completes `job` without changing anything else: the step it asked for is moot.
+    async fn complete_only(&self, job: &Job, recording: &RecordingId) -> Result<()> {
+        self.config
+            .catalog
+            .commit(Change::new(recording.clone()).complete(job.lease.clone()))
+            .await?;
+        Ok(())
+    }
+
+    /// The directory of a recording's transcoder outputs.
+    fn work_dir(&self, id: &RecordingId) -> PathBuf {
+        self.config.work_dir.join(id.as_str())
+    }
+
+    fn sink(&self, id: &SinkId) -> Option<&Arc<dyn StorageSink>> {
+        self.config
+            .sinks
+            .iter()
+            .find(|(sink, _)| sink == id)
+            .map(|(_, sink)| sink)
+    }
+}
