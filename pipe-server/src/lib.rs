@@ -1,1 +1,186 @@
-//! (in progress)
+//! # pipe-server
+//!
+//! The reference server `pipe`: every `pipe-*` crate wired together behind one HTTP
+//! listener. It is the only crate that names concrete implementations:
+//!
+//! | part | implementation | where |
+//! |---|---|---|
+//! | catalog | SQLite (`pipe-lifecycle`) | `<data>/catalog.sqlite` |
+//! | spool | local disk (`pipe-storage`) | `<data>/spool/` |
+//! | own storage | object_store on local disk (`pipe-storage`), served by signed links | `<data>/storage/` |
+//! | transcoder | in-process FFmpeg (`pipe-transcode`) | `<data>/work/` for outputs |
+//! | webhooks | Standard Webhooks (`pipe-webhook`) | `PIPE_WEBHOOK_URL` |
+//!
+//! Routes: `/` (the demo recorder page), `/v1/stream` and `/recorder/*` (ingest),
+//! `/v1/files/*` (artifacts behind signed, expiring links, with range requests), and
+//! `/healthz`.
+//!
+//! Secrets the server makes on first start, mode 0600 under the data dir:
+//! `server.secret` (keys resume tokens and download links; keep it across restarts) and,
+//! when webhooks are configured without `PIPE_WEBHOOK_SECRET`, `webhook.secret`.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod files;
+mod secrets;
+
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::response::Html;
+use axum::routing::get;
+use pipe_core::{Catalog, SinkId, SinkKind, Spool, StorageSink};
+use pipe_ingest::{Ingest, IngestConfig};
+use pipe_lifecycle::{Pipeline, PipelineConfig, SqliteCatalog};
+use pipe_storage::{LocalSpool, ObjectStoreSink};
+use pipe_transcode::FfmpegTranscoder;
+use pipe_webhook::{StandardWebhooks, WebhookEndpoint, WebhookNotifier};
+use tokio::sync::watch;
+
+pub use config::{Config, ConfigError};
+use files::{LinkSigner, ServedSink};
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// A directory or secret under the data dir could not be made or read.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The path.
+        path: std::path::PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
+    /// A part failed to open (catalog, spool, storage, webhooks).
+    #[error("{part}: {source}")]
+    Part {
+        /// Which part.
+        part: &'static str,
+        /// Why.
+        source: pipe_core::Error,
+    },
+    /// Serving HTTP failed.
+    #[error("serving: {0}")]
+    Serve(io::Error),
+}
+
+/// The name of the server's own storage among the sinks.
+pub const OWN_STORAGE: &str = "pipe";
+
+/// Runs the server until `shutdown` completes, then stops gracefully: streams close with
+/// 1001 once their in-flight chunk is durable, HTTP requests finish, job workers stop.
+pub async fn serve(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let data = &config.data_dir;
+    let dir = |name: &str| {
+        let path = data.join(name);
+        std::fs::create_dir_all(&path).map_err(|source| ServeError::DataDir {
+            path: path.clone(),
+            source,
+        })?;
+        Ok::<_, ServeError>(path)
+    };
+    let (spool_dir, storage_dir, work_dir) = (dir("spool")?, dir("storage")?, dir("work")?);
+    let secret = secrets::server_secret(data)?;
+
+    let part = |part| move |source| ServeError::Part { part, source };
+    let catalog: Arc<dyn Catalog> = Arc::new(
+        SqliteCatalog::open(data.join("catalog.sqlite"))
+            .await
+            .map_err(part("catalog"))?,
+    );
+    let spool: Arc<dyn Spool> =
+        Arc::new(LocalSpool::open(&spool_dir).await.map_err(part("spool"))?);
+    let links = LinkSigner::new(secret.clone(), config.public_url.clone());
+    let disk: Arc<dyn StorageSink> = Arc::new(
+        ObjectStoreSink::local(&storage_dir, SinkKind::PipeStorage).map_err(part("storage"))?,
+    );
+    let own: Arc<dyn StorageSink> = Arc::new(ServedSink::new(Arc::clone(&disk), links.clone()));
+
+    let mut notifier = WebhookNotifier::builder();
+    if let Some(url) = &config.webhook_url {
+        let secret = match &config.webhook_secret {
+            Some(secret) => secret.clone(),
+            None => secrets::webhook_secret(data)?,
+        };
+        let signer = StandardWebhooks::new(&secret).map_err(part("PIPE_WEBHOOK_SECRET"))?;
+        notifier =
+            notifier.endpoint(WebhookEndpoint::new(url.clone()).with_signer(Arc::new(signer)));
+    }
+    let notifier = Arc::new(notifier.build().map_err(part("webhooks"))?);
+
+    let pipeline = Arc::new(Pipeline::new(
+        PipelineConfig::new(
+            Arc::clone(&catalog),
+            Arc::clone(&spool),
+            Arc::new(FfmpegTranscoder::new()),
+            notifier,
+            work_dir,
+        )
+        .with_sink(SinkId::new(OWN_STORAGE), own)
+        .with_workers(config.workers),
+    ));
+    let ingest = Ingest::new(
+        catalog,
+        spool,
+        secret,
+        IngestConfig::default().with_allowed_hosts(config.allowed_hosts.clone()),
+    )
+    .on_finish({
+        let pipeline = Arc::clone(&pipeline);
+        move |_| pipeline.wake()
+    });
+
+    let app = Router::new()
+        .route(
+            "/",
+            get(|| async { Html(pipe_ingest::recorder::DEMO_HTML) }),
+        )
+        .route("/healthz", get(|| async { "ok\n" }))
+        .merge(ingest.router())
+        .merge(files::router(disk, links));
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let local = listener.local_addr().map_err(ServeError::Serve)?;
+    tracing::info!(url = %format!("http://{local}/"), data_dir = %data.display(), "pipe is serving");
+
+    let (stop, stopped) = watch::channel(false);
+    let workers = tokio::spawn(Arc::clone(&pipeline).run(wait_for(stopped)));
+    let graceful = {
+        let ingest = ingest.clone();
+        async move {
+            shutdown.await;
+            tracing::info!("shutting down: letting in-flight chunks become durable");
+            ingest.shutdown().await;
+        }
+    };
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(graceful)
+        .await;
+    stop.send_replace(true);
+    let _ = workers.await;
+    tracing::info!("pipe stopped");
+    served.map_err(ServeError::Serve)
+}
+
+async fn wait_for(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
+}

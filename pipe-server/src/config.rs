@@ -1,0 +1,221 @@
+//! The server's configuration: a TOML file, then environment variables over it, then
+//! embedded defaults for everything left unset.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use pipe_ingest::HostAllowList;
+use serde::Deserialize;
+
+/// Everything `pipe serve` needs to know.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Config {
+    /// Where to listen (`PIPE_LISTEN`, default `127.0.0.1:8080`).
+    pub listen: SocketAddr,
+    /// Catalog, spool, working files and the server's own storage (`PIPE_DATA_DIR`,
+    /// default `./pipe-data`).
+    pub data_dir: PathBuf,
+    /// The URL the server is reached at from outside, used in the links of webhooks
+    /// (`PIPE_PUBLIC_URL`, default `http://<listen>`).
+    pub public_url: String,
+    /// Where webhooks go (`PIPE_WEBHOOK_URL`; none: no webhooks).
+    pub webhook_url: Option<String>,
+    /// The `whsec_…` secret of the Standard Webhooks signature (`PIPE_WEBHOOK_SECRET`).
+    pub webhook_secret: Option<String>,
+    /// Hosts allowed to record (`PIPE_ALLOWED_HOSTS`, comma-separated; empty: any).
+    pub allowed_hosts: HostAllowList,
+    /// How long links in webhooks stay valid (`PIPE_LINK_TTL_SECS`, default 7 days).
+    pub link_ttl: Duration,
+    /// Job workers (`PIPE_WORKERS`, default 2).
+    pub workers: usize,
+}
+
+/// A configuration that could not be read; says which setting and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this configuration.
+    #[error("config file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: Box<toml::de::Error>,
+    },
+    /// A setting has a value that does not parse.
+    #[error("{setting}: {detail}")]
+    Invalid {
+        /// The setting (environment variable or file key).
+        setting: &'static str,
+        /// Why.
+        detail: String,
+    },
+}
+
+/// The TOML file's shape: the same settings as the environment, in lowercase.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    public_url: Option<String>,
+    webhook_url: Option<String>,
+    webhook_secret: Option<String>,
+    allowed_hosts: Option<Vec<String>>,
+    link_ttl_secs: Option<u64>,
+    workers: Option<usize>,
+}
+
+impl Config {
+    /// Reads `file` (if given), then the `PIPE_*` variables of `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut f = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                    path: path.to_owned(),
+                    source: Box::new(source),
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        let listen = env("PIPE_LISTEN")
+            .or(f.listen.take())
+            .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+        let listen: SocketAddr = listen.parse().map_err(|e| ConfigError::Invalid {
+            setting: "PIPE_LISTEN",
+            detail: format!("{listen:?}: {e}"),
+        })?;
+        let allowed_hosts = match env("PIPE_ALLOWED_HOSTS") {
+            Some(list) => list.parse(),
+            None => f.allowed_hosts.take().unwrap_or_default().join(",").parse(),
+        }
+        .map_err(|e: pipe_ingest::HostListError| ConfigError::Invalid {
+            setting: "PIPE_ALLOWED_HOSTS",
+            detail: e.to_string(),
+        })?;
+        let number =
+            |setting: &'static str, from_file: Option<u64>| -> Result<Option<u64>, ConfigError> {
+                match env(setting) {
+                    Some(v) => v
+                        .trim()
+                        .parse()
+                        .map(Some)
+                        .map_err(|e| ConfigError::Invalid {
+                            setting,
+                            detail: format!("{v:?}: {e}"),
+                        }),
+                    None => Ok(from_file),
+                }
+            };
+        let link_ttl = Duration::from_secs(
+            number("PIPE_LINK_TTL_SECS", f.link_ttl_secs)?.unwrap_or(7 * 24 * 3600),
+        );
+        let workers = number("PIPE_WORKERS", f.workers.map(|w| w as u64))?.unwrap_or(2) as usize;
+        if workers == 0 {
+            return Err(ConfigError::Invalid {
+                setting: "PIPE_WORKERS",
+                detail: "at least 1".into(),
+            });
+        }
+        let public_url = env("PIPE_PUBLIC_URL")
+            .or(f.public_url.take())
+            .unwrap_or_else(|| format!("http://{listen}"));
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            return Err(ConfigError::Invalid {
+                setting: "PIPE_PUBLIC_URL",
+                detail: "an http:// or https:// URL".into(),
+            });
+        }
+        let webhook_url = env("PIPE_WEBHOOK_URL").or(f.webhook_url.take());
+        if let Some(url) = &webhook_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid {
+                setting: "PIPE_WEBHOOK_URL",
+                detail: "an http:// or https:// URL".into(),
+            });
+        }
+        Ok(Self {
+            listen,
+            data_dir: env("PIPE_DATA_DIR")
+                .map(PathBuf::from)
+                .or(f.data_dir.take())
+                .unwrap_or_else(|| "pipe-data".into()),
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            webhook_url,
+            webhook_secret: env("PIPE_WEBHOOK_SECRET").or(f.webhook_secret.take()),
+            allowed_hosts,
+            link_ttl,
+            workers,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn defaults_are_embedded() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.data_dir, PathBuf::from("pipe-data"));
+        assert_eq!(c.public_url, "http://127.0.0.1:8080");
+        assert!(c.webhook_url.is_none());
+        assert!(c.allowed_hosts.allows_any());
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pipe.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\nallowed_hosts = [\"a.example\"]\nworkers = 3\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path), env(&[("PIPE_LISTEN", "127.0.0.1:9001")])).unwrap();
+        assert_eq!(c.listen.port(), 9001);
+        assert_eq!(c.workers, 3);
+        assert!(c.allowed_hosts.allows_origin("https://a.example"));
+        assert!(!c.allowed_hosts.allows_origin("https://b.example"));
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let e = Config::load(None, env(&[("PIPE_LISTEN", "nowhere")])).unwrap_err();
+        assert!(e.to_string().starts_with("PIPE_LISTEN"), "{e}");
+        let e = Config::load(None, env(&[("PIPE_ALLOWED_HOSTS", "https://x.com")])).unwrap_err();
+        assert!(e.to_string().starts_with("PIPE_ALLOWED_HOSTS"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pipe.toml");
+        std::fs::write(&path, "lisen = 1\n").unwrap();
+        let e = Config::load(Some(&path), env(&[])).unwrap_err();
+        assert!(e.to_string().contains("lisen"), "{e}");
+    }
+}

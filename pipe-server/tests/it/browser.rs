@@ -1,0 +1,235 @@
+//! A person records in a real browser: the whole way from the camera to a stored MP4,
+//! its snapshot and signed webhooks, also through dropped connections and a killed server.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::util::media::{codecs, duration, ffprobe, top_level_boxes};
+use crate::util::{Driver, PipeServer, Proxy, WEBHOOK_SECRET, WebhookReceiver};
+
+const COPIED: &str = "video_copied_pipe_storage";
+
+async fn server_with_hooks(dir: &std::path::Path) -> (PipeServer, WebhookReceiver) {
+    let hooks = WebhookReceiver::start().await;
+    let server = PipeServer::start(
+        dir,
+        &[
+            ("PIPE_WEBHOOK_URL", &hooks.url),
+            ("PIPE_WEBHOOK_SECRET", WEBHOOK_SECRET),
+        ],
+    )
+    .await;
+    (server, hooks)
+}
+
+async fn download(url: &str) -> (reqwest::StatusCode, String, Vec<u8>) {
+    let response = reqwest::get(url).await.unwrap();
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (
+        status,
+        content_type,
+        response.bytes().await.unwrap().to_vec(),
+    )
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_recording_becomes_a_playable_mp4_a_snapshot_and_signed_webhooks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, hooks) = server_with_hooks(dir.path()).await;
+
+    let done = Driver::record(&format!("{}/", server.url()), 5)
+        .done()
+        .await;
+    let id = done["recordingId"].as_str().unwrap();
+    let recorded_secs = done["durationMs"].as_f64().unwrap() / 1000.0;
+
+    let copied = hooks.wait_for(id, COPIED, Duration::from_secs(60)).await;
+    let deliveries = hooks.for_recording(id);
+    let first_of = |event: &str| {
+        deliveries
+            .iter()
+            .position(|d| d.event() == event)
+            .unwrap_or(usize::MAX)
+    };
+    assert!(
+        first_of("video_recorded") < first_of("video_converted")
+            && first_of("video_converted") < first_of(COPIED),
+        "events out of order: {:?}",
+        deliveries.iter().map(|d| d.event()).collect::<Vec<_>>()
+    );
+    for delivery in &deliveries {
+        delivery
+            .verify(WEBHOOK_SECRET)
+            .unwrap_or_else(|e| panic!("{} has a bad signature: {e}", delivery.event()));
+        assert!(delivery.webhook_id().starts_with("msg_"));
+        assert_eq!(delivery.json["version"], "1.0");
+    }
+
+    let data = &copied.json["data"];
+    let (status, content_type, mp4) = download(data["url"].as_str().unwrap()).await;
+    assert_eq!((status.as_u16(), content_type.as_str()), (200, "video/mp4"));
+    let path = dir.path().join("downloaded.mp4");
+    std::fs::write(&path, &mp4).unwrap();
+    let probe = ffprobe(&path);
+    assert_eq!(codecs(&probe), ["h264", "aac"]);
+    let mp4_secs = duration(&probe);
+    assert!(
+        (mp4_secs - recorded_secs).abs() <= 0.5,
+        "MP4 lasts {mp4_secs} s, the recording {recorded_secs} s"
+    );
+    let boxes = top_level_boxes(&mp4);
+    let at = |b: &str| {
+        boxes
+            .iter()
+            .position(|x| x == b)
+            .unwrap_or_else(|| panic!("no {b} box in {boxes:?}"))
+    };
+    assert!(at("moov") < at("mdat"), "moov after mdat: {boxes:?}");
+
+    let (status, content_type, jpeg) = download(data["snapshotUrl"].as_str().unwrap()).await;
+    assert_eq!(
+        (status.as_u16(), content_type.as_str()),
+        (200, "image/jpeg")
+    );
+    assert_eq!(&jpeg[..3], &[0xFF, 0xD8, 0xFF], "not a JPEG");
+
+    let (status, _, original) = download(data["rawRecordingUrl"].as_str().unwrap()).await;
+    assert_eq!(status.as_u16(), 200);
+    assert_eq!(
+        sha256_hex(&original),
+        done["sha256"],
+        "the stored original is not what MediaRecorder made"
+    );
+
+    // A browser seeking: a range request gets exactly those bytes.
+    let ranged = reqwest::Client::new()
+        .get(data["url"].as_str().unwrap())
+        .header("range", "bytes=100-199")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ranged.status().as_u16(), 206);
+    assert_eq!(
+        ranged.headers()["content-range"].to_str().unwrap(),
+        format!("bytes 100-199/{}", mp4.len())
+    );
+    assert_eq!(ranged.bytes().await.unwrap().as_ref(), &mp4[100..200]);
+
+    // Links are signed: a changed key or signature is refused.
+    let tampered = data["url"].as_str().unwrap().replace(".mp4?", ".jpg?");
+    assert_eq!(download(&tampered).await.0.as_u16(), 403);
+
+    let played = Driver::play(
+        &format!("{}/healthz", server.url()),
+        data["url"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(
+        played["event"], "canplay",
+        "Chromium cannot play the MP4: {played}"
+    );
+    assert!((played["duration"].as_f64().unwrap() - mp4_secs).abs() < 0.1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_connection_resumes_and_the_original_is_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, hooks) = server_with_hooks(dir.path()).await;
+    let proxy = Proxy::start(server.addr()).await;
+
+    let mut recording = Driver::record(&format!("{}/", proxy.url()), 6);
+    let acked =
+        |e: &serde_json::Value| e["event"] == "uploadprogress" && e["acked"].as_u64() > Some(0);
+    recording.until(acked).await;
+    recording.until(acked).await;
+    proxy.cut();
+    recording
+        .until(|e| e["event"] == "connection" && e["state"] == "reconnecting")
+        .await;
+    let done = recording.done().await;
+    assert!(
+        done["reconnects"].as_u64().unwrap() >= 1,
+        "the recorder never lost its connection"
+    );
+
+    let id = done["recordingId"].as_str().unwrap();
+    let copied = hooks.wait_for(id, COPIED, Duration::from_secs(60)).await;
+    let (_, _, original) = download(copied.json["data"]["rawRecordingUrl"].as_str().unwrap()).await;
+    assert_eq!(original.len() as u64, done["length"].as_u64().unwrap());
+    assert_eq!(
+        sha256_hex(&original),
+        done["sha256"],
+        "the stored original differs from what MediaRecorder made"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_loses_no_acknowledged_byte_and_cut_off_processing_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, hooks) = server_with_hooks(dir.path()).await;
+
+    // Killed while the browser is streaming: the recorder resumes against the restarted
+    // server, and since it forgets every acknowledged byte, a byte-identical original
+    // proves none of them was lost.
+    let mut recording = Driver::record(&format!("{}/", server.url()), 8);
+    let acked =
+        |e: &serde_json::Value| e["event"] == "uploadprogress" && e["acked"].as_u64() > Some(0);
+    recording.until(acked).await;
+    recording.until(acked).await;
+    server.kill().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.restart().await;
+    let done = recording.done().await;
+    assert!(
+        done["reconnects"].as_u64().unwrap() >= 1,
+        "the recorder never noticed the kill"
+    );
+    let id = done["recordingId"].as_str().unwrap();
+    let copied = hooks.wait_for(id, COPIED, Duration::from_secs(60)).await;
+    let (_, _, original) = download(copied.json["data"]["rawRecordingUrl"].as_str().unwrap()).await;
+    assert_eq!(
+        sha256_hex(&original),
+        done["sha256"],
+        "acknowledged bytes were lost in the kill"
+    );
+
+    // Killed while processing: the jobs resume after the restart and finish.
+    let done = Driver::record(&format!("{}/", server.url()), 3)
+        .done()
+        .await;
+    let id = done["recordingId"].as_str().unwrap();
+    hooks
+        .wait_for(id, "video_recorded", Duration::from_secs(30))
+        .await;
+    server.kill().await;
+    server.restart().await;
+    hooks.wait_for(id, COPIED, Duration::from_secs(90)).await;
+
+    // At least once, with one id per event however often it was sent.
+    let mut ids: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for d in hooks.for_recording(id) {
+        d.verify(WEBHOOK_SECRET).unwrap();
+        ids.entry(d.event().to_owned())
+            .or_default()
+            .insert(d.webhook_id().to_owned());
+    }
+    for event in ["video_recorded", "video_converted", COPIED] {
+        assert_eq!(
+            ids.get(event).map(BTreeSet::len),
+            Some(1),
+            "{event}: webhook ids {ids:?}\n{}",
+            server.log_tail()
+        );
+    }
+}

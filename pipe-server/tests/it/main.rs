@@ -1,0 +1,7 @@
+//! End-to-end tests of the `pipe` server with real parts: the binary as a child process,
+//! a real SQLite file, real FFmpeg, Debian's Chromium with its fake camera driving the
+//! real recorder, and a real HTTP webhook receiver, all on loopback.
+
+mod browser;
+mod stream;
+mod util;

@@ -1,0 +1,353 @@
+//! The streaming protocol against the real server: hostile and malformed input fail their
+//! own recording only, with the documented answers.
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::util::{PipeServer, WEBHOOK_SECRET, WebhookReceiver};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+async fn connect(server: &PipeServer, origin: Option<&str>) -> Result<Socket, tungstenite::Error> {
+    let mut request = format!("ws://127.0.0.1:{}/v1/stream", server.port)
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "pipe.stream.v1".parse().unwrap());
+    if let Some(origin) = origin {
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
+    }
+    tokio_tungstenite::connect_async(request)
+        .await
+        .map(|(socket, response)| {
+            assert_eq!(
+                response.headers()["sec-websocket-protocol"],
+                "pipe.stream.v1"
+            );
+            socket
+        })
+}
+
+async fn send_json(socket: &mut Socket, value: Value) {
+    socket.send(Message::text(value.to_string())).await.unwrap();
+}
+
+async fn send_chunk(socket: &mut Socket, offset: u64, bytes: &[u8]) {
+    let mut frame = offset.to_be_bytes().to_vec();
+    frame.extend_from_slice(bytes);
+    socket.send(Message::binary(frame)).await.unwrap();
+}
+
+/// The next text message as JSON, or the close frame as `{"close": code, "reason": …}`.
+async fn receive(socket: &mut Socket) -> Value {
+    let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+        .await
+        .expect("the server answered within 10 s")
+        .expect("the connection is open")
+        .unwrap();
+    match message {
+        Message::Text(text) => serde_json::from_str(text.as_str()).unwrap(),
+        Message::Close(Some(frame)) => {
+            json!({"close": u16::from(frame.code), "reason": frame.reason.as_str()})
+        }
+        other => panic!("unexpected message {other:?}"),
+    }
+}
+
+/// Streams `bytes` as one new recording and finishes it; returns its id.
+async fn stream_recording(server: &PipeServer, bytes: &[u8]) -> String {
+    let mut socket = connect(server, None).await.unwrap();
+    send_json(
+        &mut socket,
+        json!({"type": "start", "mimeType": "video/webm"}),
+    )
+    .await;
+    let started = receive(&mut socket).await;
+    assert_eq!(started["type"], "started", "{started}");
+    for (i, chunk) in bytes.chunks(64 << 10).enumerate() {
+        send_chunk(&mut socket, (i * (64 << 10)) as u64, chunk).await;
+        assert_eq!(receive(&mut socket).await["type"], "ack");
+    }
+    send_json(
+        &mut socket,
+        json!({"type": "finish", "length": bytes.len()}),
+    )
+    .await;
+    let finished = receive(&mut socket).await;
+    assert_eq!(finished["type"], "finished", "{finished}");
+    assert_eq!(receive(&mut socket).await["close"], 1000);
+    started["recording"].as_str().unwrap().to_owned()
+}
+
+/// Deterministic bytes that are no media format.
+fn noise(len: usize) -> Vec<u8> {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A short real WebM made by the ffmpeg command line.
+fn webm(dir: &std::path::Path) -> Vec<u8> {
+    let path = dir.join("fixture.webm");
+    let status = std::process::Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+        ])
+        .args([
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            "2",
+            "-c:v",
+            "libvpx",
+            "-c:a",
+            "libopus",
+        ])
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::read(path).unwrap()
+}
+
+async fn server_with_hooks(
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (PipeServer, WebhookReceiver) {
+    let hooks = WebhookReceiver::start().await;
+    let mut all = vec![
+        ("PIPE_WEBHOOK_URL", hooks.url.as_str()),
+        ("PIPE_WEBHOOK_SECRET", WEBHOOK_SECRET),
+    ];
+    all.extend_from_slice(env);
+    (PipeServer::start(dir, &all).await, hooks)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_media_and_truncated_media_fail_their_own_recording_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, hooks) = server_with_hooks(dir.path(), &[]).await;
+    let good = webm(dir.path());
+
+    let noise_id = stream_recording(&server, &noise(200 << 10)).await;
+    // Cut inside the header: the tracks are never fully described.
+    let truncated_id = stream_recording(&server, &good[..good.len().min(150)]).await;
+    let good_id = stream_recording(&server, &good).await;
+
+    for id in [&noise_id, &truncated_id] {
+        let failed = hooks
+            .wait_for(id, "video_failed", Duration::from_secs(60))
+            .await;
+        failed.verify(WEBHOOK_SECRET).unwrap();
+        let reason = failed.json["data"]["reason"].as_str().unwrap();
+        assert!(!reason.is_empty(), "no reason for {id}");
+        assert!(
+            !hooks
+                .for_recording(id)
+                .iter()
+                .any(|d| d.event() == "video_converted"),
+            "a broken recording was converted"
+        );
+    }
+    // The server kept serving: the good recording streamed after them completes.
+    hooks
+        .wait_for(
+            &good_id,
+            "video_copied_pipe_storage",
+            Duration::from_secs(60),
+        )
+        .await;
+    assert_eq!(
+        reqwest::get(format!("{}/healthz", server.url()))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_origin_is_refused_before_the_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = PipeServer::start(
+        dir.path(),
+        &[("PIPE_ALLOWED_HOSTS", "rec.example.com, *.example.org")],
+    )
+    .await;
+
+    for origin in [
+        Some("https://evil.example.net"),
+        Some("https://example.org"),
+        None,
+    ] {
+        match connect(&server, origin).await {
+            Err(tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status().as_u16(), 403, "{origin:?}")
+            }
+            Err(e) => panic!("{origin:?}: unexpected error {e}"),
+            Ok(_) => panic!("{origin:?} was allowed to stream"),
+        }
+    }
+    let spool = server.data_dir.join("spool");
+    assert_eq!(
+        std::fs::read_dir(&spool).unwrap().count(),
+        0,
+        "a refused origin left bytes in the spool"
+    );
+
+    for origin in ["https://rec.example.com", "https://a.b.example.org:8443"] {
+        let mut socket = connect(&server, Some(origin))
+            .await
+            .unwrap_or_else(|e| panic!("{origin}: {e}"));
+        send_json(&mut socket, json!({"type": "start"})).await;
+        assert_eq!(receive(&mut socket).await["type"], "started");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_violations_close_with_the_documented_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = PipeServer::start(dir.path(), &[]).await;
+
+    // An oversized frame: 1009.
+    let mut socket = connect(&server, None).await.unwrap();
+    send_json(&mut socket, json!({"type": "start"})).await;
+    let started = receive(&mut socket).await;
+    let max_chunk = started["maxChunk"].as_u64().unwrap() as usize;
+    send_chunk(&mut socket, 0, &vec![0u8; max_chunk + 1]).await;
+    let close = receive(&mut socket).await;
+    assert_eq!(close, json!({"close": 1009, "reason": "message too big"}));
+
+    // A gap: 4409, and the recording resumes at the durable offset with its token.
+    let mut socket = connect(&server, None).await.unwrap();
+    send_json(&mut socket, json!({"type": "start"})).await;
+    let started = receive(&mut socket).await;
+    send_chunk(&mut socket, 0, b"0123456789").await;
+    assert_eq!(
+        receive(&mut socket).await,
+        json!({"type": "ack", "offset": 10})
+    );
+    send_chunk(&mut socket, 20, b"x").await;
+    assert_eq!(receive(&mut socket).await["close"], 4409);
+
+    let resume = json!({"type": "resume", "recording": started["recording"], "resumeToken": started["resumeToken"]});
+    let mut socket = connect(&server, None).await.unwrap();
+    send_json(&mut socket, resume.clone()).await;
+    let resumed = receive(&mut socket).await;
+    assert_eq!(
+        (resumed["type"].as_str(), resumed["offset"].as_u64()),
+        (Some("resumed"), Some(10))
+    );
+    // Re-sending acknowledged bytes is harmless; the overlap adds only the new tail.
+    send_chunk(&mut socket, 5, b"56789abc").await;
+    assert_eq!(
+        receive(&mut socket).await,
+        json!({"type": "ack", "offset": 13})
+    );
+    // A finish with the wrong length: 4412.
+    send_json(&mut socket, json!({"type": "finish", "length": 12})).await;
+    assert_eq!(receive(&mut socket).await["close"], 4412);
+
+    // finish is idempotent across connections.
+    for _ in 0..2 {
+        let mut socket = connect(&server, None).await.unwrap();
+        send_json(&mut socket, resume.clone()).await;
+        receive(&mut socket).await;
+        send_json(&mut socket, json!({"type": "finish", "length": 13})).await;
+        let finished = receive(&mut socket).await;
+        assert_eq!(
+            (finished["type"].as_str(), finished["length"].as_u64()),
+            (Some("finished"), Some(13))
+        );
+    }
+
+    // A forged resume token: 4401. Bytes before start: 4400. Junk JSON: 4400.
+    let mut socket = connect(&server, None).await.unwrap();
+    send_json(
+        &mut socket,
+        json!({"type": "resume", "recording": started["recording"], "resumeToken": "AAAA"}),
+    )
+    .await;
+    assert_eq!(receive(&mut socket).await["close"], 4401);
+    let mut socket = connect(&server, None).await.unwrap();
+    send_chunk(&mut socket, 0, b"early").await;
+    assert_eq!(receive(&mut socket).await["close"], 4400);
+    let mut socket = connect(&server, None).await.unwrap();
+    socket.send(Message::text("{not json")).await.unwrap();
+    assert_eq!(receive(&mut socket).await["close"], 4400);
+
+    // The server is still serving.
+    let mut socket = connect(&server, None).await.unwrap();
+    send_json(&mut socket, json!({"type": "start"})).await;
+    assert_eq!(receive(&mut socket).await["type"], "started");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_streams_with_1001_after_their_chunks_are_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = PipeServer::start(dir.path(), &[]).await;
+
+    let mut socket = connect(&server, None).await.unwrap();
+    send_json(&mut socket, json!({"type": "start"})).await;
+    let started = receive(&mut socket).await;
+    let chunk = noise(100 << 10);
+    send_chunk(&mut socket, 0, &chunk).await;
+    assert_eq!(
+        receive(&mut socket).await,
+        json!({"type": "ack", "offset": chunk.len()})
+    );
+
+    let stopping = tokio::spawn(async move {
+        let clean = server.terminate().await;
+        (server, clean)
+    });
+    let close = receive(&mut socket).await;
+    assert_eq!(
+        close,
+        json!({"close": 1001, "reason": "server shutting down"})
+    );
+    let (mut server, clean) = stopping.await.unwrap();
+    assert!(
+        clean,
+        "pipe did not exit cleanly on SIGTERM:\n{}",
+        server.log_tail()
+    );
+
+    server.restart().await;
+    let mut socket = connect(&server, None).await.unwrap();
+    send_json(
+        &mut socket,
+        json!({"type": "resume", "recording": started["recording"], "resumeToken": started["resumeToken"]}),
+    )
+    .await;
+    let resumed = receive(&mut socket).await;
+    assert_eq!(
+        resumed["offset"],
+        chunk.len(),
+        "acknowledged bytes were lost in the shutdown: {resumed}"
+    );
+}

@@ -1,0 +1,118 @@
+//! A webhook receiver on loopback that keeps every request it gets.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::post;
+use pipe_webhook::Verifier;
+use serde_json::Value;
+
+/// One request as received.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub json: Value,
+}
+
+impl Delivery {
+    pub fn event(&self) -> &str {
+        self.json["event"].as_str().unwrap_or_default()
+    }
+
+    pub fn recording(&self) -> &str {
+        self.json["data"]["id"].as_str().unwrap_or_default()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn webhook_id(&self) -> &str {
+        self.header("webhook-id").unwrap_or_default()
+    }
+
+    /// Checks the Standard Webhooks signature with `secret`, at the time of the check.
+    pub fn verify(&self, secret: &str) -> Result<(), pipe_webhook::VerifyError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        Verifier::new(secret)
+            .unwrap()
+            .verify(&self.headers, &self.body, now)
+    }
+}
+
+#[derive(Clone, Default)]
+pub struct WebhookReceiver {
+    pub url: String,
+    received: Arc<Mutex<Vec<Delivery>>>,
+}
+
+impl WebhookReceiver {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let receiver = Self {
+            url: format!("http://{}/hooks", listener.local_addr().unwrap()),
+            received: Arc::default(),
+        };
+        let app = Router::new()
+            .route("/hooks", post(receive))
+            .with_state(receiver.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        receiver
+    }
+
+    /// Every delivery so far, in arrival order.
+    pub fn all(&self) -> Vec<Delivery> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// Deliveries about `recording`.
+    pub fn for_recording(&self, recording: &str) -> Vec<Delivery> {
+        self.all()
+            .into_iter()
+            .filter(|d| d.recording() == recording)
+            .collect()
+    }
+
+    /// Waits for the first delivery of `event` about `recording`.
+    pub async fn wait_for(&self, recording: &str, event: &str, limit: Duration) -> Delivery {
+        super::eventually(limit, &format!("{event} for {recording}"), async || {
+            self.for_recording(recording)
+                .into_iter()
+                .find(|d| d.event() == event)
+        })
+        .await
+    }
+}
+
+async fn receive(
+    State(receiver): State<WebhookReceiver>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> &'static str {
+    let delivery = Delivery {
+        headers: headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    v.to_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect(),
+        json: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        body: body.to_vec(),
+    };
+    receiver.received.lock().unwrap().push(delivery);
+    "ok"
+}
