@@ -114,7 +114,10 @@ impl FromStr for HostAllowList {
             .map(str::trim)
             .filter(|e| !e.is_empty())
             .map(|raw| {
-                let err = |why| HostListError { entry: raw.to_owned(), why };
+                let err = |why| HostListError {
+                    entry: raw.to_owned(),
+                    why,
+                };
                 let (wildcard, rest) = match raw.strip_prefix("*.") {
                     Some(rest) => (true, rest),
                     None => (false, raw),
@@ -124,11 +127,19 @@ impl FromStr for HostAllowList {
                 }
                 let (host, port) = split_host_port(rest).ok_or_else(|| err("bad port"))?;
                 let valid = !host.is_empty()
-                    && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:".contains(&b));
+                    && host
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-.:".contains(&b));
                 if !valid || host.contains('*') {
-                    return Err(err("a host is letters, digits, '-' and '.', optionally after '*.'"));
+                    return Err(err(
+                        "a host is letters, digits, '-' and '.', optionally after '*.'",
+                    ));
                 }
-                Ok(Entry { host: host.to_ascii_lowercase(), wildcard, port })
+                Ok(Entry {
+                    host: host.to_ascii_lowercase(),
+                    wildcard,
+                    port,
+                })
             })
             .collect::<Result<_, _>>()?;
         Ok(Self { entries })
@@ -194,7 +205,13 @@ mod tests {
 
     #[test]
     fn urls_and_junk_are_refused_at_parse_time() {
-        for bad in ["https://example.com", "exa mple.com", "*.*.x", "a.com:port", "a/b"] {
+        for bad in [
+            "https://example.com",
+            "exa mple.com",
+            "*.*.x",
+            "a.com:port",
+            "a/b",
+        ] {
             assert!(bad.parse::<HostAllowList>().is_err(), "{bad:?} accepted");
         }
     }

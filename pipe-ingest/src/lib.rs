@@ -138,7 +138,12 @@ impl Ingest {
     /// An ingest over `catalog` and `spool`. `secret` keys the resume tokens: keep it
     /// stable across restarts (or clients cannot resume) and secret (or anyone who knows a
     /// recording's id can append to it).
-    pub fn new(catalog: Arc<dyn Catalog>, spool: Arc<dyn Spool>, secret: Vec<u8>, config: IngestConfig) -> Self {
+    pub fn new(
+        catalog: Arc<dyn Catalog>,
+        spool: Arc<dyn Spool>,
+        secret: Vec<u8>,
+        config: IngestConfig,
+    ) -> Self {
         let (shutdown, _) = watch::channel(false);
         Self {
             inner: Arc::new(Inner {
@@ -161,8 +166,9 @@ impl Ingest {
     /// If the ingest was already cloned.
     #[must_use]
     pub fn on_finish(mut self, hook: impl Fn(&RecordingId) + Send + Sync + 'static) -> Self {
-        Arc::get_mut(&mut self.inner).expect("set on_finish before cloning the Ingest").on_finish =
-            Some(Arc::new(hook));
+        Arc::get_mut(&mut self.inner)
+            .expect("set on_finish before cloning the Ingest")
+            .on_finish = Some(Arc::new(hook));
         self
     }
 
@@ -191,7 +197,8 @@ impl Ingest {
 
     /// The resume token of `id`: base64url(HMAC-SHA256(secret, "pipe.stream.v1 resume " ‖ id)).
     fn resume_token(&self, id: &RecordingId) -> String {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.token_mac(id).finalize().into_bytes())
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(self.token_mac(id).finalize().into_bytes())
     }
 
     /// Checks `token` for `id` in constant time.
@@ -203,7 +210,8 @@ impl Ingest {
     }
 
     fn token_mac(&self, id: &RecordingId) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.inner.secret).expect("HMAC takes keys of any length");
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.inner.secret)
+            .expect("HMAC takes keys of any length");
         mac.update(protocol::SUBPROTOCOL.as_bytes());
         mac.update(b" resume ");
         mac.update(id.as_str().as_bytes());
@@ -216,10 +224,20 @@ async fn stream(
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if !ingest.inner.config.allowed_hosts.allows_origin(origin) {
-        tracing::info!(origin, "refused a stream from an origin that is not allowed");
-        return (StatusCode::FORBIDDEN, "this origin is not among the allowed hosts\n").into_response();
+        tracing::info!(
+            origin,
+            "refused a stream from an origin that is not allowed"
+        );
+        return (
+            StatusCode::FORBIDDEN,
+            "this origin is not among the allowed hosts\n",
+        )
+            .into_response();
     }
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,

@@ -99,16 +99,24 @@ impl Chunk {
     /// Parses a binary message: an 8-byte big-endian offset, then at most `max_chunk` bytes.
     pub fn parse(message: Bytes, max_chunk: usize) -> Result<Self, Close> {
         if message.len() < OFFSET_LEN {
-            return Err(Close::bad_message("a binary message starts with an 8-byte offset"));
+            return Err(Close::bad_message(
+                "a binary message starts with an 8-byte offset",
+            ));
         }
         if message.len() - OFFSET_LEN > max_chunk {
             return Err(Close::too_big());
         }
         let offset = u64::from_be_bytes(message[..OFFSET_LEN].try_into().expect("8 bytes"));
-        if offset.checked_add((message.len() - OFFSET_LEN) as u64).is_none() {
+        if offset
+            .checked_add((message.len() - OFFSET_LEN) as u64)
+            .is_none()
+        {
             return Err(Close::bad_message("offset overflows"));
         }
-        Ok(Self { offset, data: message.slice(OFFSET_LEN..) })
+        Ok(Self {
+            offset,
+            data: message.slice(OFFSET_LEN..),
+        })
     }
 
     /// The message bytes of this chunk.
@@ -196,22 +204,39 @@ mod tests {
 
     #[test]
     fn chunks_round_trip() {
-        let c = Chunk { offset: 0x0102_0304_0506_0708, data: Bytes::from_static(b"hello") };
+        let c = Chunk {
+            offset: 0x0102_0304_0506_0708,
+            data: Bytes::from_static(b"hello"),
+        };
         assert_eq!(Chunk::parse(c.encode().into(), 5).unwrap(), c);
     }
 
     #[test]
     fn chunks_over_the_limit_are_too_big() {
-        let c = Chunk { offset: 0, data: Bytes::from(vec![0; 6]) };
-        assert_eq!(Chunk::parse(c.encode().into(), 5).unwrap_err().code, Close::TOO_BIG);
+        let c = Chunk {
+            offset: 0,
+            data: Bytes::from(vec![0; 6]),
+        };
+        assert_eq!(
+            Chunk::parse(c.encode().into(), 5).unwrap_err().code,
+            Close::TOO_BIG
+        );
     }
 
     #[test]
     fn short_and_overflowing_chunks_are_bad() {
-        assert_eq!(Chunk::parse(Bytes::from_static(&[0; 7]), 5).unwrap_err().code, Close::BAD_MESSAGE);
+        assert_eq!(
+            Chunk::parse(Bytes::from_static(&[0; 7]), 5)
+                .unwrap_err()
+                .code,
+            Close::BAD_MESSAGE
+        );
         let mut m = u64::MAX.to_be_bytes().to_vec();
         m.push(1);
-        assert_eq!(Chunk::parse(m.into(), 5).unwrap_err().code, Close::BAD_MESSAGE);
+        assert_eq!(
+            Chunk::parse(m.into(), 5).unwrap_err().code,
+            Close::BAD_MESSAGE
+        );
     }
 
     #[test]
@@ -222,7 +247,10 @@ mod tests {
         );
         assert_eq!(
             parse_control(r#"{"type":"start","mimeType":"video/webm"}"#).unwrap(),
-            ClientMessage::Start { mime_type: Some("video/webm".into()), payload: None }
+            ClientMessage::Start {
+                mime_type: Some("video/webm".into()),
+                payload: None
+            }
         );
         assert!(parse_control(r#"{"type":"finish","length":-1}"#).is_err());
         assert!(parse_control(r#"{"type":"launch"}"#).is_err());
@@ -236,8 +264,16 @@ mod tests {
 
     #[test]
     fn server_messages_are_camel_case() {
-        let m = ServerMessage::Started { recording: "r".into(), resume_token: "t".into(), offset: 0, max_chunk: 9 };
-        assert_eq!(m.to_json(), r#"{"type":"started","recording":"r","resumeToken":"t","offset":0,"maxChunk":9}"#);
+        let m = ServerMessage::Started {
+            recording: "r".into(),
+            resume_token: "t".into(),
+            offset: 0,
+            max_chunk: 9,
+        };
+        assert_eq!(
+            m.to_json(),
+            r#"{"type":"started","recording":"r","resumeToken":"t","offset":0,"maxChunk":9}"#
+        );
     }
 }
 

@@ -25,11 +25,16 @@ pub(crate) async fn run(ingest: Ingest, mut socket: WebSocket) {
     let inner = &ingest.inner;
     inner.sessions.fetch_add(1, Ordering::AcqRel);
     let mut shutdown = inner.shutdown.subscribe();
-    let mut session = Session { ingest: &ingest, active: None };
+    let mut session = Session {
+        ingest: &ingest,
+        active: None,
+    };
     let close = session.serve(&mut socket, &mut shutdown).await;
     if let Some(close) = close {
         match close.code {
-            Close::NORMAL | Close::GOING_AWAY => tracing::debug!(code = close.code, reason = %close.reason, "closing stream"),
+            Close::NORMAL | Close::GOING_AWAY => {
+                tracing::debug!(code = close.code, reason = %close.reason, "closing stream")
+            }
             _ => tracing::info!(
                 recording = session.active.as_ref().map(|a| a.id.as_str()),
                 code = close.code,
@@ -37,10 +42,16 @@ pub(crate) async fn run(ingest: Ingest, mut socket: WebSocket) {
                 "closing stream"
             ),
         }
-        let frame = CloseFrame { code: close.code, reason: close.reason.into() };
+        let frame = CloseFrame {
+            code: close.code,
+            reason: close.reason.into(),
+        };
         if socket.send(Message::Close(Some(frame))).await.is_ok() {
             // Let the client answer the close so the handshake completes cleanly.
-            let _ = timeout(Duration::from_secs(2), async { while let Some(Ok(_)) = socket.recv().await {} }).await;
+            let _ = timeout(Duration::from_secs(2), async {
+                while let Some(Ok(_)) = socket.recv().await {}
+            })
+            .await;
         }
     }
     drop(socket);
@@ -57,10 +68,18 @@ struct Session<'a> {
 impl Session<'_> {
     /// Handles messages in order. Returns the close to send, or `None` when the client
     /// is gone.
-    async fn serve(&mut self, socket: &mut WebSocket, shutdown: &mut watch::Receiver<bool>) -> Option<Close> {
+    async fn serve(
+        &mut self,
+        socket: &mut WebSocket,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Option<Close> {
         let config = &self.ingest.inner.config;
         loop {
-            let limit = if self.active.is_none() { config.start_timeout } else { config.idle_timeout };
+            let limit = if self.active.is_none() {
+                config.start_timeout
+            } else {
+                config.idle_timeout
+            };
             let received = tokio::select! {
                 biased;
                 _ = shutdown.wait_for(|stop| *stop) => {
@@ -87,7 +106,11 @@ impl Session<'_> {
             match reply {
                 Ok(reply) => {
                     let finished = matches!(reply, ServerMessage::Finished { .. });
-                    if socket.send(Message::Text(reply.to_json().into())).await.is_err() {
+                    if socket
+                        .send(Message::Text(reply.to_json().into()))
+                        .await
+                        .is_err()
+                    {
                         return None;
                     }
                     if finished {
@@ -101,10 +124,16 @@ impl Session<'_> {
 
     async fn chunk(&mut self, message: Bytes) -> Result<ServerMessage, Close> {
         let inner = &self.ingest.inner;
-        let active = self.active.as_mut().ok_or_else(|| Close::bad_message("send start or resume before bytes"))?;
+        let active = self
+            .active
+            .as_mut()
+            .ok_or_else(|| Close::bad_message("send start or resume before bytes"))?;
         let chunk = Chunk::parse(message, inner.config.max_chunk)?;
         if chunk.offset > active.len {
-            return Err(Close::new(Close::GAP, format!("gap: expected offset <= {}", active.len)));
+            return Err(Close::new(
+                Close::GAP,
+                format!("gap: expected offset <= {}", active.len),
+            ));
         }
         if chunk.end() <= active.len {
             return Ok(ServerMessage::Ack { offset: active.len });
@@ -115,9 +144,15 @@ impl Session<'_> {
         if chunk.end() > inner.config.max_recording_bytes {
             return Err(Close::new(Close::TOO_LARGE, "recording too large"));
         }
-        active.len = match inner.spool.append(&active.id, chunk.offset, chunk.data).await {
+        active.len = match inner
+            .spool
+            .append(&active.id, chunk.offset, chunk.data)
+            .await
+        {
             Ok(len) => len,
-            Err(Error::Precondition { .. }) => return Err(Close::new(Close::FINISHED, "recording already finished")),
+            Err(Error::Precondition { .. }) => {
+                return Err(Close::new(Close::FINISHED, "recording already finished"));
+            }
             Err(e) => return Err(storage_failed(&active.id, &e)),
         };
         Ok(ServerMessage::Ack { offset: active.len })
@@ -126,20 +161,31 @@ impl Session<'_> {
     async fn control(&mut self, message: ClientMessage) -> Result<ServerMessage, Close> {
         match message {
             ClientMessage::Start { .. } | ClientMessage::Resume { .. } if self.active.is_some() => {
-                Err(Close::bad_message("this connection already has a recording"))
+                Err(Close::bad_message(
+                    "this connection already has a recording",
+                ))
             }
             ClientMessage::Start { mime_type, payload } => self.start(mime_type, payload).await,
-            ClientMessage::Resume { recording, resume_token } => self.resume(&recording, &resume_token).await,
+            ClientMessage::Resume {
+                recording,
+                resume_token,
+            } => self.resume(&recording, &resume_token).await,
             ClientMessage::Finish { length } => self.finish(length).await,
         }
     }
 
-    async fn start(&mut self, mime_type: Option<String>, payload: Option<String>) -> Result<ServerMessage, Close> {
+    async fn start(
+        &mut self,
+        mime_type: Option<String>,
+        payload: Option<String>,
+    ) -> Result<ServerMessage, Close> {
         let inner = &self.ingest.inner;
         let mut new = NewRecording::new();
         if let Some(mime) = mime_type {
             if mime.len() > 255 || !mime.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-                return Err(Close::bad_message("mimeType is at most 255 printable ASCII characters"));
+                return Err(Close::bad_message(
+                    "mimeType is at most 255 printable ASCII characters",
+                ));
             }
             new = new.with_mime_type(mime);
         }
@@ -154,7 +200,11 @@ impl Session<'_> {
             Close::new(Close::UNAVAILABLE, "storage unavailable")
         })?;
         let id = recording.id;
-        inner.spool.create(&id).await.map_err(|e| storage_failed(&id, &e))?;
+        inner
+            .spool
+            .create(&id)
+            .await
+            .map_err(|e| storage_failed(&id, &e))?;
         tracing::info!(recording = %id, "recording started");
         let reply = ServerMessage::Started {
             recording: id.to_string(),
@@ -162,7 +212,11 @@ impl Session<'_> {
             offset: 0,
             max_chunk: inner.config.max_chunk,
         };
-        self.active = Some(Active { id, len: 0, finished: false });
+        self.active = Some(Active {
+            id,
+            len: 0,
+            finished: false,
+        });
         Ok(reply)
     }
 
@@ -188,14 +242,29 @@ impl Session<'_> {
             (record.length.unwrap_or(0), true)
         };
         tracing::info!(recording = %id, offset = len, finished, "recording resumed");
-        self.active = Some(Active { id: id.clone(), len, finished });
-        Ok(ServerMessage::Resumed { recording: id.to_string(), offset: len, finished, max_chunk: inner.config.max_chunk })
+        self.active = Some(Active {
+            id: id.clone(),
+            len,
+            finished,
+        });
+        Ok(ServerMessage::Resumed {
+            recording: id.to_string(),
+            offset: len,
+            finished,
+            max_chunk: inner.config.max_chunk,
+        })
     }
 
     async fn finish(&mut self, length: u64) -> Result<ServerMessage, Close> {
         let inner = &self.ingest.inner;
-        let active = self.active.as_mut().ok_or_else(|| Close::bad_message("send start or resume before finish"))?;
-        let finished = ServerMessage::Finished { recording: active.id.to_string(), length };
+        let active = self
+            .active
+            .as_mut()
+            .ok_or_else(|| Close::bad_message("send start or resume before finish"))?;
+        let finished = ServerMessage::Finished {
+            recording: active.id.to_string(),
+            length,
+        };
         if active.finished {
             return if length == active.len {
                 Ok(finished)
@@ -204,15 +273,24 @@ impl Session<'_> {
             };
         }
         if length != active.len {
-            return Err(Close::new(Close::LENGTH_MISMATCH, format!("length mismatch: durable {}", active.len)));
+            return Err(Close::new(
+                Close::LENGTH_MISMATCH,
+                format!("length mismatch: durable {}", active.len),
+            ));
         }
         let id = active.id.clone();
-        inner.spool.seal(&id).await.map_err(|e| storage_failed(&id, &e))?;
+        inner
+            .spool
+            .seal(&id)
+            .await
+            .map_err(|e| storage_failed(&id, &e))?;
         let change = Change::new(id.clone())
             .expect_state(RecordingState::Receiving)
             .state(RecordingState::Recorded)
             .length(length)
-            .enqueue(JobKind::Probe { recording: id.clone() });
+            .enqueue(JobKind::Probe {
+                recording: id.clone(),
+            });
         match inner.catalog.commit(change).await {
             Ok(_) => {
                 tracing::info!(recording = %id, length, "recording finished");

@@ -45,11 +45,14 @@ enum Probe {
 impl Probe {
     fn present(self) -> bool {
         match self {
-            Probe::Command(cmd) => quiet(Command::new("sh").args(["-c", &format!("command -v {cmd}")])),
-            Probe::PkgConfig(lib) => quiet(Command::new("pkg-config").args(["--exists", lib])),
-            Probe::Lib(prefix) => {
-                quiet(Command::new("sh").args(["-c", &format!("ls /usr/lib/llvm-*/lib/{prefix}*.so* >/dev/null 2>&1")]))
+            Probe::Command(cmd) => {
+                quiet(Command::new("sh").args(["-c", &format!("command -v {cmd}")]))
             }
+            Probe::PkgConfig(lib) => quiet(Command::new("pkg-config").args(["--exists", lib])),
+            Probe::Lib(prefix) => quiet(Command::new("sh").args([
+                "-c",
+                &format!("ls /usr/lib/llvm-*/lib/{prefix}*.so* >/dev/null 2>&1"),
+            ])),
         }
     }
 }
@@ -76,7 +79,10 @@ fn main() -> ExitCode {
 type Result<T = (), E = String> = std::result::Result<T, E>;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_owned()
 }
 
 fn test(extra: &[String]) -> Result {
@@ -84,15 +90,26 @@ fn test(extra: &[String]) -> Result {
     let browser_dir = root().join("pipe-server/tests/browser");
     if !browser_dir.join("node_modules/playwright-core").exists() {
         step("installing the browser test driver (npm ci)");
-        run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&browser_dir))?;
+        run(Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&browser_dir))?;
     }
     step("cargo fmt --check");
     run(cargo().args(["fmt", "--all", "--check"]))?;
     step("cargo clippy");
-    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     step("cargo test");
     let mut test = cargo();
-    test.args(["test", "--workspace"]).args(extra).env("PIPE_CHROMIUM", "/usr/bin/chromium");
+    test.args(["test", "--workspace"])
+        .args(extra)
+        .env("PIPE_CHROMIUM", "/usr/bin/chromium");
     run(&mut test)
 }
 
@@ -100,10 +117,14 @@ fn demo() -> Result {
     ensure_packages(SYSTEM_PACKAGES)?;
     step("building pipe");
     run(cargo().args(["build", "--package", "pipe-server", "--bin", "pipe"]))?;
-    let target = env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+    let target = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
     let listen = env::var("PIPE_LISTEN").unwrap_or_else(|_| "127.0.0.1:8080".into());
     println!("\n  Pipe is starting: open http://{listen}/ to record (Ctrl-C stops it).\n");
-    run(Command::new(target.join("debug/pipe")).arg("serve").current_dir(root()))
+    run(Command::new(target.join("debug/pipe"))
+        .arg("serve")
+        .current_dir(root()))
 }
 
 fn cargo() -> Command {
@@ -113,12 +134,23 @@ fn cargo() -> Command {
 }
 
 fn ensure_packages(wanted: &[(&str, Probe)]) -> Result {
-    let missing: Vec<&str> = wanted.iter().filter(|(_, probe)| !probe.present()).map(|(pkg, _)| *pkg).collect();
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|(_, probe)| !probe.present())
+        .map(|(pkg, _)| *pkg)
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
-    step(&format!("installing system packages: {}", missing.join(" ")));
-    let root_user = Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
+    step(&format!(
+        "installing system packages: {}",
+        missing.join(" ")
+    ));
+    let root_user = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false);
     let sudo: &[&str] = if root_user { &[] } else { &["sudo"] };
     let apt = |args: &[&str]| {
         let mut cmd = Command::new(sudo.first().copied().unwrap_or("apt-get"));
@@ -137,10 +169,17 @@ fn step(what: &str) {
 }
 
 fn quiet(cmd: &mut Command) -> bool {
-    cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).status().is_ok_and(|s| s.success())
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn run(cmd: &mut Command) -> Result {
     let status = cmd.status().map_err(|e| format!("{cmd:?}: {e}"))?;
-    if status.success() { Ok(()) } else { Err(format!("{cmd:?} failed: {status}")) }
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed: {status}"))
+    }
 }
