@@ -31,7 +31,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::response::Html;
 use axum::routing::get;
-use pipe_core::{Catalog, SinkId, SinkKind, Spool, StorageSink};
+use pipe_core::{Catalog, SinkId, SinkKind, Spool, StorageSink, UrlOptions};
 use pipe_ingest::{Ingest, IngestConfig};
 use pipe_lifecycle::{Pipeline, PipelineConfig, SqliteCatalog};
 use pipe_storage::{LocalSpool, ObjectStoreSink};
@@ -131,7 +131,8 @@ pub async fn serve(
             work_dir,
         )
         .with_sink(SinkId::new(OWN_STORAGE), own)
-        .with_workers(config.workers),
+        .with_workers(config.workers)
+        .with_link_options(UrlOptions::default().with_expires_in(config.link_ttl)),
     ));
     let ingest = Ingest::new(
         catalog,

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pipe_core::{Catalog, Notifier, SinkId, Spool, StorageSink, TranscodeOptions, Transcoder};
+use pipe_core::{
+    Catalog, Notifier, SinkId, Spool, StorageSink, TranscodeOptions, Transcoder, UrlOptions,
+};
 
 use crate::RetryPolicy;
 
@@ -37,6 +39,7 @@ pub struct PipelineConfig {
     pub(super) workers: usize,
     pub(super) poll_interval: Duration,
     pub(super) lease: Duration,
+    pub(super) links: UrlOptions,
 }
 
 impl PipelineConfig {
@@ -64,6 +67,7 @@ impl PipelineConfig {
             workers: 2,
             poll_interval: Duration::from_millis(200),
             lease: Duration::from_secs(30),
+            links: UrlOptions::default(),
         }
     }
 
@@ -110,6 +114,14 @@ impl PipelineConfig {
     #[must_use]
     pub fn with_lease(mut self, lease: Duration) -> Self {
         self.lease = lease;
+        self
+    }
+
+    /// Asks sinks for download links (in `video_copied_…`) valid for `options.expires_in`
+    /// (default 7 days).
+    #[must_use]
+    pub fn with_link_options(mut self, options: UrlOptions) -> Self {
+        self.links = options;
         self
     }
 }

@@ -7,7 +7,7 @@ use tracing::{debug, info};
 
 use pipe_core::{
     Artifact, ArtifactKind, Change, Copy, Error, Job, JobKind, PutBody, PutOptions, RecordingId,
-    RecordingState, Result, SinkId, StorageSink, UrlOptions,
+    RecordingState, Result, SinkId, StorageSink,
 };
 
 use super::{Pipeline, files};
@@ -54,7 +54,7 @@ impl Pipeline {
         let mut urls = CopiedUrls::default();
         for artifact in &artifacts {
             self.put_verified(sink.as_ref(), artifact).await?;
-            let url = sink.url(&artifact.key, UrlOptions::default()).await?;
+            let url = sink.url(&artifact.key, config.links.clone()).await?;
             match artifact.kind {
                 ArtifactKind::Mp4 => urls.mp4 = url,
                 ArtifactKind::Snapshot => urls.snapshot = url,

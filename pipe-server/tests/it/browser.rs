@@ -13,15 +13,13 @@ const COPIED: &str = "video_copied_pipe_storage";
 
 async fn server_with_hooks(dir: &std::path::Path) -> (PipeServer, WebhookReceiver) {
     let hooks = WebhookReceiver::start().await;
-    let server = PipeServer::start(
-        dir,
-        &[
-            ("PIPE_WEBHOOK_URL", &hooks.url),
-            ("PIPE_WEBHOOK_SECRET", WEBHOOK_SECRET),
-        ],
-    )
-    .await;
-    (server, hooks)
+    let env = [
+        ("PIPE_WEBHOOK_URL", hooks.url.as_str()),
+        ("PIPE_WEBHOOK_SECRET", WEBHOOK_SECRET),
+        // Download links in these tests are valid for an hour.
+        ("PIPE_LINK_TTL_SECS", "3600"),
+    ];
+    (PipeServer::start(dir, &env).await, hooks)
 }
 
 async fn download(url: &str) -> (reqwest::StatusCode, String, Vec<u8>) {
@@ -125,6 +123,28 @@ async fn a_browser_recording_becomes_a_playable_mp4_a_snapshot_and_signed_webhoo
         format!("bytes 100-199/{}", mp4.len())
     );
     assert_eq!(ranged.bytes().await.unwrap().as_ref(), &mp4[100..200]);
+
+    // Links expire when the operator said.
+    let expires: i64 = data["url"]
+        .as_str()
+        .unwrap()
+        .split("expires=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(
+        (expires - now - 3600).abs() < 120,
+        "the link expires {} s from now, not in an hour",
+        expires - now
+    );
 
     // Links are signed: a changed key or signature is refused.
     let tampered = data["url"].as_str().unwrap().replace(".mp4?", ".jpg?");
