@@ -40,6 +40,7 @@ pub struct PipelineConfig {
     pub(super) poll_interval: Duration,
     pub(super) lease: Duration,
     pub(super) links: UrlOptions,
+    pub(super) staging: Option<Arc<dyn StorageSink>>,
 }
 
 impl PipelineConfig {
@@ -68,6 +69,7 @@ impl PipelineConfig {
             poll_interval: Duration::from_millis(200),
             lease: Duration::from_secs(30),
             links: UrlOptions::default(),
+            staging: None,
         }
     }
 
@@ -122,6 +124,16 @@ impl PipelineConfig {
     #[must_use]
     pub fn with_link_options(mut self, options: UrlOptions) -> Self {
         self.links = options;
+        self
+    }
+
+    /// Keeps the MP4 and the snapshot in `staging` from the end of their conversion until
+    /// every sink has them, instead of in the work directory: the transcoder's files are
+    /// removed as soon as they are staged. Give an encrypting sink here, and converted
+    /// files rest on disk in plaintext only while FFmpeg writes them.
+    #[must_use]
+    pub fn with_staging(mut self, staging: Arc<dyn StorageSink>) -> Self {
+        self.staging = Some(staging);
         self
     }
 }

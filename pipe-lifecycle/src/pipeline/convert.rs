@@ -5,15 +5,16 @@ use std::sync::Arc;
 use tracing::info;
 
 use pipe_core::{
-    Artifact, ArtifactKind, Change, Job, JobKind, ObjectKey, RecordingId, RecordingState, Result,
-    SpoolSource, TranscodeRequest,
+    Artifact, ArtifactKind, Change, Job, JobKind, ObjectKey, PutBody, RecordingId, RecordingState,
+    Result, SpoolSource, TranscodeRequest,
 };
 
 use super::{Pipeline, files};
 use crate::events;
 
 impl Pipeline {
-    /// Transcodes the original into `<work>/<id>/<id>.mp4` and `.jpg`, records the
+    /// Transcodes the original into `<work>/<id>/<id>.mp4` and `.jpg` (moved into the
+    /// staging sink at once, if there is one), records the
     /// artifacts (MP4, snapshot if the recording has video, the original), moves the
     /// recording to `converted`, tells `video_converted` and enqueues a `copy` per sink.
     /// With no sink configured the recording is `copied` at once and cleaned up.
@@ -77,6 +78,20 @@ impl Pipeline {
             sha,
             content_type,
         ));
+
+        if let Some(staging) = &config.staging {
+            for artifact in &artifacts {
+                let path = dir.join(artifact.key.file_name());
+                match artifact.kind {
+                    ArtifactKind::Mp4 | ArtifactKind::Snapshot => {
+                        let body = PutBody::new(artifact.size, files::file_stream(&path).await?);
+                        Self::put_verified(staging.as_ref(), artifact, body).await?;
+                    }
+                    ArtifactKind::Original => {}
+                }
+            }
+            files::remove_dir(&dir).await?;
+        }
 
         let event = events::video_converted(&rec, &output.source, &output.mp4, mp4_size);
         let mut change = Change::new(id.clone())

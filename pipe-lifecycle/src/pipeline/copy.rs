@@ -6,8 +6,8 @@ use futures::stream::BoxStream;
 use tracing::{debug, info};
 
 use pipe_core::{
-    Artifact, ArtifactKind, Change, Copy, Error, Job, JobKind, PutBody, PutOptions, RecordingId,
-    RecordingState, Result, SinkId, StorageSink,
+    Artifact, ArtifactKind, Change, Copy, Error, GetOptions, Job, JobKind, PutBody, PutOptions,
+    RecordingId, RecordingState, Result, SinkId, StorageSink,
 };
 
 use super::{Pipeline, files};
@@ -53,7 +53,8 @@ impl Pipeline {
         let mut copies = Vec::with_capacity(artifacts.len());
         let mut urls = CopiedUrls::default();
         for artifact in &artifacts {
-            self.put_verified(sink.as_ref(), artifact).await?;
+            let body = PutBody::new(artifact.size, self.artifact_bytes(artifact).await?);
+            Self::put_verified(sink.as_ref(), artifact, body).await?;
             let url = sink.url(&artifact.key, config.links.clone()).await?;
             match artifact.kind {
                 ArtifactKind::Mp4 => urls.mp4 = url,
@@ -127,9 +128,13 @@ impl Pipeline {
         }
     }
 
-    /// Puts one artifact and checks what the sink stored.
-    async fn put_verified(&self, sink: &dyn StorageSink, artifact: &Artifact) -> Result<()> {
-        let body = PutBody::new(artifact.size, self.artifact_bytes(artifact).await?);
+    /// Puts `body` (the bytes of `artifact`) into `sink` and checks what the sink says it
+    /// stored against the artifact's size and SHA-256.
+    pub(super) async fn put_verified(
+        sink: &dyn StorageSink,
+        artifact: &Artifact,
+        body: PutBody,
+    ) -> Result<()> {
         let options = PutOptions::default().with_content_type(artifact.content_type.clone());
         let receipt = sink.put(&artifact.key, body, options).await?;
         if receipt.size != artifact.size || receipt.sha256 != artifact.sha256 {
@@ -152,8 +157,8 @@ impl Pipeline {
         Ok(())
     }
 
-    /// The bytes of an artifact: the original from the spool, the rest from the work
-    /// directory.
+    /// The bytes of an artifact: the original from the spool, the rest from the staging
+    /// sink or else the work directory.
     async fn artifact_bytes(
         &self,
         artifact: &Artifact,
@@ -164,14 +169,20 @@ impl Pipeline {
                 artifact.recording.clone(),
                 artifact.size,
             )),
-            ArtifactKind::Mp4 | ArtifactKind::Snapshot => {
-                files::file_stream(
-                    &self
-                        .work_dir(&artifact.recording)
-                        .join(artifact.key.file_name()),
-                )
-                .await
-            }
+            ArtifactKind::Mp4 | ArtifactKind::Snapshot => match &self.config.staging {
+                Some(staging) => Ok(staging
+                    .get(&artifact.key, GetOptions::default())
+                    .await?
+                    .stream),
+                None => {
+                    files::file_stream(
+                        &self
+                            .work_dir(&artifact.recording)
+                            .join(artifact.key.file_name()),
+                    )
+                    .await
+                }
+            },
         }
     }
 }

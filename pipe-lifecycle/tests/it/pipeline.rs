@@ -510,3 +510,66 @@ async fn an_audio_recording_has_no_snapshot() {
     assert_eq!(events[0].data["audioCodec"], "Opus");
     assert_eq!(events[2].data["snapshotUrl"], serde_json::Value::Null);
 }
+
+/// With a staging sink, converted files leave the work directory as soon as they are
+/// staged, copies are made from the staging sink, and cleanup empties it.
+#[tokio::test]
+async fn converted_files_wait_in_the_staging_sink_not_the_work_dir() {
+    let staging_dir = tempfile::tempdir().unwrap();
+    let staging: Arc<dyn pipe_core::StorageSink> = Arc::new(
+        pipe_storage::ObjectStoreSink::local(staging_dir.path(), SinkKind::Local).unwrap(),
+    );
+    let notifier = Arc::new(RecordingNotifier::default());
+    let h = Harness::new(
+        Parts::Real,
+        &[("own", SinkKind::PipeStorage)],
+        notifier.clone(),
+        |c| c.with_staging(staging.clone()),
+    )
+    .await;
+    let id = h.ingest(webm(), "video/webm").await;
+
+    while h.catalog.recording(&id).await.unwrap().state == RecordingState::Recorded {
+        assert!(
+            h.pipeline.run_once().await.unwrap(),
+            "ran out of jobs before converting"
+        );
+    }
+    assert_eq!(
+        h.catalog.recording(&id).await.unwrap().state,
+        RecordingState::Converted
+    );
+    assert!(
+        !h.work_dir(&id).exists(),
+        "the transcoder's files outlived their staging"
+    );
+    let artifacts = h.catalog.artifacts(&id).await.unwrap();
+    for artifact in artifacts
+        .iter()
+        .filter(|a| a.kind != ArtifactKind::Original)
+    {
+        let staged = staging.head(&artifact.key).await.unwrap();
+        assert_eq!(staged.size, artifact.size, "{:?} staged", artifact.kind);
+    }
+
+    h.pipeline.drain().await.unwrap();
+    assert_eq!(
+        h.catalog.recording(&id).await.unwrap().state,
+        RecordingState::Copied
+    );
+    let (_, sink) = &h.sinks[0];
+    for artifact in &artifacts {
+        assert_eq!(sink.head(&artifact.key).await.unwrap().size, artifact.size);
+        if artifact.kind != ArtifactKind::Original {
+            assert!(
+                staging
+                    .head(&artifact.key)
+                    .await
+                    .unwrap_err()
+                    .is_not_found(),
+                "cleanup left {:?} staged",
+                artifact.kind
+            );
+        }
+    }
+}
