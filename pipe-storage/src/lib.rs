@@ -5,11 +5,18 @@
 //!
 //! | type | implements | what it is |
 //! |---|---|---|
-//! | [`LocalSpool`] | [`Spool`](pipe_core::Spool) | one append-only file per recording in progress, every append `fdatasync`'d before it is acknowledged |
+//! | [`LocalSpool`] | [`Spool`](pipe_core::Spool) | one append-only file per recording in progress, every append `fdatasync`'d before it is acknowledged; encrypted with [`LocalSpool::open_encrypted`] |
 //! | [`ObjectStoreSink`] | [`StorageSink`](pipe_core::StorageSink) | any [`object_store::ObjectStore`]: the local file system today; S3, GCS and Azure are one `object_store` feature away |
+//! | [`EncryptedSink`] | [`StorageSink`](pipe_core::StorageSink) | a layer over any sink: ciphertext in the sink, plaintext (and cheap ranges) to the caller |
 //!
-//! [`put_file`] and [`file_body`] stream a local file into any sink. Both types pass the
-//! conformance suites of their traits in `pipe_core::conformance` (see `tests/it/`).
+//! [`put_file`] and [`file_body`] stream a local file into any sink. All three types pass
+//! the conformance suites of their traits in `pipe_core::conformance` (see `tests/it/`),
+//! the encrypting ones included.
+//!
+//! [`crypt`] is encryption at rest: AES-256-GCM in fixed segments with STREAM nonces, a
+//! random data key per object wrapped by a key-encryption key ([`LocalKeyProvider`], or
+//! any [`pipe_core::KeyProvider`]), rotation, re-wrapping and shredding. The format is
+//! specified in `ENCRYPTION.md` beside this crate's manifest.
 //!
 //! ## Example
 //!
@@ -45,11 +52,13 @@
 //! ## Features
 //!
 //! - `sink-local` (default): [`ObjectStoreSink::local`], the sink on a local directory.
+//! - `cipher-aws-lc` (default): AES-256-GCM from aws-lc-rs, the fastest here (the same
+//!   library rustls uses for TLS in the server, so the tree carries one).
+//! - `cipher-rustcrypto`: AES-256-GCM from the pure-Rust `aes-gcm` crate, for targets
+//!   where AWS-LC does not build. One of the two is required.
 //!
 //! ## Not yet
 //!
-//! - **Encryption at rest** (AES-256-GCM STREAM segments, see issue 3): the spool and the
-//!   sinks store plaintext today; it is to come as a layer around both.
 //! - **Other sinks**: S3 (and GCS, Azure) through `object_store`'s features, SFTP, FTPS
 //!   and Dropbox. [`ObjectStoreSink::new`] already takes any `ObjectStore`.
 //! - A retry layer: errors say whether they are retryable
@@ -59,11 +68,22 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(not(any(feature = "cipher-aws-lc", feature = "cipher-rustcrypto")))]
+compile_error!(
+    "pipe-storage encrypts at rest and needs an AES-256-GCM backend: \
+     enable the feature `cipher-aws-lc` (default) or `cipher-rustcrypto`"
+);
+
 mod body;
+pub mod crypt;
 mod io;
 mod sink;
 mod spool;
 
 pub use body::{file_body, put_file};
-pub use sink::{ObjectStoreSink, ObjectStoreSinkConfig};
+pub use sink::{EncryptedSink, ObjectStoreSink, ObjectStoreSinkConfig};
 pub use spool::LocalSpool;
+
+pub use crypt::{
+    AppendReader, AppendWriter, Crypt, LocalKeyProvider, StreamDecryptor, StreamEncryptor,
+};

@@ -4,6 +4,8 @@
 //! real writer process.
 
 mod crash;
+mod crypt;
+mod encrypted;
 mod sink;
 mod spool;
 
