@@ -1,6 +1,6 @@
 //! What durability costs: `LocalSpool::append` (every chunk `fdatasync`'d before it
-//! returns) against the floor, a plain `std::fs` sequential write with `sync_data` after
-//! every chunk, in the same directory on the same disk.
+//! returns), in plaintext and encrypted, against the floor, a plain `std::fs` sequential
+//! write with `sync_data` after every chunk, in the same directory on the same disk.
 //!
 //! `cargo bench -p pipe-storage --bench spool`
 //!
@@ -15,6 +15,7 @@ use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use pipe_core::{RecordingId, Spool};
 use pipe_storage::LocalSpool;
+use pipe_storage::crypt::{Crypt, LocalKeyProvider};
 
 fn appends(c: &mut Criterion) {
     // Under target/tmp: a real disk, where /tmp may be a tmpfs on which fsync is free.
@@ -26,6 +27,13 @@ fn appends(c: &mut Criterion) {
         .unwrap();
     let spool = runtime
         .block_on(LocalSpool::open(dir.path().join("spool")))
+        .unwrap();
+    let keys = LocalKeyProvider::open_or_create(dir.path().join("keys")).unwrap();
+    let encrypted = runtime
+        .block_on(LocalSpool::open_encrypted(
+            dir.path().join("encrypted"),
+            Crypt::new(std::sync::Arc::new(keys)),
+        ))
         .unwrap();
 
     let mut group = c.benchmark_group("durable_append");
@@ -43,6 +51,13 @@ fn appends(c: &mut Criterion) {
             &chunk,
             |b, chunk| {
                 b.iter_custom(|iters| runtime.block_on(spool_appends(&spool, chunk, iters)));
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("local_spool_encrypted", &label),
+            &chunk,
+            |b, chunk| {
+                b.iter_custom(|iters| runtime.block_on(spool_appends(&encrypted, chunk, iters)));
             },
         );
         group.bench_with_input(

@@ -2,6 +2,7 @@
 //! today; S3, GCS and Azure are a feature of `object_store` away).
 
 mod config;
+mod encrypted;
 mod error;
 #[cfg(feature = "sink-local")]
 mod local;
@@ -27,6 +28,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
 pub use self::config::ObjectStoreSinkConfig;
+pub use self::encrypted::EncryptedSink;
 use self::error::{BACKEND, map_error};
 use crate::io::blocking;
 

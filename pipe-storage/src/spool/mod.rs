@@ -2,22 +2,24 @@
 
 mod locks;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use pipe_core::{Error, RecordingId, Result, Spool, SpoolEntry};
 
 use self::locks::RecordingLocks;
+use crate::crypt::{AppendReader, AppendWriter, Crypt};
 use crate::io::{blocking, is_permanent};
 
 /// The name of this backend in [`Error::Backend`].
 const BACKEND: &str = "local-spool";
 const DATA_EXT: &str = "data";
+const ENCRYPTED_EXT: &str = "enc";
 const SEALED_EXT: &str = "sealed";
 
 /// The [`Spool`] on a local disk: one append-only file per recording, each append
@@ -29,10 +31,17 @@ const SEALED_EXT: &str = "sealed";
 ///
 /// One flat directory; per recording:
 ///
-/// - `<id>.data`: the bytes, exactly as appended;
+/// - `<id>.data`: the bytes, exactly as appended (a spool opened with [`LocalSpool::open`]);
+/// - `<id>.enc`: the bytes encrypted in the append layout of `ENCRYPTION.md` (a spool
+///   opened with [`LocalSpool::open_encrypted`]): every append is sealed and
+///   `fdatasync`'d before it is acknowledged, a crash resumes at the durable end, and no
+///   (key, nonce) pair is ever used twice; sealing writes the final segment, so a sealed
+///   entry cut short is detected;
 /// - `<id>.sealed`: an empty marker that exists once the recording is sealed.
 ///
-/// Other files in the directory are ignored.
+/// An entry keeps the form it was created in: turning encryption on leaves entries that
+/// were already arriving in plaintext readable and appendable. Other files in the
+/// directory are ignored.
 ///
 /// # Durability
 ///
@@ -78,7 +87,14 @@ pub struct LocalSpool {
 struct Inner {
     root: PathBuf,
     locks: RecordingLocks,
+    /// Encrypts new entries when set.
+    crypt: Option<Crypt>,
+    /// Open writers of encrypted entries, so an append does not re-read the file's tail.
+    /// Used only under the entry's lock.
+    writers: Writers,
 }
+
+type Writers = Arc<Mutex<HashMap<RecordingId, AppendWriter<File>>>>;
 
 impl LocalSpool {
     /// Opens the spool in directory `root`, creating it (and its parents) if needed.
@@ -86,6 +102,16 @@ impl LocalSpool {
     /// Entries already in `root` are the spool's: their durable length is their length
     /// on disk.
     pub async fn open(root: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(root, None).await
+    }
+
+    /// Opens the spool in directory `root` like [`LocalSpool::open`], encrypting every new
+    /// entry with `crypt` (see *Layout*).
+    pub async fn open_encrypted(root: impl AsRef<Path>, crypt: Crypt) -> Result<Self> {
+        Self::open_with(root, Some(crypt)).await
+    }
+
+    async fn open_with(root: impl AsRef<Path>, crypt: Option<Crypt>) -> Result<Self> {
         let root = root.as_ref().to_path_buf();
         let root = blocking(move || {
             fs::create_dir_all(&root)?;
@@ -97,6 +123,8 @@ impl LocalSpool {
             inner: Arc::new(Inner {
                 root,
                 locks: RecordingLocks::default(),
+                crypt,
+                writers: Writers::default(),
             }),
         })
     }
@@ -106,30 +134,37 @@ impl LocalSpool {
         &self.inner.root
     }
 
-    /// Runs `op` on the blocking pool with the paths of `id`; a `NotFound` from the file
+    /// Runs `op` on the blocking pool with the entry of `id`; a `NotFound` from the file
     /// system becomes `NotFound` for the recording.
-    async fn with_files<T, F>(&self, id: &RecordingId, op: F) -> Result<T>
+    async fn with_entry<T, F>(&self, id: &RecordingId, op: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(Files) -> io::Result<T> + Send + 'static,
+        F: FnOnce(Entry) -> Result<T, Failure> + Send + 'static,
     {
-        let files = Files::new(&self.inner.root, id);
-        blocking(move || op(files))
-            .await
-            .map_err(|e| io_error(e, format_args!("recording {id}")))
+        let entry = Entry {
+            id: id.clone(),
+            files: Files::new(&self.inner.root, id),
+            crypt: self.inner.crypt.clone(),
+            writers: Arc::clone(&self.inner.writers),
+        };
+        match blocking(move || Ok(op(entry))).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(Failure::Spool(e))) => Err(e),
+            Ok(Err(Failure::Io(e))) | Err(e) => Err(io_error(e, format_args!("recording {id}"))),
+        }
     }
 
-    /// [`Self::with_files`] holding the lock of `id` until `op` has finished, even if the
+    /// [`Self::with_entry`] holding the lock of `id` until `op` has finished, even if the
     /// caller stops waiting: the blocking write of a cancelled append must not overlap
     /// the next append.
-    async fn with_locked_files<T, F>(&self, id: &RecordingId, op: F) -> Result<T>
+    async fn with_locked_entry<T, F>(&self, id: &RecordingId, op: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(Files) -> io::Result<T> + Send + 'static,
+        F: FnOnce(Entry) -> Result<T, Failure> + Send + 'static,
     {
         let guard = self.inner.locks.lock(id).await;
-        self.with_files(id, move |files| {
-            let result = op(files);
+        self.with_entry(id, move |entry| {
+            let result = op(entry);
             drop(guard);
             result
         })
@@ -140,56 +175,41 @@ impl LocalSpool {
 #[async_trait]
 impl Spool for LocalSpool {
     async fn create(&self, id: &RecordingId) -> Result<SpoolEntry> {
-        let id2 = id.clone();
-        self.with_locked_files(id, move |files| {
-            match OpenOptions::new()
+        self.with_locked_entry(id, move |entry| {
+            if entry.form()?.is_some() {
+                return entry.stat();
+            }
+            let path = match entry.crypt {
+                Some(_) => &entry.files.encrypted,
+                None => &entry.files.data,
+            };
+            let file = OpenOptions::new()
+                .read(true)
                 .write(true)
                 .create_new(true)
-                .open(&files.data)
-            {
-                Ok(file) => {
-                    // A marker left by a delete that crashed halfway must not seal the
-                    // new entry.
-                    remove_if_exists(&files.sealed)?;
-                    file.sync_all()?;
-                    sync_dir(&files.root)?;
-                    Ok(SpoolEntry::new(id2, 0, false))
+                .open(path)?;
+            // A marker left by a delete that crashed halfway must not seal the new entry.
+            remove_if_exists(&entry.files.sealed)?;
+            match &entry.crypt {
+                // Writes the header and syncs it.
+                Some(crypt) => {
+                    let writer = crypt.create_append(file)?;
+                    entry.put_writer(writer);
                 }
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => files.stat(id2),
-                Err(e) => Err(e),
+                None => file.sync_all()?,
             }
+            sync_dir(&entry.files.root)?;
+            Ok(SpoolEntry::new(entry.id, 0, false))
         })
         .await
     }
 
     async fn append(&self, id: &RecordingId, offset: u64, data: Bytes) -> Result<u64> {
         let outcome = self
-            .with_locked_files(id, move |files| {
-                let mut file = OpenOptions::new().append(true).open(&files.data)?;
-                let len = file.metadata()?.len();
-                if offset > len {
-                    return Ok(Append::Gap { len });
-                }
-                // Only the part past the durable end is new.
-                let skip = usize::try_from(len - offset)
-                    .unwrap_or(usize::MAX)
-                    .min(data.len());
-                let tail = &data[skip..];
-                if !tail.is_empty() && files.is_sealed()? {
-                    return Ok(Append::Sealed { len });
-                }
-                // Synced even when `tail` is empty: the bytes below `len` may be those of an
-                // earlier append whose sync failed.
-                let written = file.write_all(tail).and_then(|()| file.sync_data());
-                if let Err(e) = written {
-                    // Leave no unsynced bytes behind that a later call could count as
-                    // durable; if even that fails, the next append's sync covers them.
-                    let _ = file.set_len(len).and_then(|()| file.sync_data());
-                    return Err(e);
-                }
-                Ok(Append::Done {
-                    len: len + tail.len() as u64,
-                })
+            .with_locked_entry(id, move |entry| match entry.form()? {
+                None => Err(io::Error::from(ErrorKind::NotFound).into()),
+                Some(Form::Plain) => entry.append_plain(offset, &data),
+                Some(Form::Encrypted) => entry.append_encrypted(offset, &data),
             })
             .await?;
         match outcome {
@@ -204,54 +224,76 @@ impl Spool for LocalSpool {
     }
 
     async fn stat(&self, id: &RecordingId) -> Result<SpoolEntry> {
-        let id2 = id.clone();
-        self.with_files(id, move |files| files.stat(id2)).await
+        self.with_entry(id, Entry::stat).await
     }
 
     async fn read_at(&self, id: &RecordingId, offset: u64, len: usize) -> Result<Bytes> {
-        self.with_files(id, move |files| {
-            let mut file = File::open(&files.data)?;
-            let available = file.metadata()?.len().saturating_sub(offset);
-            let len = usize::try_from(available).unwrap_or(usize::MAX).min(len);
-            if len == 0 {
-                return Ok(Bytes::new());
+        self.with_entry(id, move |entry| match entry.form()? {
+            None => Err(io::Error::from(ErrorKind::NotFound).into()),
+            Some(Form::Plain) => {
+                let mut file = File::open(&entry.files.data)?;
+                let available = file.metadata()?.len().saturating_sub(offset);
+                let len = usize::try_from(available).unwrap_or(usize::MAX).min(len);
+                if len == 0 {
+                    return Ok(Bytes::new());
+                }
+                file.seek(SeekFrom::Start(offset))?;
+                let mut buf = Vec::with_capacity(len);
+                file.take(len as u64).read_to_end(&mut buf)?;
+                Ok(buf.into())
             }
-            file.seek(SeekFrom::Start(offset))?;
-            let mut buf = Vec::with_capacity(len);
-            file.take(len as u64).read_to_end(&mut buf)?;
-            Ok(buf.into())
+            Some(Form::Encrypted) => {
+                let sealed = entry.files.is_sealed()?;
+                let reader = encrypted_reader(entry.crypt()?, &entry.files.encrypted, sealed)?;
+                if offset >= reader.len() {
+                    return Ok(Bytes::new());
+                }
+                Ok(reader.read_at(offset, len)?.into())
+            }
         })
         .await
     }
 
     async fn seal(&self, id: &RecordingId) -> Result<SpoolEntry> {
-        let id2 = id.clone();
-        self.with_locked_files(id, move |files| {
-            let len = fs::metadata(&files.data)?.len();
-            if !files.is_sealed()? {
-                File::create(&files.sealed)?.sync_all()?;
-                sync_dir(&files.root)?;
+        self.with_locked_entry(id, move |entry| {
+            if entry.form()? == Some(Form::Encrypted) && !entry.files.is_sealed()? {
+                // The final segment: a sealed entry cut short no longer reads as whole.
+                let writer = entry.take_writer()?;
+                writer.finish()?;
             }
-            Ok(SpoolEntry::new(id2, len, true))
+            if !entry.files.is_sealed()? {
+                File::create(&entry.files.sealed)?.sync_all()?;
+                sync_dir(&entry.files.root)?;
+            }
+            entry.stat()
         })
         .await
     }
 
     async fn list(&self) -> Result<Vec<SpoolEntry>> {
         let root = self.inner.root.clone();
-        blocking(move || list(&root))
-            .await
-            .map_err(|e| io_error(e, "the spool directory"))
+        let crypt = self.inner.crypt.clone();
+        match blocking(move || Ok(list(&root, crypt.as_ref()))).await {
+            Ok(Ok(entries)) => Ok(entries),
+            Ok(Err(Failure::Spool(e))) => Err(e),
+            Ok(Err(Failure::Io(e))) | Err(e) => Err(io_error(e, "the spool directory")),
+        }
     }
 
     async fn delete(&self, id: &RecordingId) -> Result<()> {
-        self.with_locked_files(id, move |files| {
+        self.with_locked_entry(id, move |entry| {
+            entry
+                .writers
+                .lock()
+                .expect("writers lock")
+                .remove(&entry.id);
             // Data first: a crash in between leaves a marker without data, which `list`
             // ignores and `create` removes, rather than an unsealed entry that was deleted.
-            let data = remove_if_exists(&files.data)?;
-            let marker = remove_if_exists(&files.sealed)?;
-            if data || marker {
-                sync_dir(&files.root)?;
+            let data = remove_if_exists(&entry.files.data)?;
+            let encrypted = remove_if_exists(&entry.files.encrypted)?;
+            let marker = remove_if_exists(&entry.files.sealed)?;
+            if data || encrypted || marker {
+                sync_dir(&entry.files.root)?;
             }
             Ok(())
         })
@@ -269,10 +311,175 @@ enum Append {
     Sealed { len: u64 },
 }
 
+/// Why blocking spool work failed: the file system, or the spool's own verdict (an
+/// encrypted entry that fails to authenticate, a missing key).
+enum Failure {
+    Io(io::Error),
+    Spool(Error),
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Self::Spool(e)
+    }
+}
+
+/// How an entry's bytes are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// `<id>.data`, plaintext.
+    Plain,
+    /// `<id>.enc`, the append layout.
+    Encrypted,
+}
+
+/// One recording's files, with what blocking work on them needs.
+struct Entry {
+    id: RecordingId,
+    files: Files,
+    crypt: Option<Crypt>,
+    writers: Writers,
+}
+
+impl Entry {
+    /// Which form the entry is in, `None` if it does not exist.
+    fn form(&self) -> io::Result<Option<Form>> {
+        Ok(if self.files.encrypted.try_exists()? {
+            Some(Form::Encrypted)
+        } else if self.files.data.try_exists()? {
+            Some(Form::Plain)
+        } else {
+            None
+        })
+    }
+
+    fn crypt(&self) -> Result<&Crypt, Failure> {
+        self.crypt.as_ref().ok_or_else(|| {
+            Failure::Spool(Error::precondition(format!(
+                "recording {} is encrypted and this spool was opened without keys",
+                self.id
+            )))
+        })
+    }
+
+    fn stat(self) -> Result<SpoolEntry, Failure> {
+        let sealed = self.files.is_sealed()?;
+        let len = match self.form()? {
+            None => return Err(io::Error::from(ErrorKind::NotFound).into()),
+            Some(Form::Plain) => fs::metadata(&self.files.data)?.len(),
+            Some(Form::Encrypted) => {
+                encrypted_reader(self.crypt()?, &self.files.encrypted, sealed)?.len()
+            }
+        };
+        Ok(SpoolEntry::new(self.id, len, sealed))
+    }
+
+    fn append_plain(&self, offset: u64, data: &[u8]) -> Result<Append, Failure> {
+        let mut file = OpenOptions::new().append(true).open(&self.files.data)?;
+        let len = file.metadata()?.len();
+        if offset > len {
+            return Ok(Append::Gap { len });
+        }
+        // Only the part past the durable end is new.
+        let tail = &data[skip(len, offset, data.len())..];
+        if !tail.is_empty() && self.files.is_sealed()? {
+            return Ok(Append::Sealed { len });
+        }
+        // Synced even when `tail` is empty: the bytes below `len` may be those of an
+        // earlier append whose sync failed.
+        let written = file.write_all(tail).and_then(|()| file.sync_data());
+        if let Err(e) = written {
+            // Leave no unsynced bytes behind that a later call could count as durable; if
+            // even that fails, the next append's sync covers them.
+            let _ = file.set_len(len).and_then(|()| file.sync_data());
+            return Err(e.into());
+        }
+        Ok(Append::Done {
+            len: len + tail.len() as u64,
+        })
+    }
+
+    fn append_encrypted(&self, offset: u64, data: &[u8]) -> Result<Append, Failure> {
+        if self.files.is_sealed()? {
+            let len = encrypted_reader(self.crypt()?, &self.files.encrypted, true)?.len();
+            return Ok(if offset > len {
+                Append::Gap { len }
+            } else if skip(len, offset, data.len()) < data.len() {
+                Append::Sealed { len }
+            } else {
+                Append::Done { len }
+            });
+        }
+        let mut writer = self.take_writer()?;
+        let len = writer.durable_plaintext_len();
+        if offset > len {
+            self.put_writer(writer);
+            return Ok(Append::Gap { len });
+        }
+        // The writer seals and syncs before it returns; after a failure it is dropped, and
+        // the next append re-opens the file at its durable end.
+        let len = writer.append(&data[skip(len, offset, data.len())..])?;
+        self.put_writer(writer);
+        Ok(Append::Done { len })
+    }
+
+    /// The open writer of this encrypted entry, or a new one resumed at its durable end.
+    fn take_writer(&self) -> Result<AppendWriter<File>, Failure> {
+        let cached = self.writers.lock().expect("writers lock").remove(&self.id);
+        match cached {
+            Some(writer) => Ok(writer),
+            None => {
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&self.files.encrypted)?;
+                Ok(self.crypt()?.open_append(file)?)
+            }
+        }
+    }
+
+    fn put_writer(&self, writer: AppendWriter<File>) {
+        self.writers
+            .lock()
+            .expect("writers lock")
+            .insert(self.id.clone(), writer);
+    }
+}
+
+/// How many leading bytes of a chunk of `chunk_len` at `offset` the entry (of `len` bytes)
+/// already holds.
+fn skip(len: u64, offset: u64, chunk_len: usize) -> usize {
+    usize::try_from(len - offset)
+        .unwrap_or(usize::MAX)
+        .min(chunk_len)
+}
+
+/// Opens an encrypted entry for reading; a `sealed` one must end with its final segment,
+/// or it was cut short.
+fn encrypted_reader(
+    crypt: &Crypt,
+    path: &Path,
+    sealed: bool,
+) -> Result<AppendReader<File>, Failure> {
+    let reader = crypt.read_append(File::open(path)?)?;
+    Ok(if sealed {
+        reader.expect_finished()?
+    } else {
+        reader
+    })
+}
+
 /// The paths of one recording.
 struct Files {
     root: PathBuf,
     data: PathBuf,
+    encrypted: PathBuf,
     sealed: PathBuf,
 }
 
@@ -282,6 +489,7 @@ impl Files {
         Self {
             root: root.to_path_buf(),
             data: root.join(format!("{id}.{DATA_EXT}")),
+            encrypted: root.join(format!("{id}.{ENCRYPTED_EXT}")),
             sealed: root.join(format!("{id}.{SEALED_EXT}")),
         }
     }
@@ -289,14 +497,9 @@ impl Files {
     fn is_sealed(&self) -> io::Result<bool> {
         self.sealed.try_exists()
     }
-
-    fn stat(&self, id: RecordingId) -> io::Result<SpoolEntry> {
-        let len = fs::metadata(&self.data)?.len();
-        Ok(SpoolEntry::new(id, len, self.is_sealed()?))
-    }
 }
 
-fn list(root: &Path) -> io::Result<Vec<SpoolEntry>> {
+fn list(root: &Path, crypt: Option<&Crypt>) -> Result<Vec<SpoolEntry>, Failure> {
     let mut data = Vec::new();
     let mut sealed = HashSet::new();
     for dirent in fs::read_dir(root)? {
@@ -309,7 +512,8 @@ fn list(root: &Path) -> io::Result<Vec<SpoolEntry>> {
             continue;
         };
         match ext {
-            DATA_EXT => data.push((id, dirent)),
+            DATA_EXT => data.push((id, Form::Plain, dirent)),
+            ENCRYPTED_EXT => data.push((id, Form::Encrypted, dirent)),
             SEALED_EXT => {
                 sealed.insert(id);
             }
@@ -317,12 +521,32 @@ fn list(root: &Path) -> io::Result<Vec<SpoolEntry>> {
         }
     }
     let mut entries = Vec::with_capacity(data.len());
-    for (id, dirent) in data {
-        let len = match dirent.metadata() {
-            Ok(meta) => meta.len(),
+    for (id, form, dirent) in data {
+        let len = match form {
+            Form::Plain => dirent.metadata().map(|meta| meta.len()),
+            Form::Encrypted => match File::open(dirent.path()) {
+                Ok(file) => {
+                    let crypt = crypt.ok_or_else(|| {
+                        Error::precondition(format!(
+                            "recording {id} is encrypted and this spool was opened without keys"
+                        ))
+                    })?;
+                    let reader = crypt.read_append(file)?;
+                    Ok(if sealed.contains(&id) {
+                        reader.expect_finished()?
+                    } else {
+                        reader
+                    }
+                    .len())
+                }
+                Err(e) => Err(e),
+            },
+        };
+        let len = match len {
+            Ok(len) => len,
             // Deleted since the directory was read.
             Err(e) if e.kind() == ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
         let is_sealed = sealed.contains(&id);
         entries.push(SpoolEntry::new(id, len, is_sealed));

@@ -7,11 +7,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pipe_core::{RecordingId, Spool};
-use pipe_storage::LocalSpool;
 
+use crate::encrypted::open_spool;
 use crate::pattern;
 
-/// Tells a re-executed test binary to act as the writer: `<spool dir>:<recording id>`.
+/// Tells a re-executed test binary to act as the writer:
+/// `<dir>:<recording id>:<plain|encrypted>`.
 const WRITER_ENV: &str = "PIPE_STORAGE_CRASH_WRITER";
 /// What the writer prints after each acknowledged append, followed by the durable length.
 const ACKED: &str = "acked ";
@@ -20,6 +21,15 @@ const CHUNK: usize = 100_003;
 
 #[test]
 fn acked_bytes_survive_sigkill() {
+    acked_bytes_survive_sigkill_of(false);
+}
+
+#[test]
+fn acked_bytes_survive_sigkill_of_an_encrypting_writer() {
+    acked_bytes_survive_sigkill_of(true);
+}
+
+fn acked_bytes_survive_sigkill_of(encrypted: bool) {
     let dir = tempfile::tempdir().unwrap();
     let id = RecordingId::generate();
     let mut child = Command::new(std::env::current_exe().unwrap())
@@ -30,7 +40,10 @@ fn acked_bytes_survive_sigkill() {
             "--nocapture",
             "--test-threads=1",
         ])
-        .env(WRITER_ENV, format!("{}:{id}", dir.path().display()))
+        .env(
+            WRITER_ENV,
+            format!("{}:{id}:{encrypted}", dir.path().display()),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -66,7 +79,7 @@ fn acked_bytes_survive_sigkill() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let spool = LocalSpool::open(dir.path()).await.unwrap();
+        let spool = open_spool(dir.path(), encrypted).await;
         let entry = spool.stat(&id).await.unwrap();
         assert!(
             entry.len >= acked,
@@ -108,14 +121,16 @@ fn writer() {
         eprintln!("crash::writer only runs as the child of crash::acked_bytes_survive_sigkill");
         return;
     };
-    let (dir, id) = target.rsplit_once(':').unwrap();
+    let (rest, encrypted) = target.rsplit_once(':').unwrap();
+    let (dir, id) = rest.rsplit_once(':').unwrap();
     let (dir, id): (PathBuf, RecordingId) = (dir.into(), id.parse().unwrap());
+    let encrypted: bool = encrypted.parse().unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     runtime.block_on(async {
-        let spool = LocalSpool::open(&dir).await.unwrap();
+        let spool = open_spool(&dir, encrypted).await;
         spool.create(&id).await.unwrap();
         let mut stdout = std::io::stdout().lock();
         let mut len = 0;
