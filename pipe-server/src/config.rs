@@ -30,6 +30,11 @@ pub struct Config {
     pub link_ttl: Duration,
     /// Job workers (`PIPE_WORKERS`, default 2).
     pub workers: usize,
+    /// Whether the spool and the server's own storage are encrypted at rest
+    /// (`PIPE_ENCRYPTION`, `on` or `off`, default `on`). Keys come from
+    /// `PIPE_ENCRYPTION_KEYS` (`id:base64,…`, the last current) or, when it is unset, from
+    /// `<data>/keys/`, where the first start generates one.
+    pub encryption: bool,
 }
 
 /// A configuration that could not be read; says which setting and why.
@@ -73,6 +78,7 @@ struct FileConfig {
     allowed_hosts: Option<Vec<String>>,
     link_ttl_secs: Option<u64>,
     workers: Option<usize>,
+    encryption: Option<bool>,
 }
 
 impl Config {
@@ -152,7 +158,21 @@ impl Config {
                 detail: "an http:// or https:// URL".into(),
             });
         }
+        let encryption = match env("PIPE_ENCRYPTION") {
+            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "on" | "true" | "1" => true,
+                "off" | "false" | "0" => false,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        setting: "PIPE_ENCRYPTION",
+                        detail: format!("{v:?}: on or off"),
+                    });
+                }
+            },
+            None => f.encryption.unwrap_or(true),
+        };
         Ok(Self {
+            encryption,
             listen,
             data_dir: env("PIPE_DATA_DIR")
                 .map(PathBuf::from)
@@ -188,6 +208,7 @@ mod tests {
         assert_eq!(c.public_url, "http://127.0.0.1:8080");
         assert!(c.webhook_url.is_none());
         assert!(c.allowed_hosts.allows_any());
+        assert!(c.encryption, "encryption at rest is on unless switched off");
     }
 
     #[test]
@@ -210,6 +231,8 @@ mod tests {
     fn bad_values_name_the_setting() {
         let e = Config::load(None, env(&[("PIPE_LISTEN", "nowhere")])).unwrap_err();
         assert!(e.to_string().starts_with("PIPE_LISTEN"), "{e}");
+        let e = Config::load(None, env(&[("PIPE_ENCRYPTION", "maybe")])).unwrap_err();
+        assert!(e.to_string().starts_with("PIPE_ENCRYPTION"), "{e}");
         let e = Config::load(None, env(&[("PIPE_ALLOWED_HOSTS", "https://x.com")])).unwrap_err();
         assert!(e.to_string().starts_with("PIPE_ALLOWED_HOSTS"), "{e}");
         let dir = tempfile::tempdir().unwrap();

@@ -16,8 +16,14 @@
 //! `/healthz`.
 //!
 //! Secrets the server makes on first start, mode 0600 under the data dir:
-//! `server.secret` (keys resume tokens and download links; keep it across restarts) and,
-//! when webhooks are configured without `PIPE_WEBHOOK_SECRET`, `webhook.secret`.
+//! `server.secret` (keys resume tokens and download links; keep it across restarts),
+//! `keys/` (the key-encryption keys of encryption at rest, unless `PIPE_ENCRYPTION_KEYS`
+//! gives them; **back it up**: without it nothing stored can be read) and, when webhooks
+//! are configured without `PIPE_WEBHOOK_SECRET`, `webhook.secret`.
+//!
+//! Encryption at rest is on by default: the spool and the server's own storage hold only
+//! AES-256-GCM ciphertext (`pipe-storage/ENCRYPTION.md`), and the download links decrypt
+//! on the fly, range requests included.
 #![forbid(unsafe_code)]
 
 pub mod config;
@@ -34,7 +40,7 @@ use axum::routing::get;
 use pipe_core::{Catalog, SinkId, SinkKind, Spool, StorageSink, UrlOptions};
 use pipe_ingest::{Ingest, IngestConfig};
 use pipe_lifecycle::{Pipeline, PipelineConfig, SqliteCatalog};
-use pipe_storage::{LocalSpool, ObjectStoreSink};
+use pipe_storage::{EncryptedSink, LocalSpool, ObjectStoreSink};
 use pipe_transcode::FfmpegTranscoder;
 use pipe_webhook::{StandardWebhooks, WebhookEndpoint, WebhookNotifier};
 use tokio::sync::watch;
@@ -102,12 +108,33 @@ pub async fn serve(
             .await
             .map_err(part("catalog"))?,
     );
-    let spool: Arc<dyn Spool> =
-        Arc::new(LocalSpool::open(&spool_dir).await.map_err(part("spool"))?);
+    let crypt = if config.encryption {
+        Some(secrets::encryption(data).map_err(part("encryption keys"))?)
+    } else {
+        tracing::warn!("PIPE_ENCRYPTION=off: recordings are stored in plaintext");
+        None
+    };
+    let spool: Arc<dyn Spool> = Arc::new(
+        match &crypt {
+            Some(crypt) => LocalSpool::open_encrypted(&spool_dir, crypt.clone()).await,
+            None => LocalSpool::open(&spool_dir).await,
+        }
+        .map_err(part("spool"))?,
+    );
     let links = LinkSigner::new(secret.clone(), config.public_url.clone());
-    let disk: Arc<dyn StorageSink> = Arc::new(
+    let mut disk: Arc<dyn StorageSink> = Arc::new(
         ObjectStoreSink::local(&storage_dir, SinkKind::PipeStorage).map_err(part("storage"))?,
     );
+    // Converted files wait for their copies in an encrypted staging area rather than as
+    // plaintext in the work directory.
+    let mut staging = None;
+    if let Some(crypt) = crypt {
+        disk = Arc::new(EncryptedSink::new(disk, crypt.clone()));
+        let staged =
+            ObjectStoreSink::local(dir("staging")?, SinkKind::Local).map_err(part("staging"))?;
+        staging =
+            Some(Arc::new(EncryptedSink::new(Arc::new(staged), crypt)) as Arc<dyn StorageSink>);
+    }
     let own: Arc<dyn StorageSink> = Arc::new(ServedSink::new(Arc::clone(&disk), links.clone()));
 
     let mut notifier = WebhookNotifier::builder();
@@ -122,18 +149,20 @@ pub async fn serve(
     }
     let notifier = Arc::new(notifier.build().map_err(part("webhooks"))?);
 
-    let pipeline = Arc::new(Pipeline::new(
-        PipelineConfig::new(
-            Arc::clone(&catalog),
-            Arc::clone(&spool),
-            Arc::new(FfmpegTranscoder::new()),
-            notifier,
-            work_dir,
-        )
-        .with_sink(SinkId::new(OWN_STORAGE), own)
-        .with_workers(config.workers)
-        .with_link_options(UrlOptions::default().with_expires_in(config.link_ttl)),
-    ));
+    let mut pipeline = PipelineConfig::new(
+        Arc::clone(&catalog),
+        Arc::clone(&spool),
+        Arc::new(FfmpegTranscoder::new()),
+        notifier,
+        work_dir,
+    )
+    .with_sink(SinkId::new(OWN_STORAGE), own)
+    .with_workers(config.workers)
+    .with_link_options(UrlOptions::default().with_expires_in(config.link_ttl));
+    if let Some(staging) = staging {
+        pipeline = pipeline.with_staging(staging);
+    }
+    let pipeline = Arc::new(Pipeline::new(pipeline));
     let ingest = Ingest::new(
         catalog,
         spool,

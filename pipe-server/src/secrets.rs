@@ -4,6 +4,10 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use std::sync::Arc;
+
+use pipe_storage::crypt::{Crypt, LocalKeyProvider};
+
 use crate::ServeError;
 
 /// The 32-byte key of resume tokens and download links (`<data>/server.secret`, hex).
@@ -61,4 +65,25 @@ fn load_or_create(
         .and_then(|()| file.sync_all())
         .map_err(fail)?;
     Ok(value)
+}
+
+/// The encryption at rest of the spool and the server's own storage: keys from
+/// `PIPE_ENCRYPTION_KEYS`, or else from `<data>/keys/`, where the first start makes one and
+/// says so once, loudly, because losing that file loses every recording.
+pub(crate) fn encryption(data: &Path) -> pipe_core::Result<Crypt> {
+    let keys = match LocalKeyProvider::from_env()? {
+        Some(keys) => keys,
+        None => {
+            let keys = LocalKeyProvider::open_or_create(data.join("keys"))?;
+            if let Some(id) = keys.generated() {
+                tracing::warn!(
+                    key = %id,
+                    path = %keys.path().map(|p| p.display().to_string()).unwrap_or_default(),
+                    "generated the encryption key of this server: back this file up now; without it no stored recording can be read"
+                );
+            }
+            keys
+        }
+    };
+    Ok(Crypt::new(Arc::new(keys)))
 }

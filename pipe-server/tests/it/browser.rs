@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::util::media::{codecs, duration, ffprobe, top_level_boxes};
+use crate::util::media::{codecs, duration, ffprobe, recognisable_media, top_level_boxes};
 use crate::util::{Driver, PipeServer, Proxy, WEBHOOK_SECRET, WebhookReceiver};
 
 const COPIED: &str = "video_copied_pipe_storage";
@@ -149,6 +149,15 @@ async fn a_browser_recording_becomes_a_playable_mp4_a_snapshot_and_signed_webhoo
     // Links are signed: a changed key or signature is refused.
     let tampered = data["url"].as_str().unwrap().replace(".mp4?", ".jpg?");
     assert_eq!(download(&tampered).await.0.as_u16(), 403);
+
+    // Encryption at rest, on by default: nothing under the data dir is recognisable media,
+    // while the links above served the plaintext.
+    let leaks = recognisable_media(&server.data_dir, &[&mp4, &jpeg, &original]);
+    assert!(
+        leaks.is_empty(),
+        "plaintext media at rest:\n{}",
+        leaks.join("\n")
+    );
 
     let played = Driver::play(
         &format!("{}/healthz", server.url()),

@@ -351,3 +351,31 @@ async fn sigterm_closes_streams_with_1001_after_their_chunks_are_durable() {
         "acknowledged bytes were lost in the shutdown: {resumed}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_start_makes_an_encryption_key_and_says_so_once() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = PipeServer::start(dir.path(), &[]).await;
+    let key_file = server
+        .data_dir
+        .join("keys")
+        .join(pipe_storage::crypt::KEY_FILE);
+    let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the key file is readable by others");
+    let key = std::fs::read(&key_file).unwrap();
+
+    server.restart().await;
+    assert_eq!(
+        std::fs::read(&key_file).unwrap(),
+        key,
+        "a restart replaced the key"
+    );
+    let log = server.log_tail();
+    let told = log.matches("back this file up").count();
+    assert_eq!(
+        told, 1,
+        "the operator must be told to back the key up exactly once:\n{log}"
+    );
+}

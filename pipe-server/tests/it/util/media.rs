@@ -64,3 +64,57 @@ pub fn top_level_boxes(mp4: &[u8]) -> Vec<String> {
     }
     boxes
 }
+
+/// Where the files under `dir` show recognisable media: the WebM (EBML), MP4 (`ftyp`) or
+/// JPEG (SOI + first marker) signatures, or any 64-byte run of one of `known` files. Only runs of
+/// compressed media count (32 or more distinct byte values): the low-entropy structure of
+/// box headers and zero padding is shared by every format, SQLite's included.
+pub fn recognisable_media(dir: &Path, known: &[&[u8]]) -> Vec<String> {
+    const RUN: usize = 64;
+    // A JPEG opens with SOI and then APP0 (JFIF), APP1 (Exif), a comment (FFmpeg's) or
+    // the quantisation tables.
+    const SIGNATURES: [(&str, &[u8]); 6] = [
+        ("a WebM signature", &[0x1A, 0x45, 0xDF, 0xA3]),
+        ("an MP4 signature", b"ftyp"),
+        ("a JPEG marker", &[0xFF, 0xD8, 0xFF, 0xE0]),
+        ("a JPEG marker", &[0xFF, 0xD8, 0xFF, 0xE1]),
+        ("a JPEG marker", &[0xFF, 0xD8, 0xFF, 0xFE]),
+        ("a JPEG marker", &[0xFF, 0xD8, 0xFF, 0xDB]),
+    ];
+    let runs: std::collections::HashSet<&[u8]> = known
+        .iter()
+        .flat_map(|bytes| bytes.windows(RUN))
+        .filter(|w| {
+            let mut seen = [false; 256];
+            w.iter().for_each(|b| seen[usize::from(*b)] = true);
+            seen.iter().filter(|s| **s).count() >= 32
+        })
+        .collect();
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        // A file the server removed while we looked is no finding.
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        for (what, signature) in SIGNATURES {
+            if bytes.windows(signature.len()).any(|w| w == signature) {
+                found.push(format!("{} holds {what}", path.display()));
+            }
+        }
+        if let Some(at) = bytes.windows(RUN).position(|w| runs.contains(w)) {
+            found.push(format!(
+                "{} holds 64 bytes of a media file at {at}",
+                path.display()
+            ));
+        }
+    }
+    found
+}
