@@ -2,7 +2,8 @@
 //!
 //! - `cargo xtask test`: installs what the tests need (FFmpeg's libraries and CLI,
 //!   Chromium, clang, Node packages), then runs `cargo fmt --check`, clippy with
-//!   `-D warnings` and every test, the browser end-to-end ones included.
+//!   `-D warnings` (default features and all features) and every test with all features,
+//!   the browser end-to-end ones included.
 //! - `cargo xtask demo`: installs what the server needs, builds it and starts
 //!   `pipe serve` with its embedded defaults; prints the URL of the recorder page.
 //!
@@ -96,7 +97,7 @@ fn test(extra: &[String]) -> Result {
     }
     step("cargo fmt --check");
     run(cargo().args(["fmt", "--all", "--check"]))?;
-    step("cargo clippy");
+    step("cargo clippy (default features, then every feature)");
     run(cargo().args([
         "clippy",
         "--workspace",
@@ -105,9 +106,19 @@ fn test(extra: &[String]) -> Result {
         "-D",
         "warnings",
     ]))?;
-    step("cargo test");
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--all-features",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    // Every feature, so both AES-GCM backends are built and checked against each other.
+    step("cargo test --all-features");
     let mut test = cargo();
-    test.args(["test", "--workspace"])
+    test.args(["test", "--workspace", "--all-features"])
         .args(extra)
         .env("PIPE_CHROMIUM", "/usr/bin/chromium");
     run(&mut test)
