@@ -89,12 +89,20 @@ struct Inner {
     locks: RecordingLocks,
     /// Encrypts new entries when set.
     crypt: Option<Crypt>,
-    /// Open writers of encrypted entries, so an append does not re-read the file's tail.
-    /// Used only under the entry's lock.
-    writers: Writers,
+    /// Entries kept open between appends. Used only under the entry's lock.
+    open: OpenEntries,
 }
 
-type Writers = Arc<Mutex<HashMap<RecordingId, AppendWriter<File>>>>;
+/// An entry kept open between appends, so that an append neither re-opens the file
+/// (plaintext) nor re-reads its tail (encrypted). Dropped after any failure: the next
+/// append opens the file again at its durable end.
+#[derive(Debug)]
+enum OpenEntry {
+    Plain { file: File, len: u64 },
+    Encrypted(Box<AppendWriter<File>>),
+}
+
+type OpenEntries = Arc<Mutex<HashMap<RecordingId, OpenEntry>>>;
 
 impl LocalSpool {
     /// Opens the spool in directory `root`, creating it (and its parents) if needed.
@@ -124,7 +132,7 @@ impl LocalSpool {
                 root,
                 locks: RecordingLocks::default(),
                 crypt,
-                writers: Writers::default(),
+                open: OpenEntries::default(),
             }),
         })
     }
@@ -145,7 +153,7 @@ impl LocalSpool {
             id: id.clone(),
             files: Files::new(&self.inner.root, id),
             crypt: self.inner.crypt.clone(),
-            writers: Arc::clone(&self.inner.writers),
+            open: Arc::clone(&self.inner.open),
         };
         match blocking(move || Ok(op(entry))).await {
             Ok(Ok(value)) => Ok(value),
@@ -194,7 +202,7 @@ impl Spool for LocalSpool {
                 // Writes the header and syncs it.
                 Some(crypt) => {
                     let writer = crypt.create_append(file)?;
-                    entry.put_writer(writer);
+                    entry.keep(OpenEntry::Encrypted(Box::new(writer)));
                 }
                 None => file.sync_all()?,
             }
@@ -258,8 +266,7 @@ impl Spool for LocalSpool {
         self.with_locked_entry(id, move |entry| {
             if entry.form()? == Some(Form::Encrypted) && !entry.files.is_sealed()? {
                 // The final segment: a sealed entry cut short no longer reads as whole.
-                let writer = entry.take_writer()?;
-                writer.finish()?;
+                entry.writer()?.finish()?;
             }
             if !entry.files.is_sealed()? {
                 File::create(&entry.files.sealed)?.sync_all()?;
@@ -282,11 +289,7 @@ impl Spool for LocalSpool {
 
     async fn delete(&self, id: &RecordingId) -> Result<()> {
         self.with_locked_entry(id, move |entry| {
-            entry
-                .writers
-                .lock()
-                .expect("writers lock")
-                .remove(&entry.id);
+            entry.take();
             // Data first: a crash in between leaves a marker without data, which `list`
             // ignores and `create` removes, rather than an unsealed entry that was deleted.
             let data = remove_if_exists(&entry.files.data)?;
@@ -344,7 +347,7 @@ struct Entry {
     id: RecordingId,
     files: Files,
     crypt: Option<Crypt>,
-    writers: Writers,
+    open: OpenEntries,
 }
 
 impl Entry {
@@ -381,9 +384,16 @@ impl Entry {
     }
 
     fn append_plain(&self, offset: u64, data: &[u8]) -> Result<Append, Failure> {
-        let mut file = OpenOptions::new().append(true).open(&self.files.data)?;
-        let len = file.metadata()?.len();
+        let (mut file, len) = match self.take() {
+            Some(OpenEntry::Plain { file, len }) => (file, len),
+            _ => {
+                let file = OpenOptions::new().append(true).open(&self.files.data)?;
+                let len = file.metadata()?.len();
+                (file, len)
+            }
+        };
         if offset > len {
+            self.keep(OpenEntry::Plain { file, len });
             return Ok(Append::Gap { len });
         }
         // Only the part past the durable end is new.
@@ -400,9 +410,9 @@ impl Entry {
             let _ = file.set_len(len).and_then(|()| file.sync_data());
             return Err(e.into());
         }
-        Ok(Append::Done {
-            len: len + tail.len() as u64,
-        })
+        let len = len + tail.len() as u64;
+        self.keep(OpenEntry::Plain { file, len });
+        Ok(Append::Done { len })
     }
 
     fn append_encrypted(&self, offset: u64, data: &[u8]) -> Result<Append, Failure> {
@@ -416,25 +426,24 @@ impl Entry {
                 Append::Done { len }
             });
         }
-        let mut writer = self.take_writer()?;
+        let mut writer = self.writer()?;
         let len = writer.durable_plaintext_len();
         if offset > len {
-            self.put_writer(writer);
+            self.keep(OpenEntry::Encrypted(Box::new(writer)));
             return Ok(Append::Gap { len });
         }
         // The writer seals and syncs before it returns; after a failure it is dropped, and
         // the next append re-opens the file at its durable end.
         let len = writer.append(&data[skip(len, offset, data.len())..])?;
-        self.put_writer(writer);
+        self.keep(OpenEntry::Encrypted(Box::new(writer)));
         Ok(Append::Done { len })
     }
 
     /// The open writer of this encrypted entry, or a new one resumed at its durable end.
-    fn take_writer(&self) -> Result<AppendWriter<File>, Failure> {
-        let cached = self.writers.lock().expect("writers lock").remove(&self.id);
-        match cached {
-            Some(writer) => Ok(writer),
-            None => {
+    fn writer(&self) -> Result<AppendWriter<File>, Failure> {
+        match self.take() {
+            Some(OpenEntry::Encrypted(writer)) => Ok(*writer),
+            _ => {
                 let file = OpenOptions::new()
                     .read(true)
                     .write(true)
@@ -444,11 +453,20 @@ impl Entry {
         }
     }
 
-    fn put_writer(&self, writer: AppendWriter<File>) {
-        self.writers
+    /// Takes this entry's open file or writer out of the cache.
+    fn take(&self) -> Option<OpenEntry> {
+        self.open
             .lock()
-            .expect("writers lock")
-            .insert(self.id.clone(), writer);
+            .expect("open entries lock")
+            .remove(&self.id)
+    }
+
+    /// Keeps this entry's open file or writer for the next append.
+    fn keep(&self, open: OpenEntry) {
+        self.open
+            .lock()
+            .expect("open entries lock")
+            .insert(self.id.clone(), open);
     }
 }
 
