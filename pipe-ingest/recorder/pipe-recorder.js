@@ -251,7 +251,7 @@ export class PipeRecorder extends EventTarget {
     this.media = null;
     this.recorder = null;
     this.uploader = null;
-    this.state = "idle"; // idle → ready → recording → uploading → saved | error
+    this.state = "idle"; // idle → ready → recording → uploading → saved | error (→ recording …)
     this.startedAt = 0;
     this.durationMs = 0;
   }
@@ -287,9 +287,16 @@ export class PipeRecorder extends EventTarget {
     this.#emit("ready", { mimeType: this.mimeType });
   }
 
-  /** Starts recording and streaming. */
+  /** Starts recording and streaming: after "ready", and again after "saved" or "error". */
   start() {
-    if (this.state !== "ready") throw new Error(`cannot start while ${this.state}`);
+    if (!this.media || !["ready", "saved", "error"].includes(this.state)) {
+      throw new Error(`cannot start while ${this.state}`);
+    }
+    if (this.recorder?.state === "recording") {
+      // A recording whose upload failed: let it go before starting the next.
+      this.recorder.ondataavailable = this.recorder.onstop = null;
+      this.recorder.stop();
+    }
     const recorder = new MediaRecorder(this.media, this.mimeType ? { mimeType: this.mimeType } : {});
     const mimeType = recorder.mimeType || this.mimeType || "";
     const uploader = new StreamUploader(this.streamUrl, { mimeType, payload: this.payload });
