@@ -8,8 +8,8 @@ use std::time::Duration;
 use pipe_ingest::HostAllowList;
 use serde::Deserialize;
 
-/// Everything `pipe serve` needs to know.
-#[derive(Clone, Debug)]
+/// Everything `pipe serve` needs to know. Its `Debug` output leaves the webhook secret out.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct Config {
     /// Where to listen (`PIPE_LISTEN`, default `127.0.0.1:8080`).
@@ -35,6 +35,25 @@ pub struct Config {
     /// `PIPE_ENCRYPTION_KEYS` (`id:base64,…`, the last current) or, when it is unset, from
     /// `<data>/keys/`, where the first start generates one.
     pub encryption: bool,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("public_url", &self.public_url)
+            .field("webhook_url", &self.webhook_url)
+            .field(
+                "webhook_secret",
+                &self.webhook_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("allowed_hosts", &self.allowed_hosts)
+            .field("link_ttl", &self.link_ttl)
+            .field("workers", &self.workers)
+            .field("encryption", &self.encryption)
+            .finish()
+    }
 }
 
 /// A configuration that could not be read; says which setting and why.
@@ -225,6 +244,19 @@ mod tests {
         assert_eq!(c.workers, 3);
         assert!(c.allowed_hosts.allows_origin("https://a.example"));
         assert!(!c.allowed_hosts.allows_origin("https://b.example"));
+    }
+
+    #[test]
+    fn debug_output_hides_the_webhook_secret() {
+        let c = Config::load(
+            None,
+            env(&[(
+                "PIPE_WEBHOOK_SECRET",
+                "whsec_c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0",
+            )]),
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("whsec_"));
     }
 
     #[test]

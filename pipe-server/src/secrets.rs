@@ -1,9 +1,8 @@
 //! Secrets the server makes on first start and keeps under the data dir, mode 0600.
 
-use std::io::Write;
+use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-
 use std::sync::Arc;
 
 use pipe_storage::crypt::{Crypt, LocalKeyProvider};
@@ -14,13 +13,21 @@ use crate::ServeError;
 pub(crate) fn server_secret(data: &Path) -> Result<Vec<u8>, ServeError> {
     let text = load_or_create(data, "server.secret", || {
         let mut key = [0u8; 32];
-        getrandom::fill(&mut key).map_err(std::io::Error::other)?;
+        getrandom::fill(&mut key).map_err(io::Error::other)?;
         Ok(hex::encode(key))
     })?;
-    hex::decode(text.trim()).map_err(|e| ServeError::DataDir {
-        path: data.join("server.secret"),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-    })
+    match hex::decode(text.trim()) {
+        Ok(key) if key.len() >= 32 => Ok(key),
+        // An empty or cut key would make resume tokens and links forgeable: refuse it.
+        _ => Err(ServeError::DataDir {
+            path: data.join("server.secret"),
+            source: io::Error::new(
+                io::ErrorKind::InvalidData,
+                "not 64 hex digits: restore it from a backup, or delete it to make a new \
+                 one (open streams then cannot resume and old links stop working)",
+            ),
+        }),
+    }
 }
 
 /// The `whsec_…` secret of webhooks when none is configured (`<data>/webhook.secret`).
@@ -29,6 +36,12 @@ pub(crate) fn webhook_secret(data: &Path) -> Result<String, ServeError> {
     let secret = load_or_create(data, "webhook.secret", || {
         Ok(pipe_webhook::StandardWebhooks::generate_secret())
     })?;
+    if secret.trim().is_empty() {
+        return Err(ServeError::DataDir {
+            path: data.join("webhook.secret"),
+            source: io::Error::new(io::ErrorKind::InvalidData, "empty"),
+        });
+    }
     if created {
         tracing::warn!(
             path = %data.join("webhook.secret").display(),
@@ -41,7 +54,7 @@ pub(crate) fn webhook_secret(data: &Path) -> Result<String, ServeError> {
 fn load_or_create(
     data: &Path,
     name: &str,
-    make: impl FnOnce() -> std::io::Result<String>,
+    make: impl FnOnce() -> io::Result<String>,
 ) -> Result<String, ServeError> {
     let path = data.join(name);
     let fail = |source| ServeError::DataDir {
@@ -50,21 +63,38 @@ fn load_or_create(
     };
     match std::fs::read_to_string(&path) {
         Ok(text) => return Ok(text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(fail(e)),
     }
     let value = make().map_err(fail)?;
-    // create_new: two servers starting at once on the same directory cannot both win.
-    let mut file = std::fs::OpenOptions::new()
+    // Written whole to a temporary name, then linked into place: a crash leaves either no
+    // secret or the whole one, never an empty file. `hard_link` fails if another server
+    // starting on the same directory won the race; its secret is then read.
+    let temp = data.join(format!(".{name}.{}", std::process::id()));
+    let written = std::fs::OpenOptions::new()
         .write(true)
-        .create_new(true)
+        .create(true)
+        .truncate(true)
         .mode(0o600)
-        .open(&path)
-        .map_err(fail)?;
-    file.write_all(value.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(fail)?;
-    Ok(value)
+        .open(&temp)
+        .and_then(|mut file| {
+            file.write_all(value.as_bytes())
+                .and_then(|()| file.sync_all())
+        });
+    let linked = written.and_then(|()| std::fs::hard_link(&temp, &path));
+    let _ = std::fs::remove_file(&temp);
+    match linked {
+        Ok(()) => {
+            std::fs::File::open(data)
+                .and_then(|dir| dir.sync_all())
+                .map_err(fail)?;
+            Ok(value)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            std::fs::read_to_string(&path).map_err(fail)
+        }
+        Err(e) => Err(fail(e)),
+    }
 }
 
 /// The encryption at rest of the spool and the server's own storage: keys from
@@ -86,4 +116,32 @@ pub(crate) fn encryption(data: &Path) -> pipe_core::Result<Crypt> {
         }
     };
     Ok(Crypt::new(Arc::new(keys)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_secret_is_made_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = server_secret(dir.path()).unwrap();
+        assert_eq!(first.len(), 32);
+        assert_eq!(server_secret(dir.path()).unwrap(), first);
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "a temporary file was left behind");
+    }
+
+    #[test]
+    fn an_empty_or_cut_server_secret_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for bad in [
+            "",
+            "abcd",
+            "not hex at all, not hex at all, not hex at all, not hex at all!",
+        ] {
+            std::fs::write(dir.path().join("server.secret"), bad).unwrap();
+            assert!(server_secret(dir.path()).is_err(), "{bad:?} accepted");
+        }
+    }
 }
