@@ -17,8 +17,10 @@ use crate::{RecordingId, Result};
 ///   `offset > len` is refused with [`crate::Error::Precondition`] (a gap); the part of
 ///   `data` below `len` is ignored, so re-sending an acknowledged range is harmless; only
 ///   the part past `len` is added.
-/// - **Known after a restart.** [`Spool::stat`] and [`Spool::list`] report the durable
-///   length of every entry after a restart, so a client can resume at it.
+/// - **Durable lengths only.** [`Spool::stat`] reports a length whose bytes are all
+///   durable, also while an append to the entry is in flight (it waits for that append)
+///   and after a restart, so a client can resume at it and forget what lies below.
+///   [`Spool::list`] reports the durable length of every entry after a restart.
 /// - **Sealed is final.** After [`Spool::seal`], appends past the end are refused with
 ///   `Precondition`; `seal` itself is idempotent.
 /// - **Idempotent create and delete.** `create` on an existing entry returns its state;

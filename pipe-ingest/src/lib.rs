@@ -64,8 +64,14 @@ pub struct IngestConfig {
     pub max_recording_bytes: u64,
     /// Time from connect to `start` or `resume` (default 10 s).
     pub start_timeout: Duration,
-    /// Silence after which a connection is closed (default 60 s).
+    /// Time without a protocol message (pings do not count) after which a connection is
+    /// closed (default 60 s).
     pub idle_timeout: Duration,
+    /// Time a client has to take each message the server sends (default 10 s): one that
+    /// stops reading cannot hold its connection, or a shutdown.
+    pub send_timeout: Duration,
+    /// Open streaming connections at most (default 1024); more get `503`.
+    pub max_connections: usize,
 }
 
 impl Default for IngestConfig {
@@ -77,6 +83,8 @@ impl Default for IngestConfig {
             max_recording_bytes: 2 << 30,
             start_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(10),
+            max_connections: 1024,
         }
     }
 }
@@ -93,6 +101,22 @@ impl IngestConfig {
     #[must_use]
     pub fn with_max_chunk(mut self, max_chunk: usize) -> Self {
         self.max_chunk = max_chunk;
+        self
+    }
+
+    /// Closes connections silent (no protocol message) for `idle`, and gives a client
+    /// `start` to send its first message.
+    #[must_use]
+    pub fn with_timeouts(mut self, start: Duration, idle: Duration) -> Self {
+        self.start_timeout = start;
+        self.idle_timeout = idle;
+        self
+    }
+
+    /// Accepts at most `max` open streaming connections.
+    #[must_use]
+    pub fn with_max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max;
         self
     }
 
@@ -236,6 +260,14 @@ async fn stream(
         return (
             StatusCode::FORBIDDEN,
             "this origin is not among the allowed hosts\n",
+        )
+            .into_response();
+    }
+    if ingest.inner.sessions.load(Ordering::Acquire) >= ingest.inner.config.max_connections {
+        tracing::warn!("refused a stream: too many open streams");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many open streams, try again shortly\n",
         )
             .into_response();
     }

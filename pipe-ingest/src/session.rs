@@ -6,7 +6,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use bytes::Bytes;
 use pipe_core::{Change, Error, JobKind, NewRecording, RecordingId, RecordingState};
 use tokio::sync::watch;
-use tokio::time::{Duration, timeout};
+use tokio::time::{Duration, Instant, timeout, timeout_at};
 
 use crate::Ingest;
 use crate::protocol::{Chunk, ClientMessage, Close, ServerMessage, parse_control};
@@ -46,13 +46,14 @@ pub(crate) async fn run(ingest: Ingest, mut socket: WebSocket) {
             code: close.code,
             reason: close.reason.into(),
         };
-        if socket.send(Message::Close(Some(frame))).await.is_ok() {
-            // Let the client answer the close so the handshake completes cleanly.
-            let _ = timeout(Duration::from_secs(2), async {
-                while let Some(Ok(_)) = socket.recv().await {}
-            })
-            .await;
-        }
+        let close = socket.send(Message::Close(Some(frame)));
+        let _ = timeout(inner.config.send_timeout, close).await;
+        // Reading on flushes a close reply the library still owes, and lets the client
+        // answer ours, so the handshake completes cleanly either way.
+        let _ = timeout(Duration::from_secs(2), async {
+            while let Some(Ok(_)) = socket.recv().await {}
+        })
+        .await;
     }
     drop(socket);
     if inner.sessions.fetch_sub(1, Ordering::AcqRel) == 1 {
@@ -74,18 +75,16 @@ impl Session<'_> {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Option<Close> {
         let config = &self.ingest.inner.config;
+        // Pings keep the socket alive but do not count as activity: only protocol messages
+        // move the deadline, so a client cannot hold a connection without recording.
+        let mut deadline = Instant::now() + config.start_timeout;
         loop {
-            let limit = if self.active.is_none() {
-                config.start_timeout
-            } else {
-                config.idle_timeout
-            };
             let received = tokio::select! {
                 biased;
                 _ = shutdown.wait_for(|stop| *stop) => {
                     return Some(Close::new(Close::GOING_AWAY, "server shutting down"));
                 }
-                received = timeout(limit, socket.recv()) => received,
+                received = timeout_at(deadline, socket.recv()) => received,
             };
             let message = match received {
                 Err(_elapsed) => return Some(Close::new(Close::TIMEOUT, "timeout")),
@@ -100,18 +99,22 @@ impl Session<'_> {
                     Ok(control) => self.control(control).await,
                     Err(close) => Err(close),
                 },
-                Message::Close(_) => return None,
+                // Answered, so the client sees its close handshake complete.
+                Message::Close(_) => return Some(Close::new(Close::NORMAL, "")),
                 Message::Ping(_) | Message::Pong(_) => continue,
             };
+            if self.active.is_some() {
+                deadline = Instant::now() + config.idle_timeout;
+            }
             match reply {
                 Ok(reply) => {
                     let finished = matches!(reply, ServerMessage::Finished { .. });
-                    if socket
-                        .send(Message::Text(reply.to_json().into()))
-                        .await
-                        .is_err()
-                    {
-                        return None;
+                    let message = Message::Text(reply.to_json().into());
+                    // A client that does not read its acks must not hold the session (and
+                    // a graceful shutdown) forever.
+                    match timeout(config.send_timeout, socket.send(message)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) | Err(_) => return None,
                     }
                     if finished {
                         return Some(Close::new(Close::NORMAL, "finished"));
@@ -150,8 +153,18 @@ impl Session<'_> {
             .await
         {
             Ok(len) => len,
+            // Sealed, or shorter than this connection believed (another connection's
+            // append failed after this one resumed): say which.
             Err(Error::Precondition { .. }) => {
-                return Err(Close::new(Close::FINISHED, "recording already finished"));
+                return Err(match inner.spool.stat(&active.id).await {
+                    Ok(entry) if entry.sealed => {
+                        Close::new(Close::FINISHED, "recording already finished")
+                    }
+                    Ok(entry) => {
+                        Close::new(Close::GAP, format!("gap: expected offset <= {}", entry.len))
+                    }
+                    Err(e) => storage_failed(&active.id, &e),
+                });
             }
             Err(e) => return Err(storage_failed(&active.id, &e)),
         };

@@ -232,7 +232,9 @@ impl Spool for LocalSpool {
     }
 
     async fn stat(&self, id: &RecordingId) -> Result<SpoolEntry> {
-        self.with_entry(id, Entry::stat).await
+        // Under the lock: an append in flight has written its bytes but not yet synced
+        // them, and a client resuming from this length would drop them.
+        self.with_locked_entry(id, Entry::stat).await
     }
 
     async fn read_at(&self, id: &RecordingId, offset: u64, len: usize) -> Result<Bytes> {
@@ -264,7 +266,10 @@ impl Spool for LocalSpool {
 
     async fn seal(&self, id: &RecordingId) -> Result<SpoolEntry> {
         self.with_locked_entry(id, move |entry| {
-            if entry.form()? == Some(Form::Encrypted) && !entry.files.is_sealed()? {
+            let Some(form) = entry.form()? else {
+                return Err(io::Error::from(ErrorKind::NotFound).into());
+            };
+            if form == Form::Encrypted && !entry.files.is_sealed()? {
                 // The final segment: a sealed entry cut short no longer reads as whole.
                 entry.writer()?.finish()?;
             }

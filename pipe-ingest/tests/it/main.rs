@@ -1,0 +1,103 @@
+//! The ingest in-process over a real SQLite catalog and a real spool, with short limits,
+//! so that timeouts and caps can be seen to hold without waiting for the defaults.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use pipe_ingest::{Ingest, IngestConfig};
+use tokio_tungstenite::tungstenite::{self, Message};
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    url: String,
+}
+
+async fn serve(config: IngestConfig) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = pipe_lifecycle::SqliteCatalog::open(dir.path().join("catalog.sqlite"))
+        .await
+        .unwrap();
+    let spool = pipe_storage::LocalSpool::open(dir.path().join("spool"))
+        .await
+        .unwrap();
+    let ingest = Ingest::new(
+        Arc::new(catalog),
+        Arc::new(spool),
+        b"test secret".to_vec(),
+        config,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/v1/stream", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, ingest.router::<()>()).await.unwrap() });
+    Harness { _dir: dir, url }
+}
+
+#[tokio::test]
+async fn pings_do_not_hold_a_connection_open_without_a_recording() {
+    let h = serve(
+        IngestConfig::default().with_timeouts(Duration::from_millis(500), Duration::from_secs(1)),
+    )
+    .await;
+    let (socket, _) = tokio_tungstenite::connect_async(&h.url).await.unwrap();
+    let (mut write, mut read) = socket.split();
+    let started = Instant::now();
+    let pinger = tokio::spawn(async move {
+        loop {
+            if write.send(Message::Ping(Vec::new().into())).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let code = loop {
+        match tokio::time::timeout(Duration::from_secs(5), read.next())
+            .await
+            .expect("closed within 5 s")
+        {
+            Some(Ok(Message::Close(Some(frame)))) => break u16::from(frame.code),
+            Some(Ok(_)) => {}
+            other => panic!("no close frame: {other:?}"),
+        }
+    };
+    pinger.abort();
+    assert_eq!(code, 4408);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "pings extended the start timeout"
+    );
+}
+
+#[tokio::test]
+async fn connections_past_the_cap_are_refused_before_the_upgrade() {
+    let h = serve(IngestConfig::default().with_max_connections(2)).await;
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let (mut socket, _) = tokio_tungstenite::connect_async(&h.url).await.unwrap();
+        socket
+            .send(Message::text(r#"{"type":"start"}"#))
+            .await
+            .unwrap();
+        assert!(matches!(socket.next().await, Some(Ok(Message::Text(_)))));
+        open.push(socket);
+    }
+    match tokio_tungstenite::connect_async(&h.url).await {
+        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status().as_u16(), 503),
+        other => panic!(
+            "a third connection was not refused: {:?}",
+            other.map(|_| ())
+        ),
+    }
+    // Room again once one closes.
+    let mut first = open.remove(0);
+    first.close(None).await.unwrap();
+    // The server answers the client's close: the handshake completes, no reset.
+    while let Some(message) = first.next().await {
+        assert!(
+            message.is_ok(),
+            "the close handshake did not complete: {message:?}"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(tokio_tungstenite::connect_async(&h.url).await.is_ok());
+}
