@@ -145,8 +145,6 @@ export class StreamUploader extends EventTarget {
 
   #onReady(offset, maxChunk) {
     this.ready = true;
-    this.retries = 0;
-    this.disconnectedAt = null;
     this.maxChunk = maxChunk;
     this.#emit("connection", { state: "open" });
     this.#onAck(offset);
@@ -156,7 +154,13 @@ export class StreamUploader extends EventTarget {
   }
 
   #onAck(offset) {
-    if (offset > this.acked) this.acked = offset;
+    if (offset > this.acked) {
+      this.acked = offset;
+      // Only progress resets the backoff: a server that accepts the resume and then fails
+      // every append (a full disk) must not be retried at full speed forever.
+      this.retries = 0;
+      this.disconnectedAt = null;
+    }
     while (this.pending.length) {
       const first = this.pending[0];
       const end = first.offset + first.data.byteLength;

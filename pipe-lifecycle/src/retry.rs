@@ -29,13 +29,15 @@ pub struct RetryPolicy {
 }
 
 impl Default for RetryPolicy {
-    /// Base 1 s, factor 2, cap 10 min; 12 attempts for a webhook, 5 for anything else.
+    /// Base 1 s, factor 2, cap 10 min, 12 attempts for every kind: a temporary failure
+    /// (a disk, catalog, sink or endpoint that is down) is retried for 20 to 40 minutes
+    /// before a recording fails or a job is dead-lettered. Permanent errors give up at once.
     fn default() -> Self {
         Self {
             base: Duration::from_secs(1),
             factor: 2,
             cap: Duration::from_secs(600),
-            max_attempts: 5,
+            max_attempts: 12,
             notify_max_attempts: 12,
         }
     }
@@ -184,8 +186,11 @@ mod tests {
         let busy = Error::temporary("test", "busy");
         assert!(policy.should_retry(&notify, &busy, 11));
         assert!(!policy.should_retry(&notify, &busy, 12));
-        assert!(policy.should_retry(&convert, &busy, 4));
-        assert!(!policy.should_retry(&convert, &busy, 5));
+        assert!(policy.should_retry(&convert, &busy, 11));
+        assert!(!policy.should_retry(&convert, &busy, 12));
+        let short = RetryPolicy::default().with_max_attempts(5);
+        assert!(short.should_retry(&convert, &busy, 4));
+        assert!(!short.should_retry(&convert, &busy, 5));
         assert!(!policy.should_retry(&notify, &Error::permanent("test", "410"), 1));
         let mismatch = Error::Integrity {
             detail: "sha256".into(),

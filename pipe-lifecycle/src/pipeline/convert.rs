@@ -17,7 +17,8 @@ impl Pipeline {
     /// staging sink at once, if there is one), records the
     /// artifacts (MP4, snapshot if the recording has video, the original), moves the
     /// recording to `converted`, tells `video_converted` and enqueues a `copy` per sink.
-    /// With no sink configured the recording is `copied` at once and cleaned up.
+    /// With no sink configured the recording is `copied` at once and its files stay where
+    /// they are: they are the only copies.
     pub(super) async fn convert(&self, job: &Job, id: &RecordingId) -> Result<()> {
         let config = &self.config;
         let rec = config.catalog.recording(id).await?;
@@ -102,11 +103,9 @@ impl Pipeline {
             change = change.artifact(artifact);
         }
         if config.sinks.is_empty() {
-            change = change
-                .state(RecordingState::Copied)
-                .enqueue(JobKind::Cleanup {
-                    recording: id.clone(),
-                });
+            // Nothing to copy to, so nothing to clean up after: the spool and the work
+            // directory (or staging) keep the only copies.
+            change = change.state(RecordingState::Copied);
         } else {
             change = change.state(RecordingState::Converted);
             for (sink, _) in &config.sinks {

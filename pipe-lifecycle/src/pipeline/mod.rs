@@ -149,7 +149,10 @@ impl Pipeline {
         };
         let result = tokio::select! {
             result = work => result,
-            never = self.keep_lease(&job.lease) => match never {},
+            () = self.keep_lease(&job.lease) => {
+                warn!("lost the job's lease to another worker; abandoning it to that worker");
+                return;
+            }
         };
         match result {
             Ok(()) => debug!("done"),
@@ -165,8 +168,9 @@ impl Pipeline {
 
     /// Extends `lease` every third of its length for as long as the job runs, so a long
     /// conversion keeps its job while a crashed worker's job is taken over within one
-    /// lease. Never returns; a lost lease is logged and the job's final commit is refused.
-    async fn keep_lease(&self, lease: &JobLease) -> std::convert::Infallible {
+    /// lease. Returns only when the lease was lost to another worker: the job is then
+    /// abandoned (dropped at its next await) rather than run twice at once.
+    async fn keep_lease(&self, lease: &JobLease) {
         let every = self.config.lease / 3;
         loop {
             tokio::time::sleep(every).await;
@@ -177,10 +181,7 @@ impl Pipeline {
                 .await
             {
                 Ok(_) => {}
-                Err(e) if e.is_precondition() => {
-                    warn!("lost the job's lease to another worker; its result will be refused");
-                    return std::future::pending().await;
-                }
+                Err(e) if e.is_precondition() => return,
                 Err(e) => warn!(error = %e, "cannot extend the job's lease; trying again"),
             }
         }
@@ -222,6 +223,11 @@ impl Pipeline {
     /// `job`; only completes it if the recording already is in a final state.
     async fn fail_recording(&self, job: &Job, recording: &RecordingId, reason: &str) -> Result<()> {
         let catalog = &self.config.catalog;
+        // What conversion left is of no use, and FFmpeg's files are plaintext. The original
+        // stays in the spool for a person to look at.
+        if let Err(e) = self.discard_outputs(recording).await {
+            warn!(error = %e, "could not remove the outputs of a failed recording");
+        }
         let rec = catalog.recording(recording).await?;
         let mut change = Change::new(recording.clone()).complete(job.lease.clone());
         if !rec.state.is_final() {

@@ -314,7 +314,9 @@ async fn without_sinks_a_recording_is_copied_at_once() {
         notifier.names_for(&id),
         ["video_recorded", "video_converted"]
     );
-    assert!(h.spool.stat(&id).await.unwrap_err().is_not_found());
+    // The only copies are kept: nothing was copied anywhere to clean up after.
+    assert!(h.spool.stat(&id).await.is_ok(), "the original was deleted");
+    assert!(h.work_dir(&id).exists(), "the MP4 was deleted");
 }
 
 /// Enqueues one `notify` job for a fresh recording and returns its event.
