@@ -83,7 +83,9 @@ impl EncryptedSink {
     }
 
     /// Writes the object again with a new header of the same length in front of the same
-    /// segments (sinks cannot rewrite a part of an object in place).
+    /// segments (sinks cannot rewrite a part of an object in place). It reads the object
+    /// while it puts it: safe because a put replaces an object whole or not at all (the
+    /// `StorageSink` contract), so the old bytes stay readable until the new are complete.
     async fn replace_header(
         &self,
         key: &ObjectKey,

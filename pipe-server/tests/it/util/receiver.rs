@@ -55,6 +55,8 @@ impl Delivery {
 pub struct WebhookReceiver {
     pub url: String,
     received: Arc<Mutex<Vec<Delivery>>>,
+    /// An event whose deliveries are answered only after a while, and how long.
+    hold: Arc<Mutex<Option<(String, Duration)>>>,
 }
 
 impl WebhookReceiver {
@@ -62,13 +64,18 @@ impl WebhookReceiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let receiver = Self {
             url: format!("http://{}/hooks", listener.local_addr().unwrap()),
-            received: Arc::default(),
+            ..Self::default()
         };
         let app = Router::new()
             .route("/hooks", post(receive))
             .with_state(receiver.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         receiver
+    }
+
+    /// Answers deliveries of `event` only after `delay` (each is recorded on arrival).
+    pub fn hold(&self, event: &str, delay: Duration) {
+        *self.hold.lock().unwrap() = Some((event.to_owned(), delay));
     }
 
     /// Every delivery so far, in arrival order.
@@ -113,6 +120,13 @@ async fn receive(
         json: serde_json::from_slice(&body).unwrap_or(Value::Null),
         body: body.to_vec(),
     };
+    let hold = receiver.hold.lock().unwrap().clone();
+    let delay = hold
+        .filter(|(event, _)| event == delivery.event())
+        .map(|(_, delay)| delay);
     receiver.received.lock().unwrap().push(delivery);
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     "ok"
 }
