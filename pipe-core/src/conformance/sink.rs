@@ -10,14 +10,13 @@
 //! pipe_core::conformance::sink::run_all(&my_sink).await;
 //! ```
 
-use std::fmt::Debug;
 use std::io;
 use std::ops::Range;
 
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 
-use crate::{Error, GetOptions, ObjectKey, PutBody, PutOptions, RecordingId, Result, StorageSink};
+use crate::{Error, GetOptions, ObjectKey, PutBody, PutOptions, RecordingId, StorageSink};
 
 /// SHA-256 of no bytes.
 const SHA256_EMPTY: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -42,7 +41,7 @@ pub async fn run_all(sink: &dyn StorageSink) {
 pub async fn empty_object_round_trips(sink: &dyn StorageSink) {
     const PROMISE: &str = "whole or nothing (empty object)";
     let key = unique_key("empty.bin");
-    let receipt = ok(
+    let receipt = CONTRACT.ok(
         sink.put(
             &key,
             PutBody::from_bytes(Bytes::new()),
@@ -56,15 +55,15 @@ pub async fn empty_object_round_trips(sink: &dyn StorageSink) {
         receipt.size, 0,
         "{PROMISE}: the receipt must report 0 bytes"
     );
-    let meta = ok(sink.head(&key).await, PROMISE, "head");
+    let meta = CONTRACT.ok(sink.head(&key).await, PROMISE, "head");
     assert_eq!(meta.size, 0, "{PROMISE}: head must report 0 bytes");
-    let got = ok(sink.get(&key, GetOptions::default()).await, PROMISE, "get");
+    let got = CONTRACT.ok(sink.get(&key, GetOptions::default()).await, PROMISE, "get");
     assert_eq!(
         got.range,
         0..0,
         "{PROMISE}: the range of an empty object is 0..0"
     );
-    let bytes = ok(
+    let bytes = CONTRACT.ok(
         got.bytes().await.map_err(Error::from),
         PROMISE,
         "reading the body",
@@ -82,7 +81,7 @@ pub async fn streamed_object_round_trips(sink: &dyn StorageSink) {
     const PROMISE: &str = "whole or nothing (streamed object)";
     let key = unique_key("big.bin");
     let data = pattern(1, 6 * 1024 * 1024 + 12_345);
-    let receipt = ok(
+    let receipt = CONTRACT.ok(
         sink.put(&key, chunked_body(&data, 100_003), PutOptions::default())
             .await,
         PROMISE,
@@ -93,14 +92,14 @@ pub async fn streamed_object_round_trips(sink: &dyn StorageSink) {
         data.len() as u64,
         "{PROMISE}: the receipt must report every byte"
     );
-    let meta = ok(sink.head(&key).await, PROMISE, "head");
+    let meta = CONTRACT.ok(sink.head(&key).await, PROMISE, "head");
     assert_eq!(
         meta.size,
         data.len() as u64,
         "{PROMISE}: head must report the full size"
     );
     assert_eq!(meta.key, key, "{PROMISE}: head must report the key");
-    let got = ok(sink.get(&key, GetOptions::default()).await, PROMISE, "get");
+    let got = CONTRACT.ok(sink.get(&key, GetOptions::default()).await, PROMISE, "get");
     assert_eq!(
         got.meta.size,
         data.len() as u64,
@@ -111,7 +110,7 @@ pub async fn streamed_object_round_trips(sink: &dyn StorageSink) {
         0..data.len() as u64,
         "{PROMISE}: get without a range must cover the whole object"
     );
-    let bytes = ok(
+    let bytes = CONTRACT.ok(
         got.bytes().await.map_err(Error::from),
         PROMISE,
         "reading the body",
@@ -129,7 +128,7 @@ pub async fn streamed_object_round_trips(sink: &dyn StorageSink) {
 pub async fn put_replaces(sink: &dyn StorageSink) {
     const PROMISE: &str = "idempotent put (a re-put replaces)";
     let key = unique_key("replaced.txt");
-    ok(
+    CONTRACT.ok(
         sink.put(
             &key,
             PutBody::from_bytes("the first, longer version"),
@@ -139,7 +138,7 @@ pub async fn put_replaces(sink: &dyn StorageSink) {
         PROMISE,
         "put",
     );
-    ok(
+    CONTRACT.ok(
         sink.put(&key, PutBody::from_bytes("second"), PutOptions::default())
             .await,
         PROMISE,
@@ -151,7 +150,7 @@ pub async fn put_replaces(sink: &dyn StorageSink) {
         "{PROMISE}: get must return the latest put"
     );
     assert_eq!(
-        ok(sink.head(&key).await, PROMISE, "head").size,
+        CONTRACT.ok(sink.head(&key).await, PROMISE, "head").size,
         6,
         "{PROMISE}: head must report the latest size"
     );
@@ -171,17 +170,17 @@ pub async fn size_mismatch_is_integrity_error(sink: &dyn StorageSink) {
         let key = unique_key("mismatch.bin");
         let body = PutBody::new(declared, chunked_body(&data, 65_536).stream);
         let err = sink.put(&key, body, PutOptions::default()).await;
-        expect_err(err, PROMISE, &format!("put of {what}"), |e| {
+        CONTRACT.expect_err(err, PROMISE, &format!("put of {what}"), |e| {
             matches!(e, Error::Integrity { .. })
         });
-        expect_err(
+        CONTRACT.expect_err(
             sink.head(&key).await,
             "whole or nothing",
             &format!("head after a put of {what}"),
             Error::is_not_found,
         );
 
-        ok(
+        CONTRACT.ok(
             sink.put(&key, PutBody::from_bytes("older"), PutOptions::default())
                 .await,
             PROMISE,
@@ -189,7 +188,7 @@ pub async fn size_mismatch_is_integrity_error(sink: &dyn StorageSink) {
         );
         let body = PutBody::new(declared, chunked_body(&data, 65_536).stream);
         let err = sink.put(&key, body, PutOptions::default()).await;
-        expect_err(
+        CONTRACT.expect_err(
             err,
             PROMISE,
             &format!("put of {what} over an object"),
@@ -216,14 +215,14 @@ pub async fn failed_stream_leaves_no_partial_object(sink: &dyn StorageSink) {
             "sink contract broken ({PROMISE}): a put whose stream failed succeeded with {receipt:?}"
         );
     }
-    expect_err(
+    CONTRACT.expect_err(
         sink.head(&key).await,
         PROMISE,
         "head after an interrupted put",
         Error::is_not_found,
     );
 
-    ok(
+    CONTRACT.ok(
         sink.put(&key, PutBody::from_bytes("older"), PutOptions::default())
             .await,
         PROMISE,
@@ -244,7 +243,7 @@ pub async fn ranges_are_exact_and_clamped(sink: &dyn StorageSink) {
     const PROMISE: &str = "ranges";
     let key = unique_key("ranged.bin");
     let data = pattern(4, 100_000);
-    ok(
+    CONTRACT.ok(
         sink.put(
             &key,
             PutBody::from_bytes(data.clone()),
@@ -262,7 +261,7 @@ pub async fn ranges_are_exact_and_clamped(sink: &dyn StorageSink) {
         (99_999..100_000, 99_999..100_000),
     ];
     for (range, expected) in cases {
-        let got = ok(
+        let got = CONTRACT.ok(
             sink.get(&key, GetOptions::default().with_range(range.clone()))
                 .await,
             PROMISE,
@@ -278,7 +277,7 @@ pub async fn ranges_are_exact_and_clamped(sink: &dyn StorageSink) {
             data.len() as u64,
             "{PROMISE}: a ranged get must report the whole object's size"
         );
-        let bytes = ok(
+        let bytes = CONTRACT.ok(
             got.bytes().await.map_err(Error::from),
             PROMISE,
             "reading the body",
@@ -292,7 +291,7 @@ pub async fn ranges_are_exact_and_clamped(sink: &dyn StorageSink) {
         let err = sink
             .get(&key, GetOptions::default().with_range(range.clone()))
             .await;
-        expect_err(
+        CONTRACT.expect_err(
             err,
             PROMISE,
             &format!("get({range:?}) of a 100000-byte object"),
@@ -308,13 +307,13 @@ pub async fn head_reports_size(sink: &dyn StorageSink) {
     const PROMISE: &str = "head reports the full size";
     let key = unique_key("clip.mp4");
     let options = PutOptions::default().with_content_type("video/mp4");
-    ok(
+    CONTRACT.ok(
         sink.put(&key, PutBody::from_bytes(pattern(5, 4321)), options)
             .await,
         PROMISE,
         "put",
     );
-    let meta = ok(sink.head(&key).await, PROMISE, "head");
+    let meta = CONTRACT.ok(sink.head(&key).await, PROMISE, "head");
     assert_eq!(meta.key, key, "{PROMISE}: head must report the key");
     assert_eq!(meta.size, 4321, "{PROMISE}: head must report the size");
     if let Some(content_type) = meta.content_type {
@@ -330,26 +329,26 @@ pub async fn head_reports_size(sink: &dyn StorageSink) {
 pub async fn delete_is_idempotent(sink: &dyn StorageSink) {
     const PROMISE: &str = "idempotent delete";
     let key = unique_key("deleted.bin");
-    ok(
+    CONTRACT.ok(
         sink.put(&key, PutBody::from_bytes("bye"), PutOptions::default())
             .await,
         PROMISE,
         "put",
     );
-    ok(sink.delete(&key).await, PROMISE, "delete");
-    expect_err(
+    CONTRACT.ok(sink.delete(&key).await, PROMISE, "delete");
+    CONTRACT.expect_err(
         sink.head(&key).await,
         PROMISE,
         "head after delete",
         Error::is_not_found,
     );
-    expect_err(
+    CONTRACT.expect_err(
         sink.get(&key, GetOptions::default()).await.map(|r| r.meta),
         PROMISE,
         "get after delete",
         Error::is_not_found,
     );
-    ok(sink.delete(&key).await, PROMISE, "second delete");
+    CONTRACT.ok(sink.delete(&key).await, PROMISE, "second delete");
 }
 
 /// `get` and `head` of a key that never existed are `NotFound`, also with a range;
@@ -357,25 +356,25 @@ pub async fn delete_is_idempotent(sink: &dyn StorageSink) {
 pub async fn missing_is_not_found(sink: &dyn StorageSink) {
     const PROMISE: &str = "NotFound for a missing key";
     let key = unique_key("never-put.bin");
-    expect_err(
+    CONTRACT.expect_err(
         sink.head(&key).await,
         PROMISE,
         "head of a missing key",
         Error::is_not_found,
     );
     let get = sink.get(&key, GetOptions::default()).await.map(|r| r.meta);
-    expect_err(get, PROMISE, "get of a missing key", Error::is_not_found);
+    CONTRACT.expect_err(get, PROMISE, "get of a missing key", Error::is_not_found);
     let get = sink
         .get(&key, GetOptions::default().with_range(0..10))
         .await
         .map(|r| r.meta);
-    expect_err(
+    CONTRACT.expect_err(
         get,
         PROMISE,
         "ranged get of a missing key",
         Error::is_not_found,
     );
-    ok(
+    CONTRACT.ok(
         sink.delete(&key).await,
         "idempotent delete",
         "delete of a missing key",
@@ -387,7 +386,7 @@ pub async fn missing_is_not_found(sink: &dyn StorageSink) {
 pub async fn receipt_has_sha256(sink: &dyn StorageSink) {
     const PROMISE: &str = "PutReceipt.sha256 is the SHA-256 of the bytes";
     let key = unique_key("hashed.bin");
-    let empty = ok(
+    let empty = CONTRACT.ok(
         sink.put(
             &key,
             PutBody::from_bytes(Bytes::new()),
@@ -401,7 +400,7 @@ pub async fn receipt_has_sha256(sink: &dyn StorageSink) {
         empty.sha256, SHA256_EMPTY,
         "{PROMISE}: wrong digest of the empty object"
     );
-    let abc = ok(
+    let abc = CONTRACT.ok(
         sink.put(&key, chunked_body(b"abc", 1), PutOptions::default())
             .await,
         PROMISE,
@@ -410,13 +409,13 @@ pub async fn receipt_has_sha256(sink: &dyn StorageSink) {
     assert_eq!(abc.sha256, SHA256_ABC, "{PROMISE}: wrong digest of \"abc\"");
 
     let data = pattern(6, 3 * 1024 * 1024 + 7);
-    let first = ok(
+    let first = CONTRACT.ok(
         sink.put(&key, chunked_body(&data, 1 << 20), PutOptions::default())
             .await,
         PROMISE,
         "put",
     );
-    let second = ok(
+    let second = CONTRACT.ok(
         sink.put(&key, chunked_body(&data, 77_777), PutOptions::default())
             .await,
         PROMISE,
@@ -435,7 +434,7 @@ pub async fn receipt_has_sha256(sink: &dyn StorageSink) {
         "{PROMISE}: the digest must be 64 lowercase hex digits, got {:?}",
         first.sha256
     );
-    let other = ok(
+    let other = CONTRACT.ok(
         sink.put(
             &key,
             PutBody::from_bytes(pattern(7, data.len())),
@@ -479,13 +478,14 @@ fn chunked_body(data: &[u8], chunk: usize) -> PutBody {
 }
 
 async fn read(sink: &dyn StorageSink, key: &ObjectKey, options: GetOptions) -> Vec<u8> {
-    let got = ok(sink.get(key, options).await, "get", "get");
-    ok(
-        got.bytes().await.map_err(Error::from),
-        "get",
-        "reading the body",
-    )
-    .to_vec()
+    let got = CONTRACT.ok(sink.get(key, options).await, "get", "get");
+    CONTRACT
+        .ok(
+            got.bytes().await.map_err(Error::from),
+            "get",
+            "reading the body",
+        )
+        .to_vec()
 }
 
 /// After a failed put over `older`, the key holds either `older` or nothing, never a part
@@ -501,7 +501,7 @@ async fn assert_older_or_nothing(
         Err(e) if e.is_not_found() => {}
         Err(e) => panic!("sink contract broken ({PROMISE}): get after {after} failed: {e}"),
         Ok(got) => {
-            let bytes = ok(
+            let bytes = CONTRACT.ok(
                 got.bytes().await.map_err(Error::from),
                 PROMISE,
                 "reading the body",
@@ -516,31 +516,7 @@ async fn assert_older_or_nothing(
 }
 
 async fn cleanup(sink: &dyn StorageSink, key: &ObjectKey) {
-    ok(sink.delete(key).await, "idempotent delete", "delete");
+    CONTRACT.ok(sink.delete(key).await, "idempotent delete", "delete");
 }
 
-#[track_caller]
-fn ok<T>(result: Result<T>, promise: &str, call: &str) -> T {
-    match result {
-        Ok(value) => value,
-        Err(e) => panic!("sink contract broken ({promise}): {call} failed: {e}"),
-    }
-}
-
-#[track_caller]
-fn expect_err<T: Debug>(
-    result: Result<T>,
-    promise: &str,
-    call: &str,
-    expected: fn(&Error) -> bool,
-) {
-    match result {
-        Ok(value) => panic!(
-            "sink contract broken ({promise}): {call} succeeded with {value:?}, expected an error"
-        ),
-        Err(e) if expected(&e) => {}
-        Err(e) => {
-            panic!("sink contract broken ({promise}): {call} failed with the wrong error: {e:?}")
-        }
-    }
-}
+const CONTRACT: super::Contract = super::Contract("sink");

@@ -8,11 +8,9 @@
 //! pipe_core::conformance::spool::run_all(&my_spool).await;
 //! ```
 
-use std::fmt::Debug;
-
 use bytes::Bytes;
 
-use crate::{Error, RecordingId, Result, Spool, SpoolEntry};
+use crate::{Error, RecordingId, Spool, SpoolEntry};
 
 /// Runs every check of this suite against `spool`.
 pub async fn run_all(spool: &dyn Spool) {
@@ -33,19 +31,19 @@ pub async fn run_all(spool: &dyn Spool) {
 pub async fn create_is_idempotent(spool: &dyn Spool) {
     const PROMISE: &str = "idempotent create";
     let id = RecordingId::generate();
-    let entry = ok(spool.create(&id).await, PROMISE, "first create");
+    let entry = CONTRACT.ok(spool.create(&id).await, PROMISE, "first create");
     assert_eq!(
         entry,
         SpoolEntry::new(id.clone(), 0, false),
         "{PROMISE}: a new entry is empty and unsealed"
     );
 
-    ok(
+    CONTRACT.ok(
         spool.append(&id, 0, Bytes::from_static(b"hello")).await,
         PROMISE,
         "append",
     );
-    let again = ok(spool.create(&id).await, PROMISE, "second create");
+    let again = CONTRACT.ok(spool.create(&id).await, PROMISE, "second create");
     assert_eq!(
         again,
         SpoolEntry::new(id.clone(), 5, false),
@@ -63,11 +61,11 @@ pub async fn create_is_idempotent(spool: &dyn Spool) {
 pub async fn append_returns_durable_length(spool: &dyn Spool) {
     const PROMISE: &str = "durable on return";
     let id = RecordingId::generate();
-    ok(spool.create(&id).await, PROMISE, "create");
+    CONTRACT.ok(spool.create(&id).await, PROMISE, "create");
     let mut expected = Vec::new();
     for (i, size) in [1usize, 0, 4096, 70_000, 3].into_iter().enumerate() {
         let chunk = pattern(i as u8, size);
-        let len = ok(
+        let len = CONTRACT.ok(
             spool
                 .append(&id, expected.len() as u64, chunk.clone())
                 .await,
@@ -80,7 +78,7 @@ pub async fn append_returns_durable_length(spool: &dyn Spool) {
             expected.len() as u64,
             "{PROMISE}: append must return the new durable length"
         );
-        let stat = ok(spool.stat(&id).await, PROMISE, "stat");
+        let stat = CONTRACT.ok(spool.stat(&id).await, PROMISE, "stat");
         assert_eq!(
             stat.len, len,
             "{PROMISE}: stat must report the length append returned"
@@ -99,29 +97,29 @@ pub async fn append_returns_durable_length(spool: &dyn Spool) {
 pub async fn gap_is_refused(spool: &dyn Spool) {
     const PROMISE: &str = "append-only at the durable end (a gap is refused)";
     let id = RecordingId::generate();
-    ok(spool.create(&id).await, PROMISE, "create");
-    ok(
+    CONTRACT.ok(spool.create(&id).await, PROMISE, "create");
+    CONTRACT.ok(
         spool.append(&id, 0, Bytes::from_static(b"abc")).await,
         PROMISE,
         "append",
     );
 
     let err = spool.append(&id, 4, Bytes::from_static(b"x")).await;
-    expect_err(
+    CONTRACT.expect_err(
         err,
         PROMISE,
         "append at offset 4 of a 3-byte entry",
         Error::is_precondition,
     );
     let err = spool.append(&id, u64::MAX, Bytes::from_static(b"x")).await;
-    expect_err(
+    CONTRACT.expect_err(
         err,
         PROMISE,
         "append at offset u64::MAX",
         Error::is_precondition,
     );
 
-    let stat = ok(spool.stat(&id).await, PROMISE, "stat");
+    let stat = CONTRACT.ok(spool.stat(&id).await, PROMISE, "stat");
     assert_eq!(
         stat.len, 3,
         "{PROMISE}: a refused append must change nothing"
@@ -139,8 +137,8 @@ pub async fn gap_is_refused(spool: &dyn Spool) {
 pub async fn resent_ranges_are_harmless(spool: &dyn Spool) {
     const PROMISE: &str = "append-only at the durable end (re-sending is harmless)";
     let id = RecordingId::generate();
-    ok(spool.create(&id).await, PROMISE, "create");
-    ok(
+    CONTRACT.ok(spool.create(&id).await, PROMISE, "create");
+    CONTRACT.ok(
         spool
             .append(&id, 0, Bytes::from_static(b"0123456789"))
             .await,
@@ -149,7 +147,7 @@ pub async fn resent_ranges_are_harmless(spool: &dyn Spool) {
     );
 
     // Entirely below the durable length: ignored, even though the bytes differ.
-    let len = ok(
+    let len = CONTRACT.ok(
         spool.append(&id, 2, Bytes::from_static(b"xyz")).await,
         PROMISE,
         "re-send below len",
@@ -158,7 +156,7 @@ pub async fn resent_ranges_are_harmless(spool: &dyn Spool) {
         len, 10,
         "{PROMISE}: a range entirely below len must add nothing"
     );
-    let len = ok(
+    let len = CONTRACT.ok(
         spool
             .append(&id, 0, Bytes::from_static(b"0123456789"))
             .await,
@@ -169,7 +167,7 @@ pub async fn resent_ranges_are_harmless(spool: &dyn Spool) {
         len, 10,
         "{PROMISE}: re-sending exactly the acknowledged range must add nothing"
     );
-    let len = ok(
+    let len = CONTRACT.ok(
         spool.append(&id, 10, Bytes::new()).await,
         PROMISE,
         "empty append at len",
@@ -177,7 +175,7 @@ pub async fn resent_ranges_are_harmless(spool: &dyn Spool) {
     assert_eq!(len, 10, "{PROMISE}: an empty append must add nothing");
 
     // Overlapping the end: only the tail past len is added.
-    let len = ok(
+    let len = CONTRACT.ok(
         spool.append(&id, 7, Bytes::from_static(b"789abc")).await,
         PROMISE,
         "overlapping re-send",
@@ -196,11 +194,11 @@ pub async fn resent_ranges_are_harmless(spool: &dyn Spool) {
 pub async fn concurrent_resends_are_harmless(spool: &dyn Spool) {
     const PROMISE: &str = "append-only at the durable end (concurrent re-sends)";
     let id = RecordingId::generate();
-    ok(spool.create(&id).await, PROMISE, "create");
+    CONTRACT.ok(spool.create(&id).await, PROMISE, "create");
     let chunk = pattern(7, 100_000);
     let appends = (0..4).map(|_| spool.append(&id, 0, chunk.clone()));
     for result in futures::future::join_all(appends).await {
-        let len = ok(result, PROMISE, "racing append");
+        let len = CONTRACT.ok(result, PROMISE, "racing append");
         assert_eq!(
             len,
             chunk.len() as u64,
@@ -219,9 +217,9 @@ pub async fn concurrent_resends_are_harmless(spool: &dyn Spool) {
 pub async fn read_at_is_exact_and_short_at_end(spool: &dyn Spool) {
     const PROMISE: &str = "read_at returns up to len bytes from offset, fewer only at the end";
     let id = RecordingId::generate();
-    ok(spool.create(&id).await, PROMISE, "create");
+    CONTRACT.ok(spool.create(&id).await, PROMISE, "create");
     let data = pattern(3, 10_000);
-    ok(spool.append(&id, 0, data.clone()).await, PROMISE, "append");
+    CONTRACT.ok(spool.append(&id, 0, data.clone()).await, PROMISE, "append");
 
     let cases: [(u64, usize, &[u8]); 6] = [
         (0, 10, &data[..10]),
@@ -232,7 +230,7 @@ pub async fn read_at_is_exact_and_short_at_end(spool: &dyn Spool) {
         (20_000, 10, b""),
     ];
     for (offset, len, expected) in cases {
-        let got = ok(spool.read_at(&id, offset, len).await, PROMISE, "read_at");
+        let got = CONTRACT.ok(spool.read_at(&id, offset, len).await, PROMISE, "read_at");
         assert!(
             got == expected,
             "{PROMISE}: read_at({offset}, {len}) returned {} bytes, expected {}",
@@ -240,7 +238,7 @@ pub async fn read_at_is_exact_and_short_at_end(spool: &dyn Spool) {
             expected.len()
         );
     }
-    let got = ok(
+    let got = CONTRACT.ok(
         spool.read_at(&id, 5, 0).await,
         PROMISE,
         "read_at of zero bytes",
@@ -257,35 +255,35 @@ pub async fn read_at_is_exact_and_short_at_end(spool: &dyn Spool) {
 pub async fn sealed_is_final(spool: &dyn Spool) {
     const PROMISE: &str = "sealed is final";
     let id = RecordingId::generate();
-    ok(spool.create(&id).await, PROMISE, "create");
-    ok(
+    CONTRACT.ok(spool.create(&id).await, PROMISE, "create");
+    CONTRACT.ok(
         spool.append(&id, 0, Bytes::from_static(b"final")).await,
         PROMISE,
         "append",
     );
 
-    let sealed = ok(spool.seal(&id).await, PROMISE, "seal");
+    let sealed = CONTRACT.ok(spool.seal(&id).await, PROMISE, "seal");
     assert_eq!(
         sealed,
         SpoolEntry::new(id.clone(), 5, true),
         "{PROMISE}: seal must return the final entry"
     );
     let err = spool.append(&id, 5, Bytes::from_static(b"more")).await;
-    expect_err(
+    CONTRACT.expect_err(
         err,
         PROMISE,
         "append past the end of a sealed entry",
         Error::is_precondition,
     );
 
-    let again = ok(spool.seal(&id).await, PROMISE, "second seal");
+    let again = CONTRACT.ok(spool.seal(&id).await, PROMISE, "second seal");
     assert_eq!(again, sealed, "{PROMISE}: seal must be idempotent");
-    let stat = ok(spool.stat(&id).await, PROMISE, "stat");
+    let stat = CONTRACT.ok(spool.stat(&id).await, PROMISE, "stat");
     assert_eq!(
         stat, sealed,
         "{PROMISE}: stat must report the entry as sealed"
     );
-    let created = ok(spool.create(&id).await, PROMISE, "create on a sealed entry");
+    let created = CONTRACT.ok(spool.create(&id).await, PROMISE, "create on a sealed entry");
     assert_eq!(
         created, sealed,
         "{PROMISE}: create on a sealed entry must return it, still sealed"
@@ -303,21 +301,21 @@ pub async fn list_reports_every_entry(spool: &dyn Spool) {
     const PROMISE: &str = "known after a restart (list)";
     let open = RecordingId::generate();
     let sealed = RecordingId::generate();
-    ok(spool.create(&open).await, PROMISE, "create");
-    ok(
+    CONTRACT.ok(spool.create(&open).await, PROMISE, "create");
+    CONTRACT.ok(
         spool.append(&open, 0, Bytes::from_static(b"1234")).await,
         PROMISE,
         "append",
     );
-    ok(spool.create(&sealed).await, PROMISE, "create");
-    ok(
+    CONTRACT.ok(spool.create(&sealed).await, PROMISE, "create");
+    CONTRACT.ok(
         spool.append(&sealed, 0, Bytes::from_static(b"12")).await,
         PROMISE,
         "append",
     );
-    ok(spool.seal(&sealed).await, PROMISE, "seal");
+    CONTRACT.ok(spool.seal(&sealed).await, PROMISE, "seal");
 
-    let entries = ok(spool.list().await, PROMISE, "list");
+    let entries = CONTRACT.ok(spool.list().await, PROMISE, "list");
     let find = |id: &RecordingId| entries.iter().find(|e| &e.id == id).cloned();
     assert_eq!(
         find(&open),
@@ -334,7 +332,7 @@ pub async fn list_reports_every_entry(spool: &dyn Spool) {
 
     cleanup(spool, &open).await;
     cleanup(spool, &sealed).await;
-    let entries = ok(spool.list().await, PROMISE, "list");
+    let entries = CONTRACT.ok(spool.list().await, PROMISE, "list");
     assert!(
         !entries.iter().any(|e| e.id == open || e.id == sealed),
         "{PROMISE}: list must not report deleted entries"
@@ -346,30 +344,30 @@ pub async fn list_reports_every_entry(spool: &dyn Spool) {
 pub async fn delete_is_idempotent(spool: &dyn Spool) {
     const PROMISE: &str = "idempotent delete";
     let id = RecordingId::generate();
-    ok(spool.create(&id).await, PROMISE, "create");
-    ok(
+    CONTRACT.ok(spool.create(&id).await, PROMISE, "create");
+    CONTRACT.ok(
         spool.append(&id, 0, Bytes::from_static(b"gone soon")).await,
         PROMISE,
         "append",
     );
-    ok(spool.seal(&id).await, PROMISE, "seal");
+    CONTRACT.ok(spool.seal(&id).await, PROMISE, "seal");
 
-    ok(spool.delete(&id).await, PROMISE, "delete");
-    expect_err(
+    CONTRACT.ok(spool.delete(&id).await, PROMISE, "delete");
+    CONTRACT.expect_err(
         spool.stat(&id).await,
         PROMISE,
         "stat after delete",
         Error::is_not_found,
     );
-    expect_err(
+    CONTRACT.expect_err(
         spool.read_at(&id, 0, 1).await,
         PROMISE,
         "read_at after delete",
         Error::is_not_found,
     );
-    ok(spool.delete(&id).await, PROMISE, "second delete");
+    CONTRACT.ok(spool.delete(&id).await, PROMISE, "second delete");
 
-    let fresh = ok(spool.create(&id).await, PROMISE, "create after delete");
+    let fresh = CONTRACT.ok(spool.create(&id).await, PROMISE, "create after delete");
     assert_eq!(
         fresh,
         SpoolEntry::new(id.clone(), 0, false),
@@ -383,19 +381,19 @@ pub async fn delete_is_idempotent(spool: &dyn Spool) {
 pub async fn missing_is_not_found(spool: &dyn Spool) {
     const PROMISE: &str = "NotFound for a missing entry";
     let id = RecordingId::generate();
-    expect_err(
+    CONTRACT.expect_err(
         spool.stat(&id).await,
         PROMISE,
         "stat of a missing entry",
         Error::is_not_found,
     );
-    expect_err(
+    CONTRACT.expect_err(
         spool.read_at(&id, 0, 1).await,
         PROMISE,
         "read_at of a missing entry",
         Error::is_not_found,
     );
-    ok(
+    CONTRACT.ok(
         spool.delete(&id).await,
         "idempotent delete",
         "delete of a missing entry",
@@ -411,8 +409,8 @@ fn pattern(seed: u8, size: usize) -> Bytes {
 }
 
 async fn read_all(spool: &dyn Spool, id: &RecordingId) -> Vec<u8> {
-    let len = ok(spool.stat(id).await, "stat", "stat").len;
-    let bytes = ok(
+    let len = CONTRACT.ok(spool.stat(id).await, "stat", "stat").len;
+    let bytes = CONTRACT.ok(
         spool.read_at(id, 0, len as usize).await,
         "read_at",
         "read_at",
@@ -421,31 +419,7 @@ async fn read_all(spool: &dyn Spool, id: &RecordingId) -> Vec<u8> {
 }
 
 async fn cleanup(spool: &dyn Spool, id: &RecordingId) {
-    ok(spool.delete(id).await, "idempotent delete", "delete");
+    CONTRACT.ok(spool.delete(id).await, "idempotent delete", "delete");
 }
 
-#[track_caller]
-fn ok<T>(result: Result<T>, promise: &str, call: &str) -> T {
-    match result {
-        Ok(value) => value,
-        Err(e) => panic!("spool contract broken ({promise}): {call} failed: {e}"),
-    }
-}
-
-#[track_caller]
-fn expect_err<T: Debug>(
-    result: Result<T>,
-    promise: &str,
-    call: &str,
-    expected: fn(&Error) -> bool,
-) {
-    match result {
-        Ok(value) => panic!(
-            "spool contract broken ({promise}): {call} succeeded with {value:?}, expected an error"
-        ),
-        Err(e) if expected(&e) => {}
-        Err(e) => {
-            panic!("spool contract broken ({promise}): {call} failed with the wrong error: {e:?}")
-        }
-    }
-}
+const CONTRACT: super::Contract = super::Contract("spool");
