@@ -99,15 +99,24 @@ pub async fn serve(
         })?;
         Ok::<_, ServeError>(path)
     };
+    let _data_lock = lock_data_dir(data)?;
     let (spool_dir, storage_dir, work_dir) = (dir("spool")?, dir("storage")?, dir("work")?);
     let secret = secrets::server_secret(data)?;
 
     let part = |part| move |source| ServeError::Part { part, source };
-    let catalog: Arc<dyn Catalog> = Arc::new(
-        SqliteCatalog::open(data.join("catalog.sqlite"))
-            .await
-            .map_err(part("catalog"))?,
-    );
+    let sqlite = SqliteCatalog::open(data.join("catalog.sqlite"))
+        .await
+        .map_err(part("catalog"))?;
+    // This process holds the data directory alone: jobs still claimed were claimed by a
+    // process that died, and run again now rather than when their leases run out.
+    let released = sqlite
+        .release_claimed_jobs()
+        .await
+        .map_err(part("catalog"))?;
+    if released > 0 {
+        tracing::info!(jobs = released, "taking over jobs cut off by the last stop");
+    }
+    let catalog: Arc<dyn Catalog> = Arc::new(sqlite);
     let crypt = if config.encryption {
         Some(secrets::encryption(data).map_err(part("encryption keys"))?)
     } else {
@@ -209,6 +218,31 @@ pub async fn serve(
     let _ = workers.await;
     tracing::info!("pipe stopped");
     served.map_err(ServeError::Serve)
+}
+
+/// Locks `<data>/pipe.lock` for as long as the returned file is open: one server per data
+/// directory, or their spools, catalogs and job leases would collide.
+fn lock_data_dir(data: &std::path::Path) -> Result<std::fs::File, ServeError> {
+    let path = data.join("pipe.lock");
+    let fail = |source| ServeError::DataDir {
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(data).map_err(fail)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(fail)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(fail(io::Error::new(
+            io::ErrorKind::ResourceBusy,
+            "another `pipe serve` is using this data directory",
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(fail(e)),
+    }
 }
 
 async fn wait_for(mut stopped: watch::Receiver<bool>) {

@@ -186,3 +186,50 @@ async fn commit_latency() {
         elapsed.as_secs_f64() * 1000.0 / f64::from(COMMITS)
     );
 }
+
+#[tokio::test]
+async fn released_jobs_are_claimed_again_at_once_and_their_old_leases_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = catalog_in(dir.path()).await;
+    let rec = catalog.create_recording(NewRecording::new()).await.unwrap();
+    catalog
+        .commit(Change::new(rec.id.clone()).enqueue(JobKind::Convert {
+            recording: rec.id.clone(),
+        }))
+        .await
+        .unwrap();
+    let first = catalog
+        .claim_job(ClaimOptions::default())
+        .await
+        .unwrap()
+        .unwrap();
+    // Claimed with a long lease, as by a process that then died.
+    assert!(
+        catalog
+            .claim_job(ClaimOptions::default())
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    assert_eq!(catalog.release_claimed_jobs().await.unwrap(), 1);
+    let again = catalog
+        .claim_job(ClaimOptions::default())
+        .await
+        .unwrap()
+        .expect("released job is due");
+    assert_eq!(again.id, first.id);
+    assert_eq!(again.attempt, first.attempt + 1);
+    let stale = catalog
+        .commit(Change::new(rec.id.clone()).complete(first.lease))
+        .await;
+    assert!(
+        stale.unwrap_err().is_precondition(),
+        "the dead process's lease still counted"
+    );
+    catalog
+        .commit(Change::new(rec.id.clone()).complete(again.lease))
+        .await
+        .unwrap();
+    assert_eq!(catalog.release_claimed_jobs().await.unwrap(), 0);
+}

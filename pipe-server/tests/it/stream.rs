@@ -415,7 +415,8 @@ async fn processing_cut_off_by_sigkill_completes_after_the_restart_with_stable_w
     hooks
         .wait_for(&id, "video_copied_pipe_storage", Duration::from_secs(120))
         .await;
-    // The delivery cut off by the kill is sent again once its lease (30 s) runs out.
+    // The delivery cut off by the kill is sent again: the restarted server takes over the
+    // jobs the killed one held instead of waiting out their leases.
     crate::util::eventually(
         Duration::from_secs(90),
         "video_recorded sent again",
@@ -449,4 +450,38 @@ async fn processing_cut_off_by_sigkill_completes_after_the_restart_with_stable_w
             "{event}: webhook ids {ids:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_server_on_the_same_data_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = PipeServer::start(dir.path(), &[]).await;
+    let second = tokio::process::Command::new(env!("CARGO_BIN_EXE_pipe"))
+        .arg("serve")
+        .env(
+            "PIPE_LISTEN",
+            format!("127.0.0.1:{}", crate::util::free_port()),
+        )
+        .env("PIPE_DATA_DIR", &server.data_dir)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        !second.status.success(),
+        "a second server started on the same data dir"
+    );
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("another `pipe serve` is using this data directory"),
+        "{stderr}"
+    );
+    // The first keeps serving.
+    assert_eq!(
+        reqwest::get(format!("{}/healthz", server.url()))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
 }

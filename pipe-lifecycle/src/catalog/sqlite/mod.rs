@@ -76,6 +76,26 @@ impl SqliteCatalog {
         Ok(Self { pool })
     }
 
+    /// Returns every claimed job to the queue at once, as if its lease had expired: for
+    /// a process that owns this catalog alone (the embedded server, which locks its data
+    /// directory) and starts after a crash, so jobs the dead process held need not wait out
+    /// their leases. Their attempt counts stay. Returns how many were released.
+    ///
+    /// Never call it while another process may be working on the same catalog: its jobs
+    /// would run twice at once.
+    pub async fn release_claimed_jobs(&self) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'queued', lease_token = NULL, lease_expires = NULL, \
+               updated = ?1 \
+             WHERE status = 'running'",
+        )
+        .bind(Timestamp::now().as_millis())
+        .execute(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        Ok(done.rows_affected())
+    }
+
     /// Closes every connection; later calls fail. Dropping the catalog also closes them,
     /// but without waiting.
     pub async fn close(&self) {
