@@ -13,16 +13,23 @@
 //! probe    ── Transcoder::probe(original in the spool)
 //!          ── commit: media info + notify(video_recorded) + convert
 //! convert  ── Transcoder::transcode → <work>/<id>/<id>.mp4, <id>.jpg
+//!             (moved into the staging sink at once, if one is configured)
 //!          ── commit: artifacts (mp4, snapshot, original) + state converted
 //!                     + notify(video_converted) + copy(sink) for every sink
 //! copy     ── StorageSink::put every artifact, check size + SHA-256, head
 //!          ── commit: copies + notify(video_copied_…)
 //!                     [+ state copied + cleanup, by the copy that completes the last sink]
-//! cleanup  ── delete <work>/<id>/ and the spool entry
+//! cleanup  ── delete <work>/<id>/, the staged files and the spool entry
+//!             (with no sink configured there is no cleanup: those are the only copies)
 //! notify   ── Notifier::deliver, once per attempt, same event id every attempt
 //!
 //! probe or convert on media that cannot be read ── commit: state failed + notify(video_failed)
+//!                                                 (converted files removed, original kept)
 //! ```
+//!
+//! Workers claim jobs with short leases (30 s) that they extend while a job runs; a
+//! worker that loses its lease abandons the job, so no job runs twice at once, and a
+//! crashed worker's job is taken over within one lease.
 //!
 //! Every step ends in one [`Catalog::commit`](pipe_core::Catalog::commit) that records its
 //! result, enqueues the next steps and completes its job, atomically; so a crash at any
@@ -69,8 +76,8 @@
 //!   `FOR UPDATE SKIP LOCKED`).
 //! - Retention (deleting every copy after N days, `video_deleted`) and erasure.
 //! - The audit log.
-//! - Lease renewal for very long jobs (see [`PipelineConfig::with_lease`]) and a
-//!   filmstrip artifact.
+//! - A sweep of recordings left `receiving` by clients that never came back.
+//! - A filmstrip artifact.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
