@@ -2,8 +2,8 @@
 //!
 //! - `cargo xtask test`: installs what the tests need (FFmpeg's libraries and CLI,
 //!   Chromium, clang, Node packages), then runs `cargo fmt --check`, clippy with
-//!   `-D warnings` (default features and all features) and every test with all features,
-//!   the browser end-to-end ones included.
+//!   `-D warnings` (default features and all features), `cargo doc` with warnings as
+//!   errors, and every test with all features, the browser end-to-end ones included.
 //! - `cargo xtask demo`: installs what the server needs, builds it and starts
 //!   `pipe serve` with its embedded defaults; prints the URL of the recorder page.
 //!
@@ -115,6 +115,10 @@ fn test(extra: &[String]) -> Result {
         "-D",
         "warnings",
     ]))?;
+    step("cargo doc (warnings are errors: docs.rs is our users' manual)");
+    run(cargo()
+        .args(["doc", "--workspace", "--no-deps", "--all-features"])
+        .env("RUSTDOCFLAGS", "-D warnings"))?;
     // Every feature, so both AES-GCM backends are built and checked against each other.
     step("cargo test --all-features");
     let mut test = cargo();
