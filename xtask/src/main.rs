@@ -176,7 +176,7 @@ fn ensure_packages(wanted: &[(&str, Probe)]) -> Result {
         cmd
     };
     run(&mut apt(&["update", "-q"]))?;
-    run(apt(&["install", "-y", "-q", "--no-install-recommends"]).args(&missing))
+    run(apt(&["install", "-y", "-q"]).args(&missing))
 }
 
 fn step(what: &str) {
