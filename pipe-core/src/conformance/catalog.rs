@@ -304,21 +304,9 @@ pub async fn commit_applies_everything(c: &dyn Catalog) {
 /// A commit whose precondition fails (wrong state, stale version, a lease that is not
 /// held, an unknown recording) returns an error and changes nothing.
 pub async fn failed_precondition_changes_nothing(c: &dyn Catalog) {
-    let rec = create(c).await;
-    let id = rec.id.clone();
-    let window = Window::new();
     // A claimed job of this recording, to present a wrong token for.
-    c.commit(
-        Change::new(id.clone()).enqueue(
-            NewJob::new(JobKind::Probe {
-                recording: id.clone(),
-            })
-            .at(window.at(0)),
-        ),
-    )
-    .await
-    .expect("precondition: setup commit failed");
-    let job = claim_own(c, &id, window.at(0)).await;
+    let (id, _, job) =
+        claimed_job(c, |recording| JobKind::Probe { recording }, "precondition").await;
     let before = c.recording(&id).await.unwrap();
     let jobs_before = jobs_of(c, &id).await;
 
@@ -611,20 +599,8 @@ pub async fn claim_takes_due_jobs_oldest_first(c: &dyn Catalog) {
 /// A claim whose lease expired is claimed again with `attempt` one higher; the old lease
 /// is then refused by `commit(complete)`, `retry_job` and `dead_letter_job`.
 pub async fn expired_lease_is_reclaimed_and_old_lease_refused(c: &dyn Catalog) {
-    let rec = create(c).await;
-    let id = rec.id.clone();
-    let window = Window::new();
-    c.commit(
-        Change::new(id.clone()).enqueue(
-            NewJob::new(JobKind::Convert {
-                recording: id.clone(),
-            })
-            .at(window.at(0)),
-        ),
-    )
-    .await
-    .expect("lease: commit failed");
-    let old = claim_own(c, &id, window.at(0)).await;
+    let (id, window, old) =
+        claimed_job(c, |recording| JobKind::Convert { recording }, "lease").await;
     assert_no_own_claim(
         c,
         &id,
@@ -700,20 +676,8 @@ pub async fn expired_lease_is_reclaimed_and_old_lease_refused(c: &dyn Catalog) {
 /// `extend_lease` keeps a claimed job past its first expiry with the same token; once the
 /// job is completed, extending is `Precondition`.
 pub async fn extended_lease_keeps_the_job(c: &dyn Catalog) {
-    let rec = create(c).await;
-    let id = rec.id.clone();
-    let window = Window::new();
-    c.commit(
-        Change::new(id.clone()).enqueue(
-            NewJob::new(JobKind::Convert {
-                recording: id.clone(),
-            })
-            .at(window.at(0)),
-        ),
-    )
-    .await
-    .expect("extend: commit failed");
-    let job = claim_own(c, &id, window.at(0)).await;
+    let (id, window, job) =
+        claimed_job(c, |recording| JobKind::Convert { recording }, "extend").await;
     let extended = c
         .extend_lease(&job.lease, Duration::from_secs(60))
         .await
@@ -745,20 +709,7 @@ pub async fn extended_lease_keeps_the_job(c: &dyn Catalog) {
 /// `retry_job` returns the job to the queue at `run_at` with the error recorded; it is not
 /// due before then, and the lease it presented is spent.
 pub async fn retry_job_requeues_with_error(c: &dyn Catalog) {
-    let rec = create(c).await;
-    let id = rec.id.clone();
-    let window = Window::new();
-    c.commit(
-        Change::new(id.clone()).enqueue(
-            NewJob::new(JobKind::Probe {
-                recording: id.clone(),
-            })
-            .at(window.at(0)),
-        ),
-    )
-    .await
-    .expect("retry: commit failed");
-    let job = claim_own(c, &id, window.at(0)).await;
+    let (id, window, job) = claimed_job(c, |recording| JobKind::Probe { recording }, "retry").await;
     let run_at = window.at(600_000);
     c.retry_job(&job.lease, "endpoint said 503", run_at)
         .await
@@ -813,20 +764,8 @@ pub async fn retry_job_requeues_with_error(c: &dyn Catalog) {
 /// `dead_letter_job` gives up on the job for good: status `dead`, the reason recorded,
 /// never claimed again.
 pub async fn dead_letter_job_gives_up_with_reason(c: &dyn Catalog) {
-    let rec = create(c).await;
-    let id = rec.id.clone();
-    let window = Window::new();
-    c.commit(
-        Change::new(id.clone()).enqueue(
-            NewJob::new(JobKind::Probe {
-                recording: id.clone(),
-            })
-            .at(window.at(0)),
-        ),
-    )
-    .await
-    .expect("dead letter: commit failed");
-    let job = claim_own(c, &id, window.at(0)).await;
+    let (id, window, job) =
+        claimed_job(c, |recording| JobKind::Probe { recording }, "dead letter").await;
     c.dead_letter_job(&job.lease, "410 Gone")
         .await
         .expect("dead letter: dead_letter_job with a held lease failed");
@@ -962,6 +901,22 @@ impl Window {
     fn at(&self, offset_ms: i64) -> Timestamp {
         Timestamp::from_millis(self.0.as_millis() + offset_ms)
     }
+}
+
+/// A fresh recording with one job (of the kind `kind` makes) due at the start of a new
+/// window, claimed there: how every lease test begins. `what` names the test in failures.
+async fn claimed_job(
+    c: &dyn Catalog,
+    kind: fn(RecordingId) -> JobKind,
+    what: &str,
+) -> (RecordingId, Window, Job) {
+    let id = create(c).await.id;
+    let window = Window::new();
+    c.commit(Change::new(id.clone()).enqueue(NewJob::new(kind(id.clone())).at(window.at(0))))
+        .await
+        .unwrap_or_else(|e| panic!("{what}: commit failed: {e}"));
+    let job = claim_own(c, &id, window.at(0)).await;
+    (id, window, job)
 }
 
 async fn create(c: &dyn Catalog) -> Recording {
