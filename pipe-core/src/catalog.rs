@@ -4,8 +4,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::{
-    Artifact, Copy, Job, JobKind, JobLease, JobRecord, JobStatus, MediaInfo, NewJob, NewRecording,
-    Recording, RecordingId, RecordingState, Result, Timestamp,
+    Artifact, Copy, EnvironmentId, Job, JobKind, JobLease, JobRecord, JobStatus, MediaInfo, NewJob,
+    NewRecording, Recording, RecordingId, RecordingState, Result, Timestamp,
 };
 
 /// Recordings, their states and artifacts, and the durable jobs that move them on.
@@ -38,7 +38,7 @@ pub trait Catalog: Send + Sync + Debug + 'static {
     /// The recording with `id`, or `NotFound`.
     async fn recording(&self, id: &RecordingId) -> Result<Recording>;
 
-    /// Recordings, newest first.
+    /// Recordings matching `options`, newest first (see [`ListOptions`] for the order).
     async fn list_recordings(&self, options: ListOptions) -> Result<Vec<Recording>>;
 
     /// Applies `change` atomically and returns the recording as it is afterwards.
@@ -197,17 +197,75 @@ impl Change {
     }
 }
 
-/// Options of [`Catalog::list_recordings`].
+/// Options of [`Catalog::list_recordings`]. The order is stable: newest `created` first,
+/// and by id (descending) among recordings created in the same millisecond, so a
+/// [`RecordingCursor`] taken from the last recording of a page continues exactly after it.
 #[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
 pub struct ListOptions {
     /// Only recordings in this state.
     pub state: Option<RecordingState>,
+    /// Only recordings of these environments (empty: every environment).
+    pub environments: Vec<EnvironmentId>,
+    /// Only recordings created at or after this time.
+    pub created_from: Option<Timestamp>,
+    /// Only recordings created before this time.
+    pub created_until: Option<Timestamp>,
+    /// Only recordings after this one in the order (the next page).
+    pub after: Option<RecordingCursor>,
     /// At most this many (default 100).
     pub limit: Option<u32>,
 }
 
+/// A place in the order of [`Catalog::list_recordings`]: the `created` time and id of the
+/// last recording seen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecordingCursor {
+    /// The last recording's creation time.
+    pub created: Timestamp,
+    /// The last recording's id.
+    pub id: RecordingId,
+}
+
+impl RecordingCursor {
+    /// The cursor just after `recording`.
+    pub fn after(recording: &Recording) -> Self {
+        Self {
+            created: recording.created,
+            id: recording.id.clone(),
+        }
+    }
+
+    /// A cursor at `created` and `id`.
+    pub fn new(created: Timestamp, id: RecordingId) -> Self {
+        Self { created, id }
+    }
+}
+
 impl ListOptions {
+    /// Only recordings of `environment` (adds to the environments listed).
+    #[must_use]
+    pub fn with_environment(mut self, environment: EnvironmentId) -> Self {
+        self.environments.push(environment);
+        self
+    }
+
+    /// Only recordings created in `from..until` (either end open when `None`).
+    #[must_use]
+    pub fn with_created(mut self, from: Option<Timestamp>, until: Option<Timestamp>) -> Self {
+        self.created_from = from;
+        self.created_until = until;
+        self
+    }
+
+    /// Continues after `cursor`.
+    #[must_use]
+    pub fn with_after(mut self, cursor: RecordingCursor) -> Self {
+        self.after = Some(cursor);
+        self
+    }
+
     /// Only recordings in `state`.
     #[must_use]
     pub fn with_state(mut self, state: RecordingState) -> Self {

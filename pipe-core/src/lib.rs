@@ -9,8 +9,10 @@
 //! | [`Spool`] | append-only, fsync'd bytes of recordings still arriving | `pipe-storage` (local disk) |
 //! | [`StorageSink`] | a place finished files are copied to | `pipe-storage` (object_store; later S3, SFTP, FTPS, Dropbox, …) |
 //! | [`Catalog`] | recordings, their states and artifacts, and durable jobs | `pipe-lifecycle` (SQLite; later PostgreSQL) |
+//! | [`EnvironmentStore`] | environments (an operator's sites or stages) and their versioned settings | `pipe-lifecycle` (SQLite) |
+//! | [`ApiKeyStore`] | API keys with roles, stored by hash | `pipe-lifecycle` (SQLite) |
 //! | [`Transcoder`] | probe, MP4, snapshot | `pipe-transcode` (in-process FFmpeg) |
-//! | [`Signer`] | webhook signature headers | `pipe-webhook` (Standard Webhooks; later Pipe's HMAC-SHA1) |
+//! | [`Signer`] | webhook signature headers | `pipe-webhook` (Standard Webhooks and Pipe's HMAC-SHA1) |
 //! | [`Notifier`] | delivers one event to the operator's endpoints | `pipe-webhook` |
 //!
 //! Each trait documents what an implementation must guarantee in a `# Contract` section,
@@ -29,10 +31,13 @@
 //! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod access;
 mod artifact;
 mod catalog;
+mod environment;
 mod error;
 mod event;
+mod hosts;
 mod id;
 mod job;
 mod keys;
@@ -49,10 +54,16 @@ mod transcode;
 #[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 pub mod conformance;
 
+pub use access::{ApiKey, ApiKeyId, ApiKeyStore, Role};
 pub use artifact::{Artifact, ArtifactKind, Copy, ObjectKey, SinkId, SinkKind};
-pub use catalog::{Catalog, Change, ClaimOptions, JobFilter, ListOptions};
+pub use catalog::{Catalog, Change, ClaimOptions, JobFilter, ListOptions, RecordingCursor};
+pub use environment::{
+    Environment, EnvironmentId, EnvironmentSettings, EnvironmentStore, EnvironmentUpdate,
+    NewEnvironment,
+};
 pub use error::{Error, Result};
 pub use event::{Envelope, Event, EventId, EventName};
+pub use hosts::{HostAllowList, HostListError};
 pub use id::RecordingId;
 pub use job::{Job, JobId, JobKind, JobLease, JobRecord, JobStatus, NewJob};
 pub use keys::{KeyId, KeyProvider};

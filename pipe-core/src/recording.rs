@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use crate::{MediaInfo, RecordingId, Timestamp};
+use crate::{EnvironmentId, MediaInfo, RecordingId, Timestamp};
 
 /// Where a recording is on its way.
 ///
@@ -59,6 +59,9 @@ impl RecordingState {
 pub struct NewRecording {
     /// The id; generate with [`RecordingId::generate`].
     pub id: Option<RecordingId>,
+    /// The environment it belongs to (default `production`).
+    #[serde(default)]
+    pub environment: EnvironmentId,
     /// The MIME type the recorder declared (`video/webm;codecs=vp8,opus`).
     pub mime_type: Option<String>,
     /// The operator's own string, echoed in every webhook (Pipe's `payload`).
@@ -88,6 +91,13 @@ impl NewRecording {
         self
     }
 
+    /// Puts it in `environment`.
+    #[must_use]
+    pub fn with_environment(mut self, environment: EnvironmentId) -> Self {
+        self.environment = environment;
+        self
+    }
+
     /// Uses `id` instead of a generated one.
     #[must_use]
     pub fn with_id(mut self, id: RecordingId) -> Self {
@@ -102,6 +112,8 @@ impl NewRecording {
 pub struct Recording {
     /// Its id.
     pub id: RecordingId,
+    /// The environment it belongs to.
+    pub environment: EnvironmentId,
     /// Where it is on its way.
     pub state: RecordingState,
     /// Incremented by every change; [`crate::Change::expect_version`] uses it for
@@ -124,8 +136,8 @@ pub struct Recording {
 }
 
 impl Recording {
-    /// A recording as a catalog stores it, with nothing known yet beyond its state; the
-    /// other fields are public to fill in.
+    /// A recording as a catalog stores it, with nothing known yet beyond its state, in
+    /// the default environment; the other fields are public to fill in.
     pub fn new(
         id: RecordingId,
         state: RecordingState,
@@ -135,6 +147,7 @@ impl Recording {
     ) -> Self {
         Self {
             id,
+            environment: EnvironmentId::default(),
             state,
             version,
             created,

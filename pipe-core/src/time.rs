@@ -52,6 +52,91 @@ impl Timestamp {
             rem % 60
         )
     }
+
+    /// RFC 3339 in UTC with milliseconds: `2016-03-03T13:51:44.000Z`.
+    pub fn to_rfc3339(self) -> String {
+        let date_time = self.to_utc_string().replacen(' ', "T", 1);
+        format!("{date_time}.{:03}Z", self.0.rem_euclid(1000))
+    }
+
+    /// Parses an RFC 3339 date-time (`2016-03-03T13:51:44Z`, with optional fractional
+    /// seconds, `z`, or a `±HH:MM` offset). `None` if it is not one.
+    pub fn parse_rfc3339(s: &str) -> Option<Self> {
+        let b = s.as_bytes();
+        let num = |r: std::ops::Range<usize>| -> Option<i64> {
+            let part = b.get(r)?;
+            if !part.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            std::str::from_utf8(part).ok()?.parse().ok()
+        };
+        if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+            return None;
+        }
+        if b[13] != b':' || b[16] != b':' {
+            return None;
+        }
+        let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+        let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+        if !(1..=12).contains(&mo)
+            || d < 1
+            || d > days_in_month(y, mo)
+            || h > 23
+            || mi > 59
+            || sec > 60
+        {
+            return None;
+        }
+        let mut i = 19;
+        let mut millis = 0;
+        if b[i] == b'.' {
+            let start = i + 1;
+            i = start;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+            if i == start {
+                return None;
+            }
+            let digits = &s[start..i.min(start + 3)];
+            millis = digits.parse::<i64>().ok()? * 10_i64.pow(3 - digits.len() as u32);
+        }
+        let offset_secs = match &b[i..] {
+            [b'Z' | b'z'] => 0,
+            [sign @ (b'+' | b'-'), ..] if b.len() == i + 6 && b[i + 3] == b':' => {
+                let (oh, om) = (num(i + 1..i + 3)?, num(i + 4..i + 6)?);
+                if oh > 23 || om > 59 {
+                    return None;
+                }
+                let off = oh * 3600 + om * 60;
+                if *sign == b'+' { off } else { -off }
+            }
+            _ => return None,
+        };
+        let secs =
+            days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec.min(59) - offset_secs;
+        Some(Self(secs * 1000 + millis))
+    }
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// A proleptic Gregorian date to days since 1970-01-01 (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -91,5 +176,40 @@ mod tests {
             Timestamp::from_millis(951_782_400_000).to_utc_string(),
             "2000-02-29 00:00:00"
         );
+    }
+
+    #[test]
+    fn rfc_3339_round_trips() {
+        for ms in [
+            0,
+            1_457_013_104_123,
+            951_782_400_000,
+            -86_400_000,
+            4_102_444_799_999,
+        ] {
+            let t = Timestamp::from_millis(ms);
+            assert_eq!(Timestamp::parse_rfc3339(&t.to_rfc3339()), Some(t), "{ms}");
+        }
+        assert_eq!(
+            Timestamp::parse_rfc3339("2016-03-03T15:51:44+02:00"),
+            Some(Timestamp::from_millis(1_457_013_104_000))
+        );
+        assert_eq!(
+            Timestamp::parse_rfc3339("2016-03-03T13:51:44.5Z"),
+            Some(Timestamp::from_millis(1_457_013_104_500))
+        );
+        for bad in [
+            "",
+            "2016-03-03",
+            "2016-02-30T00:00:00Z",
+            "2016-13-01T00:00:00Z",
+            "2016-03-03T13:51:44",
+            "2016-03-03T13:51:44.Z",
+            "2016-03-03T13:51:44+0200",
+            "+016-03-03T13:51:44Z",
+            "2016-03-03T13:51:44Zjunk",
+        ] {
+            assert_eq!(Timestamp::parse_rfc3339(bad), None, "{bad:?}");
+        }
     }
 }

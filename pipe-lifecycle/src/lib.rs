@@ -5,6 +5,13 @@
 //! those jobs until the recording is converted, copied to every sink and told to the
 //! operator's application.
 //!
+//! The same SQLite file keeps what the server around the recordings needs: the
+//! environments recordings belong to, with every version of their settings
+//! ([`EnvironmentStore`](pipe_core::EnvironmentStore)), and the API keys, by the hash of
+//! their secret ([`ApiKeyStore`](pipe_core::ApiKeyStore)). Recordings are listed by
+//! environment, state and creation time in keyset pages
+//! ([`Catalog::list_recordings`](pipe_core::Catalog::list_recordings)).
+//!
 //! ## The way of a job
 //!
 //! ```text
@@ -67,8 +74,9 @@
 //!
 //! ## Features
 //!
-//! - `catalog-sqlite` (default): [`SqliteCatalog`], the embedded catalog on one SQLite
-//!   file (sqlx; WAL, `synchronous = FULL`, versioned migrations compiled in).
+//! - `catalog-sqlite` (default): [`SqliteCatalog`], the embedded catalog, environment
+//!   store and API key store on one SQLite file (sqlx; WAL, `synchronous = FULL`,
+//!   versioned migrations compiled in).
 //!
 //! ## Not yet
 //!

@@ -11,18 +11,21 @@
 //! ```
 //!
 //! Every function works on recordings with fresh random ids, so suites can share a
-//! database. Functions that claim jobs enqueue them at a random instant in the past and
+//! database; the functions about listing put their recordings in a fresh random
+//! environment and list that one. Functions that claim jobs enqueue them at a random instant in the past and
 //! claim "as of" that instant ([`ClaimOptions::at`]), so jobs enqueued for *now* by other
 //! code are not due for them; they finish (complete or dead-letter) every job they claim.
 //! They assume no worker serves the catalog while they run: a worker would claim their
 //! jobs from under them.
 
-use std::time::Duration;
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 
 use crate::{
-    Artifact, ArtifactKind, Catalog, Change, ClaimOptions, Copy, Error, Event, Job, JobFilter,
-    JobId, JobKind, JobLease, JobRecord, JobStatus, MediaInfo, NewJob, NewRecording, ObjectKey,
-    Recording, RecordingId, RecordingState, SinkId, Timestamp,
+    Artifact, ArtifactKind, Catalog, Change, ClaimOptions, Copy, EnvironmentId, Error, Event, Job,
+    JobFilter, JobId, JobKind, JobLease, JobRecord, JobStatus, ListOptions, MediaInfo, NewJob,
+    NewRecording, ObjectKey, Recording, RecordingCursor, RecordingId, RecordingState, SinkId,
+    Timestamp,
 };
 
 const LEASE: Duration = Duration::from_secs(60);
@@ -30,7 +33,12 @@ const LEASE: Duration = Duration::from_secs(60);
 /// Runs every function of this suite, one after another.
 pub async fn run_all(c: &dyn Catalog) {
     create_and_get(c).await;
+    environment_round_trips(c).await;
     list_recordings(c).await;
+    list_filters_by_environment(c).await;
+    list_filters_by_created_range(c).await;
+    list_pages_cover_every_recording_once_in_order(c).await;
+    list_cursor_orders_ties_by_id(c).await;
     commit_applies_everything(c).await;
     failed_precondition_changes_nothing(c).await;
     version_increments_by_one(c).await;
@@ -129,12 +137,7 @@ pub async fn list_recordings(c: &dyn Catalog) {
             "list: a created recording is missing"
         );
     }
-    for pair in all.windows(2) {
-        assert!(
-            pair[0].created >= pair[1].created,
-            "list: recordings are not newest first"
-        );
-    }
+    assert_in_order(&all, "list");
 
     let recorded = c
         .list_recordings(
@@ -162,6 +165,319 @@ pub async fn list_recordings(c: &dyn Catalog) {
         .await
         .expect("list failed");
     assert_eq!(one.len(), 1, "list: limit ignored");
+}
+
+/// A recording keeps the environment it was created in (through `recording`,
+/// `list_recordings` and `commit`); one created without an environment belongs to
+/// `production`.
+pub async fn environment_round_trips(c: &dyn Catalog) {
+    let environment = EnvironmentId::generate();
+    let created = create_in(c, &environment).await;
+    assert_eq!(
+        created.environment, environment,
+        "environment: create_recording returned another environment than asked for"
+    );
+    assert_eq!(
+        c.recording(&created.id)
+            .await
+            .expect("environment: recording failed")
+            .environment,
+        environment,
+        "environment: recording() lost the environment"
+    );
+    let committed = c
+        .commit(Change::new(created.id.clone()).state(RecordingState::Recorded))
+        .await
+        .expect("environment: commit failed");
+    assert_eq!(
+        committed.environment, environment,
+        "environment: commit changed the environment"
+    );
+    let listed = list(
+        c,
+        ListOptions::default().with_environment(environment.clone()),
+    )
+    .await;
+    assert_eq!(
+        listed,
+        vec![committed],
+        "environment: list_recordings of the environment differs from the stored recording"
+    );
+
+    let default = create(c).await;
+    assert_eq!(
+        default.environment,
+        EnvironmentId::default_environment(),
+        "environment: a recording created without an environment is not in `production`"
+    );
+    assert_eq!(
+        c.recording(&default.id).await.unwrap().environment,
+        EnvironmentId::default_environment(),
+        "environment: recording() lost the default environment"
+    );
+}
+
+/// `list_recordings` with environments returns every recording of those environments
+/// and no other, newest first; an empty list of environments means every environment;
+/// the environment filter combines with the state filter.
+pub async fn list_filters_by_environment(c: &dyn Catalog) {
+    let start = Timestamp::now();
+    let a = EnvironmentId::generate();
+    let b = EnvironmentId::generate();
+    let mut in_a = Vec::new();
+    let mut in_b = Vec::new();
+    for _ in 0..3 {
+        in_a.push(create_in(c, &a).await);
+    }
+    for _ in 0..2 {
+        in_b.push(create_in(c, &b).await);
+    }
+
+    let only_a = list(
+        c,
+        ListOptions::default()
+            .with_environment(a.clone())
+            .with_limit(1000),
+    )
+    .await;
+    assert_eq!(
+        ids(&only_a),
+        ids(&in_a),
+        "list by environment: not exactly the recordings of the environment"
+    );
+    assert_in_order(&only_a, "list by environment");
+
+    let a_and_b = list(
+        c,
+        ListOptions::default()
+            .with_environment(a.clone())
+            .with_environment(b.clone())
+            .with_limit(1000),
+    )
+    .await;
+    assert_eq!(
+        ids(&a_and_b),
+        ids(&in_a).union(&ids(&in_b)).cloned().collect(),
+        "list by environments: not exactly the recordings of both environments"
+    );
+    assert_eq!(
+        a_and_b.len(),
+        in_a.len() + in_b.len(),
+        "list by environments: a recording was listed twice"
+    );
+    assert_in_order(&a_and_b, "list by environments");
+
+    let none = list(
+        c,
+        ListOptions::default()
+            .with_environment(EnvironmentId::generate())
+            .with_limit(1000),
+    )
+    .await;
+    assert!(
+        none.is_empty(),
+        "list by environment: an environment without recordings listed {none:?}"
+    );
+
+    let every = list(
+        c,
+        ListOptions::default()
+            .with_created(Some(start), None)
+            .with_limit(100_000),
+    )
+    .await;
+    let every = ids(&every);
+    assert!(
+        in_a.iter().chain(&in_b).all(|r| every.contains(&r.id)),
+        "list: without environments, a recording of some environment is missing"
+    );
+
+    let recorded = in_a[1].id.clone();
+    c.commit(Change::new(recorded.clone()).state(RecordingState::Recorded))
+        .await
+        .expect("list by environment: commit failed");
+    let a_recorded = list(
+        c,
+        ListOptions::default()
+            .with_environment(a.clone())
+            .with_state(RecordingState::Recorded),
+    )
+    .await;
+    assert_eq!(
+        a_recorded.iter().map(|r| &r.id).collect::<Vec<_>>(),
+        vec![&recorded],
+        "list by environment and state: not exactly the one recording in both"
+    );
+}
+
+/// `list_recordings` with `created_from` keeps recordings created at or after it, with
+/// `created_until` those created before it; together, those in between.
+pub async fn list_filters_by_created_range(c: &dyn Catalog) {
+    let environment = EnvironmentId::generate();
+    // Recordings until at least three distinct creation times exist.
+    let began = Instant::now();
+    let mut times = BTreeSet::new();
+    let mut count = 0;
+    while times.len() < 3 || count < 5 {
+        times.insert(create_in(c, &environment).await.created);
+        count += 1;
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "list by time: {count} recordings created in 30 s have fewer than 3 creation times"
+        );
+    }
+    let all = list(
+        c,
+        ListOptions::default()
+            .with_environment(environment.clone())
+            .with_limit(100_000),
+    )
+    .await;
+    assert_eq!(all.len(), count, "list by time: a recording is missing");
+    assert_in_order(&all, "list by time");
+
+    let times: Vec<Timestamp> = times.into_iter().collect();
+    let (first, middle, last) = (times[0], times[times.len() / 2], times[times.len() - 1]);
+    let ms = |t: Timestamp, d: i64| Timestamp::from_millis(t.as_millis() + d);
+    let ranges = [
+        (Some(middle), None),
+        (None, Some(middle)),
+        (Some(first), Some(last)),
+        (Some(middle), Some(ms(middle, 1))),
+        (Some(middle), Some(middle)),
+        (Some(ms(last, 1)), None),
+        (None, Some(first)),
+        (Some(first), Some(ms(last, 1))),
+    ];
+    for (from, until) in ranges {
+        let got = list(
+            c,
+            ListOptions::default()
+                .with_environment(environment.clone())
+                .with_created(from, until)
+                .with_limit(100_000),
+        )
+        .await;
+        let want: Vec<&Recording> = all
+            .iter()
+            .filter(|r| from.is_none_or(|f| r.created >= f) && until.is_none_or(|u| r.created < u))
+            .collect();
+        assert_eq!(
+            got.iter().collect::<Vec<_>>(),
+            want,
+            "list by time: created from {from:?} (inclusive) until {until:?} (exclusive) \
+             returned the wrong recordings"
+        );
+    }
+}
+
+/// Following the cursor of the last recording of each page lists every recording exactly
+/// once, in the order `created` descending then id descending, whatever the page size,
+/// also combined with a time range; the last page is short (or empty).
+pub async fn list_pages_cover_every_recording_once_in_order(c: &dyn Catalog) {
+    const RECORDINGS: usize = 25;
+    let environment = EnvironmentId::generate();
+    // Created as fast as the catalog allows, so that some share a millisecond.
+    let mut expected = Vec::new();
+    for _ in 0..RECORDINGS {
+        expected.push(create_in(c, &environment).await);
+    }
+    expected.sort_by(|x, y| order_key(y).cmp(&order_key(x)));
+    let from = expected[RECORDINGS / 2].created;
+
+    for limit in [1, 2, 7, RECORDINGS as u32, RECORDINGS as u32 + 1] {
+        for ranged in [false, true] {
+            let mut options = ListOptions::default()
+                .with_environment(environment.clone())
+                .with_limit(limit);
+            if ranged {
+                options = options.with_created(Some(from), None);
+            }
+            let want: Vec<&RecordingId> = expected
+                .iter()
+                .filter(|r| !ranged || r.created >= from)
+                .map(|r| &r.id)
+                .collect();
+            let mut got = Vec::new();
+            let mut pages = 0;
+            loop {
+                let page = list(c, options.clone()).await;
+                pages += 1;
+                assert!(
+                    page.len() <= limit as usize,
+                    "list pages: a page of limit {limit} has {} recordings",
+                    page.len()
+                );
+                let Some(last) = page.last() else { break };
+                options = options.with_after(RecordingCursor::after(last));
+                let short = page.len() < limit as usize;
+                got.extend(page);
+                if short {
+                    break;
+                }
+                assert!(
+                    pages <= want.len() + 1,
+                    "list pages: following the cursor does not end"
+                );
+            }
+            assert_eq!(
+                got.iter().map(|r| &r.id).collect::<Vec<_>>(),
+                want,
+                "list pages (limit {limit}, time range {ranged}): the pages together are not \
+                 every recording once, created descending then id descending"
+            );
+        }
+    }
+}
+
+/// The cursor is a place in the total order `(created, id)` descending: `after` lists
+/// exactly the recordings ordered after it, even among recordings created in the same
+/// millisecond as the cursor, and whether or not a recording has the cursor's id.
+pub async fn list_cursor_orders_ties_by_id(c: &dyn Catalog) {
+    let environment = EnvironmentId::generate();
+    let mut all = Vec::new();
+    for _ in 0..6 {
+        all.push(create_in(c, &environment).await);
+    }
+    all.sort_by(|x, y| order_key(y).cmp(&order_key(x)));
+    let id = |s: String| RecordingId::try_from(s).expect("a valid recording id");
+    // Generated ids are 26 lowercase base32 characters: `0` sorts before each of them,
+    // and 27 `z`s after each of them.
+    let lowest = id("0".into());
+    let highest = id("z".repeat(27));
+    let mut cursors = Vec::new();
+    for r in &all {
+        let millis = r.created.as_millis();
+        cursors.push(RecordingCursor::after(r));
+        // Just above the id in the same millisecond: the recording itself is listed first.
+        cursors.push(RecordingCursor::new(r.created, id(format!("{}0", r.id))));
+        cursors.push(RecordingCursor::new(r.created, lowest.clone()));
+        cursors.push(RecordingCursor::new(r.created, highest.clone()));
+        cursors.push(RecordingCursor::new(
+            Timestamp::from_millis(millis + 1),
+            lowest.clone(),
+        ));
+    }
+    for cursor in cursors {
+        let got = list(
+            c,
+            ListOptions::default()
+                .with_environment(environment.clone())
+                .with_after(cursor.clone())
+                .with_limit(1000),
+        )
+        .await;
+        let want: Vec<&RecordingId> = all
+            .iter()
+            .filter(|r| order_key(r) < (cursor.created, cursor.id.as_str()))
+            .map(|r| &r.id)
+            .collect();
+        assert_eq!(
+            got.iter().map(|r| &r.id).collect::<Vec<_>>(),
+            want,
+            "list after {cursor:?}: not exactly the recordings with (created, id) below it"
+        );
+    }
 }
 
 /// One `commit` applies state, length, media, failure, artifacts, copies, jobs and the
@@ -927,6 +1243,43 @@ async fn create(c: &dyn Catalog) -> Recording {
     )
     .await
     .expect("create_recording failed")
+}
+
+async fn create_in(c: &dyn Catalog, environment: &EnvironmentId) -> Recording {
+    c.create_recording(
+        NewRecording::new()
+            .with_environment(environment.clone())
+            .with_payload("conformance"),
+    )
+    .await
+    .expect("create_recording failed")
+}
+
+async fn list(c: &dyn Catalog, options: ListOptions) -> Vec<Recording> {
+    c.list_recordings(options.clone())
+        .await
+        .unwrap_or_else(|e| panic!("list_recordings({options:?}) failed: {e}"))
+}
+
+fn ids(recordings: &[Recording]) -> BTreeSet<RecordingId> {
+    recordings.iter().map(|r| r.id.clone()).collect()
+}
+
+/// Where a recording is in the order of `list_recordings` (which lists it descending).
+fn order_key(r: &Recording) -> (Timestamp, &str) {
+    (r.created, r.id.as_str())
+}
+
+/// Panics unless `recordings` are strictly in the order `(created, id)` descending.
+fn assert_in_order(recordings: &[Recording], what: &str) {
+    for pair in recordings.windows(2) {
+        assert!(
+            order_key(&pair[0]) > order_key(&pair[1]),
+            "{what}: recordings are not ordered by created then id, descending: {:?} before {:?}",
+            order_key(&pair[0]),
+            order_key(&pair[1]),
+        );
+    }
 }
 
 /// Claims at `at` and expects a job of `id`.

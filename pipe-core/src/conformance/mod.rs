@@ -12,7 +12,9 @@
 //!
 //! Each function panics with a message naming the broken promise.
 
+pub mod api_keys;
 pub mod catalog;
+pub mod environments;
 pub mod sink;
 pub mod spool;
 

@@ -1,6 +1,8 @@
 //! pipe-lifecycle's integration tests: one binary (see STYLE.md), real SQLite files, real
 //! FFmpeg.
 
+mod api_keys;
 mod catalog;
+mod environments;
 mod pipeline;
 mod util;

@@ -14,11 +14,18 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use pipe_core::{Error, Result};
 
 /// Every migration, in order: (version, description, SQL).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "catalog",
-    include_str!("../../../migrations/0001_catalog.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "catalog",
+        include_str!("../../../migrations/0001_catalog.sql"),
+    ),
+    (
+        2,
+        "environments",
+        include_str!("../../../migrations/0002_environments.sql"),
+    ),
+];
 
 /// The migrations compiled into this binary, as a [`MigrationSource`].
 #[derive(Debug, Clone, Copy)]
@@ -65,5 +72,51 @@ mod tests {
     fn versions_increase() {
         assert!(MIGRATIONS.windows(2).all(|w| w[0].0 < w[1].0));
         assert_eq!(MIGRATIONS[0].0, 1);
+    }
+
+    #[tokio::test]
+    async fn recordings_of_a_version_1_catalog_belong_to_production() {
+        use pipe_core::{Catalog, EnvironmentId, ListOptions, RecordingId};
+        use sqlx::sqlite::SqliteConnectOptions;
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.db");
+        let pool = SqlitePool::connect_with(
+            SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true),
+        )
+        .await
+        .unwrap();
+        let mut first = Migrator::new(Embedded).await.unwrap();
+        first.migrations = first
+            .migrations
+            .iter()
+            .filter(|m| m.version == 1)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+        first.run(&pool).await.unwrap();
+        sqlx::query(
+            "INSERT INTO recordings (id, state, version, created, updated) \
+             VALUES ('old', 'copied', 3, 1000, 2000)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+
+        let catalog = super::super::SqliteCatalog::open(&path).await.unwrap();
+        let id: RecordingId = "old".parse().unwrap();
+        let old = catalog.recording(&id).await.unwrap();
+        assert_eq!(old.environment, EnvironmentId::default_environment());
+        assert_eq!(old.version, 3, "the migration changed the recording");
+        let listed = catalog
+            .list_recordings(
+                ListOptions::default().with_environment(EnvironmentId::default_environment()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(listed, vec![old]);
     }
 }

@@ -1,6 +1,9 @@
 //! [`SqliteCatalog`]: the embedded catalog, one SQLite file.
 
+mod environments;
 mod error;
+mod keys;
+mod list;
 mod migrate;
 mod rows;
 
@@ -27,15 +30,21 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// readers (in WAL mode) run beside the one writer.
 const MAX_CONNECTIONS: u32 = 4;
 
-/// The [`Catalog`] on an SQLite file: the embedded default, for one node.
+/// The [`Catalog`] on an SQLite file: the embedded default, for one node. The same file
+/// holds the environments ([`EnvironmentStore`](pipe_core::EnvironmentStore)) and the
+/// API keys ([`ApiKeyStore`](pipe_core::ApiKeyStore)).
 ///
 /// - **Durable.** The file is in WAL mode with `synchronous = FULL`: the WAL is fsync'd at
 ///   every commit, so a committed change (and every job it enqueued) survives a power
 ///   loss, not only a crash of the process. (`NORMAL` would be faster but may lose the
 ///   last commits on power loss, which would break the catalog's durability promise.)
-/// - **Serialised writers.** [`Catalog::commit`] runs in a `BEGIN IMMEDIATE`
-///   transaction, so it takes the write lock before it reads the preconditions and no
-///   other writer can slip in between the check and the change.
+/// - **Serialised writers.** [`Catalog::commit`], and creating, updating and deleting an
+///   environment, run in a `BEGIN IMMEDIATE` transaction, so each takes the write lock
+///   before it reads its preconditions and no other writer can slip in between the check
+///   and the change.
+/// - **Pages.** [`Catalog::list_recordings`] pages by keyset (`(created, id)` after the
+///   cursor) on indexes in the order of the list, so a page costs the same however deep
+///   it is; every filter it offers seeks an index.
 /// - **Leases.** A lease is held while its job is `running` with that token. A lease whose
 ///   time ran out but that nobody claimed again is still accepted: the work it finishes
 ///   is as good as a second attempt's would be, and refusing it would only redo the work.
@@ -104,8 +113,8 @@ impl SqliteCatalog {
 }
 
 /// `SELECT` list of a recording row, as [`rows::recording`] reads it.
-const RECORDING_COLUMNS: &str =
-    "id, state, version, created, updated, mime_type, payload, length, media, failure";
+const RECORDING_COLUMNS: &str = "id, environment, state, version, created, updated, mime_type, \
+     payload, length, media, failure";
 
 /// `SELECT` list of a job row, as [`rows::job_record`] reads it.
 const JOB_COLUMNS: &str = "id, payload, status, attempts, last_error, run_at";
@@ -116,11 +125,13 @@ impl Catalog for SqliteCatalog {
         let id = new.id.unwrap_or_else(RecordingId::generate);
         let now = Timestamp::now().as_millis();
         let sql = format!(
-            "INSERT INTO recordings (id, state, version, created, updated, mime_type, payload) \
-             VALUES (?1, ?2, 0, ?3, ?3, ?4, ?5) RETURNING {RECORDING_COLUMNS}"
+            "INSERT INTO recordings \
+               (id, environment, state, version, created, updated, mime_type, payload) \
+             VALUES (?1, ?2, ?3, 0, ?4, ?4, ?5, ?6) RETURNING {RECORDING_COLUMNS}"
         );
         let row = sqlx::query(&sql)
             .bind(id.as_str())
+            .bind(new.environment.as_str())
             .bind(RecordingState::Receiving.as_str())
             .bind(now)
             .bind(new.mime_type)
@@ -150,13 +161,8 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn list_recordings(&self, options: ListOptions) -> Result<Vec<Recording>> {
-        let sql = format!(
-            "SELECT {RECORDING_COLUMNS} FROM recordings WHERE ?1 IS NULL OR state = ?1 \
-             ORDER BY created DESC, id DESC LIMIT ?2"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(options.state.map(RecordingState::as_str))
-            .bind(i64::from(options.limit.unwrap_or(100)))
+        let rows = list::query("", &options)
+            .build()
             .fetch_all(&self.pool)
             .await
             .map_err(from_sqlx)?;

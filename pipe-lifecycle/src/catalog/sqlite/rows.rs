@@ -4,8 +4,9 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use pipe_core::{
-    Artifact, ArtifactKind, Copy, JobId, JobKind, JobRecord, JobStatus, MediaInfo, ObjectKey,
-    Recording, RecordingId, RecordingState, Result, SinkId, Timestamp,
+    ApiKey, ApiKeyId, Artifact, ArtifactKind, Copy, Environment, EnvironmentId,
+    EnvironmentSettings, JobId, JobKind, JobRecord, JobStatus, MediaInfo, ObjectKey, Recording,
+    RecordingId, RecordingState, Result, Role, SinkId, Timestamp,
 };
 
 use super::error::{corrupt, from_sqlx};
@@ -24,6 +25,7 @@ pub(super) fn recording(row: &SqliteRow) -> Result<Recording> {
         Timestamp::from_millis(get(row, "created")?),
         Timestamp::from_millis(get(row, "updated")?),
     );
+    recording.environment = environment_id(get(row, "environment")?)?;
     recording.mime_type = get(row, "mime_type")?;
     recording.payload = get(row, "payload")?;
     recording.length = length.map(size_from_sql).transpose()?;
@@ -65,6 +67,46 @@ pub(super) fn job_record(row: &SqliteRow) -> Result<JobRecord> {
         get(row, "last_error")?,
         Timestamp::from_millis(get(row, "run_at")?),
     ))
+}
+
+/// An environment row: `id, name, version, created, updated, settings`.
+pub(super) fn environment(row: &SqliteRow) -> Result<Environment> {
+    Ok(Environment::new(
+        environment_id(get(row, "id")?)?,
+        get::<String>(row, "name")?,
+        get(row, "version")?,
+        Timestamp::from_millis(get(row, "created")?),
+        Timestamp::from_millis(get(row, "updated")?),
+        settings(get(row, "settings")?)?,
+    ))
+}
+
+/// An API key row: `id, label, role, environments, secret_hash, created, revoked`.
+pub(super) fn api_key(row: &SqliteRow) -> Result<ApiKey> {
+    let role: String = get(row, "role")?;
+    let role = role.parse::<Role>().map_err(|_| corrupt("role", role))?;
+    let environments: String = get(row, "environments")?;
+    let environments = serde_json::from_str::<Vec<EnvironmentId>>(&environments)
+        .map_err(|e| corrupt("API key environments", e))?;
+    let revoked: Option<i64> = get(row, "revoked")?;
+    let mut key = ApiKey::new(
+        ApiKeyId::try_from(get::<String>(row, "id")?).map_err(|e| corrupt("API key id", e))?,
+        get::<String>(row, "label")?,
+        role,
+        environments,
+        get::<String>(row, "secret_hash")?,
+        Timestamp::from_millis(get(row, "created")?),
+    );
+    key.revoked = revoked.map(Timestamp::from_millis);
+    Ok(key)
+}
+
+fn settings(json: String) -> Result<EnvironmentSettings> {
+    serde_json::from_str(&json).map_err(|e| corrupt("environment settings", e))
+}
+
+fn environment_id(s: String) -> Result<EnvironmentId> {
+    EnvironmentId::try_from(s).map_err(|e| corrupt("environment id", e))
 }
 
 pub(super) fn job_kind(payload: String) -> Result<JobKind> {

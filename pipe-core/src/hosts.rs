@@ -8,7 +8,7 @@ use std::str::FromStr;
 /// without a port matches any port. An empty list allows every host.
 ///
 /// ```
-/// use pipe_ingest::HostAllowList;
+/// use pipe_core::HostAllowList;
 ///
 /// let hosts: HostAllowList = "example.com, *.example.org, localhost:8080".parse().unwrap();
 /// assert!(hosts.allows_origin("https://example.com"));
@@ -34,6 +34,43 @@ impl HostAllowList {
     /// A list that allows every host.
     pub fn any() -> Self {
         Self::default()
+    }
+
+    /// A list of `entries`, each one host pattern (no commas).
+    pub fn from_entries<'a>(
+        entries: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Self, HostListError> {
+        let mut list = Self::any();
+        for entry in entries {
+            if entry.contains(',') || entry.trim().is_empty() {
+                return Err(HostListError {
+                    entry: entry.to_owned(),
+                    why: "one host per entry",
+                });
+            }
+            list.entries.extend(entry.parse::<Self>()?.entries);
+        }
+        Ok(list)
+    }
+
+    /// The entries in their canonical form (`*.example.com`, `localhost:8080`), as
+    /// [`HostAllowList::from_entries`] reads them.
+    pub fn entries(&self) -> Vec<String> {
+        self.entries
+            .iter()
+            .map(|e| {
+                let star = if e.wildcard { "*." } else { "" };
+                let host = if e.host.contains(':') {
+                    format!("[{}]", e.host)
+                } else {
+                    e.host.clone()
+                };
+                match e.port {
+                    Some(p) => format!("{star}{host}:{p}"),
+                    None => format!("{star}{host}"),
+                }
+            })
+            .collect()
     }
 
     /// Whether every host is allowed.
@@ -167,6 +204,14 @@ mod tests {
 
     fn list(s: &str) -> HostAllowList {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn entries_read_back_as_the_same_list() {
+        let hosts = list("Example.com, *.example.org, localhost:8080, [::1]:9000");
+        let again = HostAllowList::from_entries(hosts.entries().iter().map(String::as_str));
+        assert_eq!(again.unwrap(), hosts);
+        assert!(HostAllowList::from_entries(["a.com,b.com"]).is_err());
     }
 
     #[test]

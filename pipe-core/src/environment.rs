@@ -1,0 +1,324 @@
+use std::fmt;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result, Timestamp};
+
+/// The public id of an environment (Pipe's `eid`): 1 to 64 characters of `[a-z0-9_-]`,
+/// chosen by the operator (`production`, `staging`, `acme`) or generated. The recorder
+/// names it, so it is not a secret.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct EnvironmentId(String);
+
+impl EnvironmentId {
+    /// The environment a server makes on its first start, and the one a recording
+    /// belongs to when its recorder names none.
+    pub const DEFAULT: &'static str = "production";
+
+    /// The default environment, `production`.
+    pub fn default_environment() -> Self {
+        Self(Self::DEFAULT.to_owned())
+    }
+
+    /// A new random id, `env_` and 26 base32 characters.
+    pub fn generate() -> Self {
+        Self(format!("env_{}", crate::id::random_base32()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn validate(s: &str) -> Result<()> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::invalid(
+                "environment id",
+                "1 to 64 characters of a-z, 0-9, '_' and '-'",
+            ))
+        }
+    }
+}
+
+impl Default for EnvironmentId {
+    fn default() -> Self {
+        Self::default_environment()
+    }
+}
+
+impl FromStr for EnvironmentId {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::validate(s)?;
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl TryFrom<String> for EnvironmentId {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        Self::validate(&s)?;
+        Ok(Self(s))
+    }
+}
+
+impl From<EnvironmentId> for String {
+    fn from(id: EnvironmentId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for EnvironmentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for EnvironmentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EnvironmentId({})", self.0)
+    }
+}
+
+/// What an environment decides about its recordings. Stored as one versioned document;
+/// fields added later default when an older document is read, so a new setting never
+/// needs a migration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct EnvironmentSettings {
+    /// Hosts whose pages may record (checked on `Origin`, `*.` wildcards, optional
+    /// port); empty allows any host.
+    pub allowed_hosts: Vec<String>,
+    /// The longest recording in seconds; `None` for the server's limit.
+    pub max_recording_secs: Option<u32>,
+    /// The largest recording in bytes; `None` for the server's limit.
+    pub max_recording_bytes: Option<u64>,
+    /// Whether the recorder that made a recording may play it back (through a
+    /// short-lived link its resume token asks for). On by default, as in Pipe.
+    pub client_playback: bool,
+}
+
+impl Default for EnvironmentSettings {
+    fn default() -> Self {
+        Self {
+            allowed_hosts: Vec::new(),
+            max_recording_secs: None,
+            max_recording_bytes: None,
+            client_playback: true,
+        }
+    }
+}
+
+impl EnvironmentSettings {
+    /// Allows only `hosts` to record.
+    #[must_use]
+    pub fn with_allowed_hosts(
+        mut self,
+        hosts: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        self.allowed_hosts = hosts.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The allowed hosts, parsed; `Invalid` names the entry that is not a host pattern.
+    pub fn host_allow_list(&self) -> Result<crate::HostAllowList> {
+        crate::HostAllowList::from_entries(self.allowed_hosts.iter().map(String::as_str))
+            .map_err(|e| Error::invalid("allowed_hosts", e))
+    }
+
+    /// Turns client playback on or off.
+    #[must_use]
+    pub fn with_client_playback(mut self, on: bool) -> Self {
+        self.client_playback = on;
+        self
+    }
+}
+
+/// An operator's site or stage: it owns its recordings and its settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Environment {
+    /// Its public id.
+    pub id: EnvironmentId,
+    /// A name for people.
+    pub name: String,
+    /// 1 when created, one higher with every update.
+    pub version: i64,
+    /// When it was created.
+    pub created: Timestamp,
+    /// When it last changed.
+    pub updated: Timestamp,
+    /// Its settings at this version.
+    pub settings: EnvironmentSettings,
+}
+
+impl Environment {
+    /// An environment as a store holds it.
+    pub fn new(
+        id: EnvironmentId,
+        name: impl Into<String>,
+        version: i64,
+        created: Timestamp,
+        updated: Timestamp,
+        settings: EnvironmentSettings,
+    ) -> Self {
+        Self {
+            id,
+            name: name.into(),
+            version,
+            created,
+            updated,
+            settings,
+        }
+    }
+}
+
+/// A new environment; see [`EnvironmentStore::create_environment`].
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct NewEnvironment {
+    /// Its id.
+    pub id: EnvironmentId,
+    /// Its name (defaults to the id).
+    pub name: String,
+    /// Its settings.
+    pub settings: EnvironmentSettings,
+}
+
+impl NewEnvironment {
+    /// An environment `id` named after itself, with default settings.
+    pub fn new(id: EnvironmentId) -> Self {
+        Self {
+            name: id.as_str().to_owned(),
+            id,
+            settings: EnvironmentSettings::default(),
+        }
+    }
+
+    /// Names it.
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Gives it `settings`.
+    #[must_use]
+    pub fn with_settings(mut self, settings: EnvironmentSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+}
+
+/// A change to an environment; see [`EnvironmentStore::update_environment`].
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct EnvironmentUpdate {
+    /// A new name.
+    pub name: Option<String>,
+    /// New settings, replacing the old as a whole.
+    pub settings: Option<EnvironmentSettings>,
+    /// Precondition: the environment is at this version.
+    pub expect_version: Option<i64>,
+}
+
+impl EnvironmentUpdate {
+    /// Renames it.
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Replaces its settings.
+    #[must_use]
+    pub fn with_settings(mut self, settings: EnvironmentSettings) -> Self {
+        self.settings = Some(settings);
+        self
+    }
+
+    /// Requires it to be at `version`.
+    #[must_use]
+    pub fn expect_version(mut self, version: i64) -> Self {
+        self.expect_version = Some(version);
+        self
+    }
+}
+
+/// Environments and their versioned settings.
+///
+/// # Contract
+///
+/// - **Durable.** Once a call returns `Ok`, its effect survives a crash of the process.
+/// - **Versioned.** A created environment is at version 1; every successful
+///   [`update_environment`](EnvironmentStore::update_environment) adds one and keeps the
+///   version it replaced, so [`environment_history`](EnvironmentStore::environment_history)
+///   returns every version ever stored, oldest first. A failed `expect_version` is
+///   `Precondition` and changes nothing.
+/// - **Read after write.** A read that starts after a write returned sees it: settings
+///   changed through the API apply to the next connection without a restart.
+/// - **Errors.** `AlreadyExists` when creating an id that exists, `NotFound` for an id
+///   that does not, `Precondition` when deleting one that still holds recordings.
+#[async_trait]
+pub trait EnvironmentStore: Send + Sync + fmt::Debug + 'static {
+    /// Creates an environment at version 1.
+    async fn create_environment(&self, new: NewEnvironment) -> Result<Environment>;
+
+    /// The environment with `id`, or `NotFound`.
+    async fn environment(&self, id: &EnvironmentId) -> Result<Environment>;
+
+    /// Every environment, by id.
+    async fn list_environments(&self) -> Result<Vec<Environment>>;
+
+    /// Applies `update` and returns the new version.
+    async fn update_environment(
+        &self,
+        id: &EnvironmentId,
+        update: EnvironmentUpdate,
+    ) -> Result<Environment>;
+
+    /// Deletes the environment and its history; `Precondition` while any recording
+    /// belongs to it.
+    async fn delete_environment(&self, id: &EnvironmentId) -> Result<()>;
+
+    /// Every version of the environment, oldest first.
+    async fn environment_history(&self, id: &EnvironmentId) -> Result<Vec<Environment>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_lowercase_slugs() {
+        assert!("production".parse::<EnvironmentId>().is_ok());
+        assert!("acme-staging_2".parse::<EnvironmentId>().is_ok());
+        for bad in ["", "Prod", "a/b", "a b", "../x", &"x".repeat(65)] {
+            assert!(bad.parse::<EnvironmentId>().is_err(), "{bad:?} accepted");
+        }
+        let generated = EnvironmentId::generate();
+        assert_eq!(
+            generated.as_str().parse::<EnvironmentId>().unwrap(),
+            generated
+        );
+    }
+
+    #[test]
+    fn settings_written_before_a_field_existed_still_read() {
+        let old: EnvironmentSettings = serde_json::from_str(r#"{"allowed_hosts":["a.com"]}"#)
+            .expect("an older document reads");
+        assert_eq!(old.allowed_hosts, ["a.com"]);
+        assert!(old.client_playback);
+        assert!(serde_json::from_str::<EnvironmentSettings>(r#"{"alowed_hosts":[]}"#).is_err());
+    }
+}

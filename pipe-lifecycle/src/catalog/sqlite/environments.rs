@@ -1,0 +1,218 @@
+//! [`EnvironmentStore`] for [`SqliteCatalog`]: the current version of each environment in
+//! `environments`, every version (the current one included) in `environment_versions`.
+//!
+//! Create, update and delete each run in one `BEGIN IMMEDIATE` transaction: the write
+//! lock is taken before the version (or the recordings) are read, so no other writer can
+//! slip in between the check and the change, and the two tables never disagree.
+
+use async_trait::async_trait;
+use sqlx::SqliteConnection;
+
+use pipe_core::{
+    Environment, EnvironmentId, EnvironmentSettings, EnvironmentStore, EnvironmentUpdate, Error,
+    NewEnvironment, Result, Timestamp,
+};
+
+use super::SqliteCatalog;
+use super::error::from_sqlx;
+use super::rows;
+
+/// `SELECT` list of an environment row, as [`rows::environment`] reads it.
+const ENVIRONMENT_COLUMNS: &str = "id, name, version, created, updated, settings";
+
+#[async_trait]
+impl EnvironmentStore for SqliteCatalog {
+    async fn create_environment(&self, new: NewEnvironment) -> Result<Environment> {
+        let now = Timestamp::now().as_millis();
+        let settings = settings_json(&new.settings)?;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(from_sqlx)?;
+        let sql = format!(
+            "INSERT INTO environments (id, name, version, created, updated, settings) \
+             VALUES (?1, ?2, 1, ?3, ?3, ?4) RETURNING {ENVIRONMENT_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(new.id.as_str())
+            .bind(&new.name)
+            .bind(now)
+            .bind(&settings)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| match from_sqlx(e) {
+                Error::AlreadyExists { .. } => Error::AlreadyExists {
+                    what: format!("environment {}", new.id),
+                },
+                other => other,
+            })?;
+        let created = rows::environment(&row)?;
+        insert_version(&mut tx, &created, &settings).await?;
+        tx.commit().await.map_err(from_sqlx)?;
+        Ok(created)
+    }
+
+    async fn environment(&self, id: &EnvironmentId) -> Result<Environment> {
+        let sql = format!("SELECT {ENVIRONMENT_COLUMNS} FROM environments WHERE id = ?1");
+        let row = sqlx::query(&sql)
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(from_sqlx)?;
+        match row {
+            Some(row) => rows::environment(&row),
+            None => Err(not_found(id)),
+        }
+    }
+
+    async fn list_environments(&self) -> Result<Vec<Environment>> {
+        let sql = format!("SELECT {ENVIRONMENT_COLUMNS} FROM environments ORDER BY id");
+        let rows = sqlx::query(&sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(from_sqlx)?;
+        rows.iter().map(rows::environment).collect()
+    }
+
+    async fn update_environment(
+        &self,
+        id: &EnvironmentId,
+        update: EnvironmentUpdate,
+    ) -> Result<Environment> {
+        let new_settings = update.settings.as_ref().map(settings_json).transpose()?;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(from_sqlx)?;
+        let current = current(&mut tx, id).await?;
+        if let Some(expected) = update.expect_version
+            && expected != current.version
+        {
+            return Err(Error::precondition(format_args!(
+                "environment {id} is at version {}, expected {expected}",
+                current.version
+            )));
+        }
+        // Never before the version it replaces, even if the clock stepped back.
+        let now = Timestamp::now().max(current.updated).as_millis();
+        let settings = match new_settings {
+            Some(json) => json,
+            None => settings_json(&current.settings)?,
+        };
+        let sql = format!(
+            "UPDATE environments SET name = ?2, version = ?3, updated = ?4, settings = ?5 \
+             WHERE id = ?1 RETURNING {ENVIRONMENT_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(id.as_str())
+            .bind(update.name.as_deref().unwrap_or(&current.name))
+            .bind(current.version + 1)
+            .bind(now)
+            .bind(&settings)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(from_sqlx)?;
+        let updated = rows::environment(&row)?;
+        insert_version(&mut tx, &updated, &settings).await?;
+        tx.commit().await.map_err(from_sqlx)?;
+        Ok(updated)
+    }
+
+    async fn delete_environment(&self, id: &EnvironmentId) -> Result<()> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(from_sqlx)?;
+        current(&mut tx, id).await?;
+        // The write lock is held: no recording can be created between this check and the
+        // delete. (Seeks recordings_by_environment.)
+        let recordings: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM recordings WHERE environment = ?1)")
+                .bind(id.as_str())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(from_sqlx)?;
+        if recordings {
+            return Err(Error::precondition(format_args!(
+                "environment {id} still has recordings"
+            )));
+        }
+        // The foreign key would cascade too; deleting explicitly does not depend on
+        // `PRAGMA foreign_keys`.
+        for sql in [
+            "DELETE FROM environment_versions WHERE environment = ?1",
+            "DELETE FROM environments WHERE id = ?1",
+        ] {
+            sqlx::query(sql)
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(from_sqlx)?;
+        }
+        tx.commit().await.map_err(from_sqlx)
+    }
+
+    async fn environment_history(&self, id: &EnvironmentId) -> Result<Vec<Environment>> {
+        // One statement, so the history is read from one snapshot.
+        let rows = sqlx::query(
+            "SELECT e.id AS id, v.name AS name, v.version AS version, e.created AS created, \
+               v.changed AS updated, v.settings AS settings \
+             FROM environment_versions v JOIN environments e ON e.id = v.environment \
+             WHERE v.environment = ?1 ORDER BY v.version",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        if rows.is_empty() {
+            return Err(not_found(id));
+        }
+        rows.iter().map(rows::environment).collect()
+    }
+}
+
+/// The environment as it is inside `tx`, or `NotFound`.
+async fn current(tx: &mut SqliteConnection, id: &EnvironmentId) -> Result<Environment> {
+    let sql = format!("SELECT {ENVIRONMENT_COLUMNS} FROM environments WHERE id = ?1");
+    let row = sqlx::query(&sql)
+        .bind(id.as_str())
+        .fetch_optional(tx)
+        .await
+        .map_err(from_sqlx)?;
+    match row {
+        Some(row) => rows::environment(&row),
+        None => Err(not_found(id)),
+    }
+}
+
+/// Keeps `environment` (with `settings`, its settings as stored) in its history.
+async fn insert_version(
+    tx: &mut SqliteConnection,
+    environment: &Environment,
+    settings: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO environment_versions (environment, version, name, settings, changed) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .bind(environment.id.as_str())
+    .bind(environment.version)
+    .bind(&environment.name)
+    .bind(settings)
+    .bind(environment.updated.as_millis())
+    .execute(tx)
+    .await
+    .map_err(from_sqlx)?;
+    Ok(())
+}
+
+fn settings_json(settings: &EnvironmentSettings) -> Result<String> {
+    serde_json::to_string(settings).map_err(|e| Error::invalid("environment settings", e))
+}
+
+fn not_found(id: &EnvironmentId) -> Error {
+    Error::not_found(format_args!("environment {id}"))
+}
