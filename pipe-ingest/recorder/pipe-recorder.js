@@ -15,6 +15,7 @@
 //   uploadprogress  {acked, total, percent}           ~ onUploadProgress
 //   connection      {state: "open"|"reconnecting"|"closed", code?, reason?}
 //   saved           {recordingId, length, durationMs} ~ onSaveOk
+//   playable        {recordingId, url, snapshotUrl}   the MP4 can be played (short-lived link)
 //   error           {message, code?}                  ~ onRecordingError
 //
 // The wire protocol is pipe-ingest/PROTOCOL.md (subprotocol "pipe.stream.v1"): every
@@ -238,15 +239,25 @@ export class PipeRecorder extends EventTarget {
    *   server     base URL of the Pipe server (default: where this module was loaded from)
    *   preview    a <video> element for the live preview
    *   payload    the operator's string, echoed in every webhook
+   *   environment the id of the environment to record into (Pipe's eid; default: the
+   *              server's default environment, `production`)
    *   mimeType   force a MediaRecorder type (default: the first supported of WebM, MP4)
    *   timeslice  milliseconds between chunks, at most 1000 (default 1000)
    *   constraints getUserMedia constraints (default: camera and microphone)
+   *   playback   after "saved", ask the server for a short-lived link to the MP4 and fire
+   *              "playable" {recordingId, url, snapshotUrl} once it exists (default true;
+   *              the environment may turn client playback off)
    */
   constructor(options = {}) {
     super();
     const base = new URL(options.server ?? new URL("..", import.meta.url));
     base.protocol = base.protocol === "https:" ? "wss:" : "ws:";
-    this.streamUrl = new URL("v1/stream", base.href.endsWith("/") ? base : base.href + "/").href;
+    const root = base.href.endsWith("/") ? base.href : base.href + "/";
+    this.playbackUrl = new URL("v1/stream/playback", root.replace(/^ws/, "http")).href;
+    this.playback = options.playback ?? true;
+    const stream = new URL("v1/stream", root);
+    if (options.environment) stream.searchParams.set("environment", options.environment);
+    this.streamUrl = stream.href;
     this.preview = options.preview ?? null;
     this.payload = options.payload;
     this.mimeType = options.mimeType ?? null;
@@ -317,6 +328,7 @@ export class PipeRecorder extends EventTarget {
     uploader.addEventListener("finished", (e) => {
       this.state = "saved";
       this.#emit("saved", { recordingId: e.detail.recordingId, length: e.detail.length, durationMs: this.durationMs });
+      if (this.playback) this.#watchPlayback(uploader, Date.now() + 120000);
     });
     uploader.addEventListener("error", (e) => this.#fail(e.detail.message, e.detail.code));
 
@@ -342,6 +354,40 @@ export class PipeRecorder extends EventTarget {
     recorder.start(this.timeslice);
     this.startedAt = Date.now();
     this.state = "recording";
+  }
+
+  /**
+   * Asks the server, once a second until `deadline`, for a link to the recording's MP4;
+   * the resume token is the capability. Fires "playable" when there is one. Gives up
+   * quietly on a refusal (playback off, another origin) or when the recording failed.
+   */
+  async #watchPlayback(uploader, deadline) {
+    const body = JSON.stringify({ recording: uploader.recordingId, resumeToken: uploader.resumeToken });
+    while (Date.now() < deadline && this.uploader === uploader) {
+      try {
+        const response = await fetch(this.playbackUrl, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body,
+        });
+        if (!response.ok && response.status !== 503) return;
+        if (response.ok) {
+          const answer = await response.json();
+          if (answer.mp4Url) {
+            this.#emit("playable", {
+              recordingId: uploader.recordingId,
+              url: answer.mp4Url,
+              snapshotUrl: answer.snapshotUrl ?? null,
+            });
+            return;
+          }
+          if (answer.state === "failed") return;
+        }
+      } catch {
+        // The network: try again.
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
   }
 
   /** Stops recording; "saved" follows once the server holds every byte. */

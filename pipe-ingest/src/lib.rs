@@ -23,10 +23,15 @@
 //! recorder, an ES module without dependencies) and `GET /recorder/demo.html` (a page that
 //! embeds it). The server mounts the demo at `/`.
 //!
+//! With an [`EnvironmentStore`] ([`Ingest::with_environments`]) each connection names its
+//! environment (`/v1/stream?environment=<id>`, default `production`), whose allowed hosts
+//! and limits apply as they are when it connects. Refusals before the upgrade are RFC 9457
+//! problem documents ([`pipe_http::Problem`]).
+//!
 //! Not here yet: tus 1.0 uploads, privacy switches for client metadata, rate limits.
 #![forbid(unsafe_code)]
 
-mod hosts;
+mod playback;
 pub mod protocol;
 pub mod recorder;
 mod session;
@@ -37,30 +42,34 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use base64::Engine;
-use hmac::{Hmac, Mac};
-use pipe_core::{Catalog, RecordingId, Spool};
-use sha2::Sha256;
+use pipe_core::{
+    Catalog, EnvironmentId, EnvironmentStore, RecordingId, SinkId, Spool, StorageSink,
+};
+use pipe_http::{Problem, ProblemType, TokenSigner};
+use serde::Deserialize;
 use tokio::sync::{Notify, watch};
 
-pub use hosts::{HostAllowList, HostListError};
+use session::Admission;
+
+pub use pipe_core::{HostAllowList, HostListError};
 
 /// Limits and policy of an [`Ingest`].
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct IngestConfig {
-    /// Hosts allowed to stream (checked on `Origin`); empty allows all.
+    /// Hosts allowed to stream (checked on `Origin`) when the ingest has no
+    /// [`EnvironmentStore`]; empty allows all. With one, each environment's list applies.
     pub allowed_hosts: HostAllowList,
     /// The largest chunk after the 8-byte offset (default 1 MiB).
     pub max_chunk: usize,
     /// The largest text message (default 16 KiB).
     pub max_text: usize,
-    /// The largest recording (default 2 GiB).
+    /// The largest recording (default 2 GiB); an environment may set a lower limit.
     pub max_recording_bytes: u64,
     /// Time from connect to `start` or `resume` (default 10 s).
     pub start_timeout: Duration,
@@ -72,6 +81,8 @@ pub struct IngestConfig {
     pub send_timeout: Duration,
     /// Open streaming connections at most (default 1024); more get `503`.
     pub max_connections: usize,
+    /// How long the playback links handed to a recorder stay valid (default 10 min).
+    pub playback_ttl: Duration,
 }
 
 impl Default for IngestConfig {
@@ -85,6 +96,7 @@ impl Default for IngestConfig {
             idle_timeout: Duration::from_secs(60),
             send_timeout: Duration::from_secs(10),
             max_connections: 1024,
+            playback_ttl: Duration::from_secs(600),
         }
     }
 }
@@ -140,7 +152,9 @@ struct Inner {
     config: IngestConfig,
     catalog: Arc<dyn Catalog>,
     spool: Arc<dyn Spool>,
-    secret: Vec<u8>,
+    environments: Option<Arc<dyn EnvironmentStore>>,
+    playback: Option<(SinkId, Arc<dyn StorageSink>)>,
+    tokens: TokenSigner,
     on_finish: Option<FinishHook>,
     shutdown: watch::Sender<bool>,
     sessions: AtomicUsize,
@@ -174,13 +188,45 @@ impl Ingest {
                 config,
                 catalog,
                 spool,
-                secret,
+                environments: None,
+                playback: None,
+                tokens: TokenSigner::new(secret),
                 on_finish: None,
                 shutdown,
                 sessions: AtomicUsize::new(0),
                 sessions_done: Notify::new(),
             }),
         }
+    }
+
+    /// Reads each connection's environment from `store` (its allowed hosts, its limits)
+    /// as it is when the connection arrives, so a change applies to the next connection.
+    /// Without a store, every recording goes to the default environment under
+    /// [`IngestConfig::allowed_hosts`].
+    ///
+    /// # Panics
+    /// If the ingest was already cloned.
+    #[must_use]
+    pub fn with_environments(mut self, store: Arc<dyn EnvironmentStore>) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("set the environments before cloning the Ingest")
+            .environments = Some(store);
+        self
+    }
+
+    /// Offers client playback (`POST /v1/stream/playback`): the recorder that made a
+    /// recording gets links to its MP4 and snapshot from `sink` (which must give links
+    /// through [`StorageSink::url`]) once their copies there exist, valid for
+    /// [`IngestConfig::playback_ttl`]. Each environment may turn it off.
+    ///
+    /// # Panics
+    /// If the ingest was already cloned.
+    #[must_use]
+    pub fn with_playback(mut self, sink_id: SinkId, sink: Arc<dyn StorageSink>) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("set playback before cloning the Ingest")
+            .playback = Some((sink_id, sink));
+        self
     }
 
     /// Calls `hook` after each recording is finished and its `probe` job committed, for
@@ -196,11 +242,15 @@ impl Ingest {
         self
     }
 
-    /// The routes: `GET /v1/stream`, `GET /recorder/pipe-recorder.js`,
-    /// `GET /recorder/demo.html`.
+    /// The routes: `GET /v1/stream`, `POST /v1/stream/playback`,
+    /// `GET /recorder/pipe-recorder.js`, `GET /recorder/demo.html`.
     pub fn router<S>(&self) -> Router<S> {
         Router::new()
             .route("/v1/stream", get(stream))
+            .route(
+                "/v1/stream/playback",
+                axum::routing::post(playback::answer).options(playback::preflight),
+            )
             .route("/recorder/pipe-recorder.js", get(recorder::script))
             .route("/recorder/demo.html", get(recorder::demo))
             .with_state(self.clone())
@@ -219,61 +269,126 @@ impl Ingest {
         }
     }
 
-    /// The resume token of `id`: base64url(HMAC-SHA256(secret, "pipe.stream.v1 resume " ‖ id)).
-    fn resume_token(&self, id: &RecordingId) -> String {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(self.token_mac(id).finalize().into_bytes())
+    /// The resume token of `id`: base64url(HMAC-SHA256(secret, "pipe.stream.v1 resume " ‖
+    /// id)), a [`TokenSigner`] token. It is the capability of the recorder that made the
+    /// recording: to resume it, and to ask for its playback.
+    pub fn resume_token(&self, id: &RecordingId) -> String {
+        self.inner.tokens.sign(RESUME_DOMAIN, &[id.as_str()])
     }
 
     /// Checks `token` for `id` in constant time.
-    fn check_resume_token(&self, id: &RecordingId, token: &str) -> bool {
-        let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token) else {
-            return false;
-        };
-        self.token_mac(id).verify_slice(&bytes).is_ok()
+    pub fn check_resume_token(&self, id: &RecordingId, token: &str) -> bool {
+        self.inner
+            .tokens
+            .verify(RESUME_DOMAIN, &[id.as_str()], token)
     }
 
-    fn token_mac(&self, id: &RecordingId) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.inner.secret)
-            .expect("HMAC takes keys of any length");
-        mac.update(protocol::SUBPROTOCOL.as_bytes());
-        mac.update(b" resume ");
-        mac.update(id.as_str().as_bytes());
-        mac
+    /// Decides whether a connection naming `environment` from `origin` may stream, and
+    /// under which limits; a problem to answer before the upgrade otherwise.
+    async fn admit(&self, environment: Option<&str>, origin: &str) -> Result<Admission, Problem> {
+        let config = &self.inner.config;
+        let environment = match environment {
+            None => EnvironmentId::default(),
+            Some(id) => id.parse().map_err(|_| {
+                Problem::invalid(
+                    "environment",
+                    "an environment id: 1 to 64 characters of a-z, 0-9, '_' and '-'",
+                )
+            })?,
+        };
+        let unknown = || Problem::not_found(format_args!("environment {environment}"));
+        let (hosts, max_bytes, client_playback) =
+            match &self.inner.environments {
+                None if environment.as_str() == EnvironmentId::DEFAULT => {
+                    (config.allowed_hosts.clone(), None, true)
+                }
+                None => return Err(unknown()),
+                Some(store) => {
+                    let env = match store.environment(&environment).await {
+                        Ok(env) => env,
+                        Err(e) if e.is_not_found() => return Err(unknown()),
+                        Err(e) => {
+                            tracing::error!(error = %e, "could not read the environment");
+                            return Err(Problem::new(
+                                ProblemType::Unavailable,
+                                "storage unavailable, try again",
+                            )
+                            .with_retry_after(1));
+                        }
+                    };
+                    let hosts = env.settings.host_allow_list().map_err(|e| {
+                    tracing::error!(%environment, error = %e, "stored allowed hosts do not parse");
+                    Problem::new(ProblemType::Internal, "the environment's settings are broken")
+                })?;
+                    (
+                        hosts,
+                        env.settings.max_recording_bytes,
+                        env.settings.client_playback,
+                    )
+                }
+            };
+        if !hosts.allows_origin(origin) {
+            tracing::info!(
+                origin,
+                %environment,
+                "refused a stream from an origin that is not allowed"
+            );
+            return Err(Problem::new(
+                ProblemType::OriginNotAllowed,
+                format!("this origin is not among the allowed hosts of environment {environment}"),
+            ));
+        }
+        Ok(Admission {
+            environment,
+            client_playback,
+            max_recording_bytes: max_bytes.map_or(config.max_recording_bytes, |m| {
+                m.min(config.max_recording_bytes)
+            }),
+        })
     }
+}
+
+/// The domain of resume tokens (see [`TokenSigner`]).
+const RESUME_DOMAIN: &str = "pipe.stream.v1 resume";
+
+#[derive(Debug, Deserialize)]
+struct StreamQuery {
+    environment: Option<String>,
 }
 
 async fn stream(
     State(ingest): State<Ingest>,
+    query: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let Ok(Query(query)) = query else {
+        return Problem::invalid("environment", "the query string does not parse").into_response();
+    };
     let origin = headers
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if !ingest.inner.config.allowed_hosts.allows_origin(origin) {
-        tracing::info!(
-            origin,
-            "refused a stream from an origin that is not allowed"
-        );
-        return (
-            StatusCode::FORBIDDEN,
-            "this origin is not among the allowed hosts\n",
-        )
-            .into_response();
-    }
+    let admission = match ingest.admit(query.environment.as_deref(), origin).await {
+        Ok(admission) => admission,
+        Err(problem) => return problem.into_response(),
+    };
     if ingest.inner.sessions.load(Ordering::Acquire) >= ingest.inner.config.max_connections {
         tracing::warn!("refused a stream: too many open streams");
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many open streams, try again shortly\n",
+        return Problem::new(
+            ProblemType::Unavailable,
+            "too many open streams, try again shortly",
         )
-            .into_response();
+        .with_retry_after(1)
+        .into_response();
     }
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
-        Err(rejection) => return rejection.into_response(),
+        Err(rejection) => {
+            let mut problem = Problem::new(ProblemType::InvalidRequest, rejection.body_text());
+            problem.status = rejection.status();
+            return problem.into_response();
+        }
     };
     let config = &ingest.inner.config;
     // The library's limits sit above the protocol's so that an oversized message reaches
@@ -283,5 +398,5 @@ async fn stream(
         .protocols([protocol::SUBPROTOCOL])
         .max_message_size(library_limit)
         .max_frame_size(library_limit)
-        .on_upgrade(move |socket| session::run(ingest, socket))
+        .on_upgrade(move |socket| session::run(ingest, admission, socket))
 }

@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use bytes::Bytes;
-use pipe_core::{Change, Error, JobKind, NewRecording, RecordingId, RecordingState};
+use pipe_core::{Change, EnvironmentId, Error, JobKind, NewRecording, RecordingId, RecordingState};
 use tokio::sync::watch;
 use tokio::time::{Duration, Instant, timeout, timeout_at};
 
@@ -20,13 +20,25 @@ struct Active {
     finished: bool,
 }
 
+/// What the connection's environment allows, read before the upgrade.
+#[derive(Debug)]
+pub(crate) struct Admission {
+    /// The environment new recordings go to, and resumed ones must belong to.
+    pub(crate) environment: EnvironmentId,
+    /// The largest recording in bytes.
+    pub(crate) max_recording_bytes: u64,
+    /// Whether the recorder may play its recording back.
+    pub(crate) client_playback: bool,
+}
+
 /// Serves one connection until it ends, then closes it with the code the protocol names.
-pub(crate) async fn run(ingest: Ingest, mut socket: WebSocket) {
+pub(crate) async fn run(ingest: Ingest, admission: Admission, mut socket: WebSocket) {
     let inner = &ingest.inner;
     inner.sessions.fetch_add(1, Ordering::AcqRel);
     let mut shutdown = inner.shutdown.subscribe();
     let mut session = Session {
         ingest: &ingest,
+        admission,
         active: None,
     };
     let close = session.serve(&mut socket, &mut shutdown).await;
@@ -63,6 +75,7 @@ pub(crate) async fn run(ingest: Ingest, mut socket: WebSocket) {
 
 struct Session<'a> {
     ingest: &'a Ingest,
+    admission: Admission,
     active: Option<Active>,
 }
 
@@ -144,7 +157,7 @@ impl Session<'_> {
         if active.finished {
             return Err(Close::new(Close::FINISHED, "recording already finished"));
         }
-        if chunk.end() > inner.config.max_recording_bytes {
+        if chunk.end() > self.admission.max_recording_bytes {
             return Err(Close::new(Close::TOO_LARGE, "recording too large"));
         }
         active.len = match inner
@@ -193,7 +206,7 @@ impl Session<'_> {
         payload: Option<String>,
     ) -> Result<ServerMessage, Close> {
         let inner = &self.ingest.inner;
-        let mut new = NewRecording::new();
+        let mut new = NewRecording::new().with_environment(self.admission.environment.clone());
         if let Some(mime) = mime_type {
             if mime.len() > 255 || !mime.bytes().all(|b| (0x20..0x7f).contains(&b)) {
                 return Err(Close::bad_message(
@@ -245,6 +258,10 @@ impl Session<'_> {
             Err(e) if e.is_not_found() => return Err(unknown()),
             Err(e) => return Err(storage_failed(&id, &e)),
         };
+        if record.environment != self.admission.environment {
+            // Not this environment's recording: as unknown as one that does not exist.
+            return Err(unknown());
+        }
         let (len, finished) = if record.state == RecordingState::Receiving {
             match inner.spool.stat(&id).await {
                 Ok(entry) => (entry.len, false),

@@ -12,8 +12,14 @@
 //! | webhooks | Standard Webhooks (`pipe-webhook`) | `PIPE_WEBHOOK_URL` |
 //!
 //! Routes: `/` (the demo recorder page), `/v1/stream` and `/recorder/*` (ingest),
-//! `/v1/files/*` (artifacts behind signed, expiring links, with range requests), and
-//! `/healthz`.
+//! `/v1/files/*` (artifacts behind signed, expiring links, with range requests), the
+//! operator's API under `/v1/` (`pipe-api`: recordings, environments, keys, and its
+//! OpenAPI document at `/v1/openapi.json`), and `/healthz`.
+//!
+//! Environments live in the catalog. The first start creates `production` from
+//! `PIPE_ALLOWED_HOSTS`; from then on the API changes it, without a restart. API keys are
+//! made with `pipe keys create --role admin` (the server may be running or not) and
+//! through the API.
 //!
 //! Secrets the server makes on first start, mode 0600 under the data dir:
 //! `server.secret` (keys resume tokens and download links; keep it across restarts),
@@ -26,8 +32,8 @@
 //! on the fly, range requests included.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod config;
-pub mod files;
 mod secrets;
 
 use std::future::Future;
@@ -37,7 +43,13 @@ use std::sync::Arc;
 use axum::Router;
 use axum::response::Html;
 use axum::routing::get;
-use pipe_core::{Catalog, SinkId, SinkKind, Spool, StorageSink, UrlOptions};
+use pipe_api::Api;
+use pipe_api::files::{self, LinkSigner, ServedSink};
+use pipe_core::{
+    ApiKeyStore, Catalog, EnvironmentId, EnvironmentSettings, EnvironmentStore, NewEnvironment,
+    SinkId, SinkKind, Spool, StorageSink, UrlOptions,
+};
+use pipe_http::TokenSigner;
 use pipe_ingest::{Ingest, IngestConfig};
 use pipe_lifecycle::{Pipeline, PipelineConfig, SqliteCatalog};
 use pipe_storage::{EncryptedSink, LocalSpool, ObjectStoreSink};
@@ -46,7 +58,6 @@ use pipe_webhook::{StandardWebhooks, WebhookEndpoint, WebhookNotifier};
 use tokio::sync::watch;
 
 pub use config::{Config, ConfigError};
-use files::{LinkSigner, ServedSink};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -116,7 +127,23 @@ pub async fn serve(
     if released > 0 {
         tracing::info!(jobs = released, "taking over jobs cut off by the last stop");
     }
-    let catalog: Arc<dyn Catalog> = Arc::new(sqlite);
+    let sqlite = Arc::new(sqlite);
+    let catalog: Arc<dyn Catalog> = sqlite.clone();
+    let environments: Arc<dyn EnvironmentStore> = sqlite.clone();
+    let keys: Arc<dyn ApiKeyStore> = sqlite;
+    seed_default_environment(environments.as_ref(), &config)
+        .await
+        .map_err(part("environments"))?;
+    if keys
+        .list_api_keys()
+        .await
+        .map_err(part("API keys"))?
+        .is_empty()
+    {
+        tracing::info!(
+            "the API has no key yet: make the first with `pipe keys create --role admin`"
+        );
+    }
     let crypt = if config.encryption {
         Some(secrets::encryption(data).map_err(part("encryption keys"))?)
     } else {
@@ -130,7 +157,7 @@ pub async fn serve(
         }
         .map_err(part("spool"))?,
     );
-    let links = LinkSigner::new(secret.clone(), config.public_url.clone());
+    let links = LinkSigner::new(TokenSigner::new(secret.clone()), config.public_url.clone());
     let mut disk: Arc<dyn StorageSink> = Arc::new(
         ObjectStoreSink::local(&storage_dir, SinkKind::PipeStorage).map_err(part("storage"))?,
     );
@@ -145,6 +172,13 @@ pub async fn serve(
             Some(Arc::new(EncryptedSink::new(Arc::new(staged), crypt)) as Arc<dyn StorageSink>);
     }
     let own: Arc<dyn StorageSink> = Arc::new(ServedSink::new(Arc::clone(&disk), links.clone()));
+    let api = Api::builder(
+        Arc::clone(&catalog),
+        Arc::clone(&environments),
+        Arc::clone(&keys),
+    )
+    .sink(SinkId::new(OWN_STORAGE), Arc::clone(&own))
+    .build();
 
     let mut notifier = WebhookNotifier::builder();
     if let Some(url) = &config.webhook_url {
@@ -165,7 +199,7 @@ pub async fn serve(
         notifier,
         work_dir,
     )
-    .with_sink(SinkId::new(OWN_STORAGE), own)
+    .with_sink(SinkId::new(OWN_STORAGE), Arc::clone(&own))
     .with_workers(config.workers)
     .with_link_options(UrlOptions::default().with_expires_in(config.link_ttl));
     if let Some(staging) = staging {
@@ -178,6 +212,8 @@ pub async fn serve(
         secret,
         IngestConfig::default().with_allowed_hosts(config.allowed_hosts.clone()),
     )
+    .with_environments(environments)
+    .with_playback(SinkId::new(OWN_STORAGE), own)
     .on_finish({
         let pipeline = Arc::clone(&pipeline);
         move |_| pipeline.wake()
@@ -190,7 +226,9 @@ pub async fn serve(
         )
         .route("/healthz", get(|| async { "ok\n" }))
         .merge(ingest.router())
-        .merge(files::router(disk, links));
+        .merge(files::router(disk, links))
+        .merge(api.router())
+        .fallback(pipe_api::not_found);
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -218,6 +256,45 @@ pub async fn serve(
     let _ = workers.await;
     tracing::info!("pipe stopped");
     served.map_err(ServeError::Serve)
+}
+
+/// Creates the default environment, `production`, on the first start, from the
+/// variables that configured a server before environments existed. Later starts leave it
+/// to the API, and say so when the variables no longer match it.
+async fn seed_default_environment(
+    store: &dyn EnvironmentStore,
+    config: &Config,
+) -> pipe_core::Result<()> {
+    let id = EnvironmentId::default();
+    let hosts = config.allowed_hosts.entries();
+    match store.environment(&id).await {
+        Ok(env) => {
+            if env.settings.allowed_hosts != hosts && !hosts.is_empty() {
+                tracing::warn!(
+                    environment = %id,
+                    "PIPE_ALLOWED_HOSTS differs from the environment's allowed hosts, which \
+                     apply; change them through the API (PATCH /v1/environments/production)"
+                );
+            }
+            Ok(())
+        }
+        Err(e) if e.is_not_found() => {
+            let settings = EnvironmentSettings::default().with_allowed_hosts(hosts);
+            let new = NewEnvironment::new(id)
+                .with_name("Production")
+                .with_settings(settings);
+            match store.create_environment(new).await {
+                Ok(env) => {
+                    tracing::info!(environment = %env.id, "created the default environment");
+                    Ok(())
+                }
+                // Made meanwhile by `pipe keys` or another process: fine.
+                Err(pipe_core::Error::AlreadyExists { .. }) => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Locks `<data>/pipe.lock` for as long as the returned file is open: one server per data

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use pipe_core::{ApiKeyId, EnvironmentId, Role};
 use pipe_server::Config;
 use tracing_subscriber::EnvFilter;
 
@@ -31,19 +32,125 @@ enum Command {
         #[arg(long, env = "PIPE_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Make, list and revoke API keys (works while the server runs, or not).
+    Keys {
+        /// A TOML file with the same settings in lowercase (data_dir is the one used).
+        #[arg(long, env = "PIPE_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Make a key and print it (it is shown this once; only its hash is stored).
+    Create {
+        /// admin (everything), editor (recordings and webhooks) or viewer (read only).
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// What the key is for.
+        #[arg(long, default_value = "")]
+        label: String,
+        /// Limit the key to this environment (repeat for several; default: all).
+        #[arg(long = "environment", value_parser = parse_environment)]
+        environments: Vec<EnvironmentId>,
+    },
+    /// List every key (never their secrets).
+    List,
+    /// Revoke a key by its id (the 16 characters after `pk_`).
+    Revoke {
+        /// The key's id.
+        #[arg(value_parser = parse_key_id)]
+        id: ApiKeyId,
+    },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse().map_err(|e: pipe_core::Error| e.to_string())
+}
+
+fn parse_environment(s: &str) -> Result<EnvironmentId, String> {
+    s.parse().map_err(|e: pipe_core::Error| e.to_string())
+}
+
+fn parse_key_id(s: &str) -> Result<ApiKeyId, String> {
+    s.parse().map_err(|e: pipe_core::Error| e.to_string())
+}
+
+fn load(path: Option<&std::path::Path>) -> Result<Config, ExitCode> {
+    Config::load(path, |name| std::env::var(name).ok()).map_err(|e| {
+        eprintln!("pipe: configuration: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn keys(config: Config, command: KeysCommand) -> ExitCode {
+    let runtime = tokio::runtime::Runtime::new().expect("a Tokio runtime starts");
+    let data = &config.data_dir;
+    let done = runtime.block_on(async {
+        match command {
+            KeysCommand::Create {
+                role,
+                label,
+                environments,
+            } => {
+                let minted =
+                    pipe_server::admin::create_key(data, role, &label, environments).await?;
+                eprintln!(
+                    "made {} key {} (shown this once; store it as a secret):",
+                    minted.record.role, minted.record.id
+                );
+                println!("{}", minted.key);
+            }
+            KeysCommand::List => {
+                for key in pipe_server::admin::list_keys(data).await? {
+                    let envs: Vec<&str> = key.environments.iter().map(|e| e.as_str()).collect();
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}",
+                        key.id,
+                        key.role,
+                        if envs.is_empty() {
+                            "*".to_owned()
+                        } else {
+                            envs.join(",")
+                        },
+                        key.revoked.map_or("active".to_owned(), |t| format!(
+                            "revoked {}",
+                            t.to_rfc3339()
+                        )),
+                        key.label
+                    );
+                }
+            }
+            KeysCommand::Revoke { id } => {
+                let key = pipe_server::admin::revoke_key(data, &id).await?;
+                eprintln!("revoked key {}", key.id);
+            }
+        }
+        Ok::<_, pipe_core::Error>(())
+    });
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pipe keys: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     match cli.command {
+        Command::Keys { config, command } => match load(config.as_deref()) {
+            Ok(config) => keys(config, command),
+            Err(code) => code,
+        },
         Command::Serve { config } => {
-            let config = match Config::load(config.as_deref(), |name| std::env::var(name).ok()) {
+            let config = match load(config.as_deref()) {
                 Ok(config) => config,
-                Err(e) => {
-                    eprintln!("pipe: configuration: {e}");
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
             let runtime = tokio::runtime::Runtime::new().expect("a Tokio runtime starts");
             match runtime.block_on(pipe_server::serve(config, shutdown_signal())) {

@@ -7,6 +7,10 @@
 //       cut connections or kill the server mid-recording), then a final line
 //       {"event":"done", recordingId, sha256, length, durationMs, reconnects}
 //       where sha256 is over every byte MediaRecorder produced, in order.
+//   node drive.mjs watch <page url> <seconds>
+//       as record, then waits for the page's own playback: the demo page's
+//       <video id="playback"> must reach canplay with the MP4 the server links to; prints
+//       {"event":"played", duration, videoWidth, videoHeight, src}.
 //   node drive.mjs play <page url> <media url>
 //       opens the page, plays the media in a <video> and prints
 //       {"event":"canplay", duration, videoWidth, videoHeight} or {"event":"error", …}.
@@ -47,7 +51,7 @@ async function launch() {
   };
 }
 
-async function record(pageUrl, seconds) {
+async function record(pageUrl, seconds, watch = false) {
   const { context, close } = await launch();
   try {
     const page = await context.newPage();
@@ -62,7 +66,7 @@ async function record(pageUrl, seconds) {
       window.pipeChunks = [];
       window.pipeReconnects = 0;
       r.addEventListener("chunk", (e) => window.pipeChunks.push(e.detail.data));
-      for (const type of ["recordingstarted", "uploadprogress", "connection", "saved", "error"]) {
+      for (const type of ["recordingstarted", "uploadprogress", "connection", "saved", "playable", "error"]) {
         r.addEventListener(type, (e) => {
           if (type === "connection" && e.detail.state === "reconnecting") window.pipeReconnects++;
           window.pipeReport({ event: type, ...e.detail });
@@ -105,6 +109,30 @@ async function record(pageUrl, seconds) {
       };
     });
     emit({ event: "done", ...done });
+    if (watch) {
+      const played = await page.evaluate(
+        () =>
+          new Promise((resolve) => {
+            const video = document.getElementById("playback");
+            const report = () =>
+              resolve({
+                event: "played",
+                duration: video.duration,
+                videoWidth: video.videoWidth,
+                videoHeight: video.videoHeight,
+                src: video.currentSrc,
+                hidden: video.hidden,
+              });
+            if (video.readyState >= 3) report();
+            video.addEventListener("canplay", report);
+            video.addEventListener("error", () =>
+              resolve({ event: "failed", message: `playback: ${video.error?.message ?? "error"}` }),
+            );
+            setTimeout(() => resolve({ event: "failed", message: "the page did not play within 60 s" }), 60000);
+          }),
+      );
+      emit(played);
+    }
   } finally {
     await close();
   }
@@ -146,6 +174,7 @@ async function play(pageUrl, mediaUrl) {
 const [mode, ...args] = process.argv.slice(2);
 try {
   if (mode === "record") await record(args[0], Number(args[1] ?? 5));
+  else if (mode === "watch") await record(args[0], Number(args[1] ?? 5), true);
   else if (mode === "play") await play(args[0], args[1]);
   else throw new Error(`unknown mode ${mode}: use record or play`);
 } catch (e) {

@@ -232,3 +232,36 @@ async fn sigkill_while_streaming_loses_no_acknowledged_byte() {
         "acknowledged bytes were lost in the kill"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_page_plays_the_recording_back_after_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = PipeServer::start(dir.path(), &[]).await;
+    let mut recording = Driver::record_and_watch(&format!("{}/", server.url()), 3);
+    let done = recording.until(|e| e["event"] == "done").await;
+    let played = recording.until(|e| e["event"] == "played").await;
+    let playable = recording
+        .seen
+        .iter()
+        .find(|e| e["event"] == "playable")
+        .expect("the recorder fired playable")
+        .clone();
+    assert_eq!(playable["recordingId"], done["recordingId"]);
+    assert_eq!(played["hidden"], false);
+    assert_eq!(played["src"], playable["url"]);
+    let src = played["src"].as_str().unwrap();
+    assert!(
+        src.contains("/v1/files/")
+            && src.ends_with(&format!(
+                "signature={}",
+                src.rsplit("signature=").next().unwrap()
+            ))
+    );
+    let recorded_secs = done["durationMs"].as_f64().unwrap() / 1000.0;
+    let played_secs = played["duration"].as_f64().unwrap();
+    assert!(
+        (played_secs - recorded_secs).abs() < 1.0,
+        "played {played_secs} s of a {recorded_secs} s recording"
+    );
+    assert!(played["videoWidth"].as_u64().unwrap() > 0);
+}

@@ -2,6 +2,7 @@
 //! a real SQLite file, real FFmpeg, Debian's Chromium with its fake camera driving the
 //! real recorder, and a real HTTP webhook receiver, all on loopback.
 
+mod api;
 mod browser;
 mod stream;
 mod util;

@@ -12,10 +12,22 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::util::{PipeServer, WEBHOOK_SECRET, WebhookReceiver};
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-async fn connect(server: &PipeServer, origin: Option<&str>) -> Result<Socket, tungstenite::Error> {
-    let mut request = format!("ws://127.0.0.1:{}/v1/stream", server.port)
+pub(crate) async fn connect(
+    server: &PipeServer,
+    origin: Option<&str>,
+) -> Result<Socket, tungstenite::Error> {
+    connect_to(server, "/v1/stream", origin).await
+}
+
+/// Opens the stream at `path` (`/v1/stream?environment=…`) with `origin`.
+pub(crate) async fn connect_to(
+    server: &PipeServer,
+    path: &str,
+    origin: Option<&str>,
+) -> Result<Socket, tungstenite::Error> {
+    let mut request = format!("ws://127.0.0.1:{}{path}", server.port)
         .into_client_request()
         .unwrap();
     request
@@ -37,7 +49,7 @@ async fn connect(server: &PipeServer, origin: Option<&str>) -> Result<Socket, tu
         })
 }
 
-async fn send_json(socket: &mut Socket, value: Value) {
+pub(crate) async fn send_json(socket: &mut Socket, value: Value) {
     socket.send(Message::text(value.to_string())).await.unwrap();
 }
 
@@ -48,7 +60,7 @@ async fn send_chunk(socket: &mut Socket, offset: u64, bytes: &[u8]) {
 }
 
 /// The next text message as JSON, or the close frame as `{"close": code, "reason": …}`.
-async fn receive(socket: &mut Socket) -> Value {
+pub(crate) async fn receive(socket: &mut Socket) -> Value {
     let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
         .await
         .expect("the server answered within 10 s")
@@ -64,7 +76,7 @@ async fn receive(socket: &mut Socket) -> Value {
 }
 
 /// Streams `bytes` as one new recording and finishes it; returns its id.
-async fn stream_recording(server: &PipeServer, bytes: &[u8]) -> String {
+pub(crate) async fn stream_recording(server: &PipeServer, bytes: &[u8]) -> String {
     let mut socket = connect(server, None).await.unwrap();
     send_json(
         &mut socket,
@@ -102,7 +114,7 @@ fn noise(len: usize) -> Vec<u8> {
 }
 
 /// A short real WebM made by the ffmpeg command line.
-fn webm(dir: &std::path::Path) -> Vec<u8> {
+pub(crate) fn webm(dir: &std::path::Path) -> Vec<u8> {
     let path = dir.join("fixture.webm");
     let status = std::process::Command::new("ffmpeg")
         .args([
@@ -206,7 +218,12 @@ async fn a_foreign_origin_is_refused_before_the_upgrade() {
     ] {
         match connect(&server, origin).await {
             Err(tungstenite::Error::Http(response)) => {
-                assert_eq!(response.status().as_u16(), 403, "{origin:?}")
+                assert_eq!(response.status().as_u16(), 403, "{origin:?}");
+                let body = String::from_utf8(response.body().clone().unwrap_or_default()).unwrap();
+                assert!(
+                    body.contains("urn:pipe:problem:origin-not-allowed"),
+                    "{body}"
+                );
             }
             Err(e) => panic!("{origin:?}: unexpected error {e}"),
             Ok(_) => panic!("{origin:?} was allowed to stream"),

@@ -43,6 +43,19 @@ impl Driver {
         }
     }
 
+    /// As [`Driver::record`], then waits for the page to play the recording back itself.
+    pub fn record_and_watch(page: &str, seconds: u32) -> BrowserRecording {
+        let mut child = node(&["watch", page, &seconds.to_string()])
+            .spawn()
+            .expect("node runs the browser driver");
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        BrowserRecording {
+            _child: child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
     /// Plays `media` in a `<video>` on `page`; the driver's final JSON line.
     pub async fn play(page: &str, media: &str) -> Value {
         let out = node(&["play", page, media]).output().await.unwrap();

@@ -1,0 +1,195 @@
+//! # pipe-api
+//!
+//! The operator's API of Pipe as an axum [`Router`] that any Rust service can mount over
+//! its own catalog and sinks: recordings (list with cursor pagination, get with every
+//! step, copy and download link), environments (create, read, update, delete, every
+//! version kept) and API keys (create, list, revoke), all under `/v1/`, JSON in and out,
+//! errors as RFC 9457 problem documents, described by an OpenAPI 3.1 document at
+//! `/v1/openapi.json` that is generated from the handlers themselves (utoipa), so it
+//! cannot drift from them. [`files`] serves stored artifacts behind signed, expiring
+//! links with range requests.
+//!
+//! ```no_run
+//! # async fn demo() -> pipe_core::Result<()> {
+//! use std::sync::Arc;
+//! use pipe_api::Api;
+//! use pipe_lifecycle::SqliteCatalog;
+//!
+//! let catalog = Arc::new(SqliteCatalog::open("catalog.sqlite").await?);
+//! let api = Api::builder(catalog.clone(), catalog.clone(), catalog).build();
+//! let app = axum::Router::new().merge(api.router());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await.unwrap();
+//! axum::serve(listener, app).await.unwrap();
+//! # Ok(()) }
+//! ```
+//!
+//! ## Keys and roles
+//!
+//! Every route but the OpenAPI document needs an API key, sent as `Authorization: Bearer
+//! pk_…` or, as Pipe's REST API reads it, `X-PIPE-AUTH: pk_…` ([`auth`]). `viewer` keys
+//! read; `editor` keys also manage recordings (and, later, webhooks); `admin` keys do
+//! everything. A key may be limited to some environments: it then sees nothing of the
+//! others, and a recording or environment it may not see answers 404, exactly as one that
+//! does not exist. Keys and environments are managed only with admin keys limited to no
+//! environment. Each key is rate-limited ([`RateLimit`]).
+//!
+//! Every request is logged once on the target `pipe_api::access` (key id, role, method,
+//! route template, status, duration): never a key, never a query string.
+//!
+//! Not yet here: deleting recordings (it needs erasure through every sink, a job of the
+//! pipeline), the Pipe-compatible routes, metrics.
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod auth;
+mod environments;
+mod extract;
+pub mod files;
+mod keys;
+mod log;
+mod openapi;
+mod recordings;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use pipe_core::{ApiKeyStore, Catalog, EnvironmentStore, SinkId, StorageSink};
+use pipe_http::{Problem, ProblemType};
+
+pub use auth::{Caller, RateLimit, mint_key};
+pub use openapi::openapi;
+
+/// The API's state: cheap to clone, shared by every request.
+#[derive(Clone)]
+pub struct Api {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    catalog: Arc<dyn Catalog>,
+    environments: Arc<dyn EnvironmentStore>,
+    keys: Arc<dyn ApiKeyStore>,
+    sinks: Vec<(SinkId, Arc<dyn StorageSink>)>,
+    link_ttl: Duration,
+    limiter: auth::Limiter,
+}
+
+impl fmt::Debug for Api {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Api")
+            .field("catalog", &self.inner.catalog)
+            .field("sinks", &self.inner.sinks)
+            .field("link_ttl", &self.inner.link_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds an [`Api`]; see [`Api::builder`].
+#[derive(Debug)]
+#[must_use]
+pub struct ApiBuilder {
+    catalog: Arc<dyn Catalog>,
+    environments: Arc<dyn EnvironmentStore>,
+    keys: Arc<dyn ApiKeyStore>,
+    sinks: Vec<(SinkId, Arc<dyn StorageSink>)>,
+    link_ttl: Duration,
+    rate_limit: RateLimit,
+}
+
+impl ApiBuilder {
+    /// Links to artifacts come from `sink` (its [`StorageSink::url`]) when it holds a
+    /// copy; sinks are asked in the order they were added.
+    pub fn sink(mut self, id: SinkId, sink: Arc<dyn StorageSink>) -> Self {
+        self.sinks.push((id, sink));
+        self
+    }
+
+    /// How long the download links in answers stay valid (default 1 hour).
+    pub fn link_ttl(mut self, ttl: Duration) -> Self {
+        self.link_ttl = ttl;
+        self
+    }
+
+    /// The rate limit of each key (default [`RateLimit::default`]).
+    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
+        self.rate_limit = limit;
+        self
+    }
+
+    /// The API.
+    pub fn build(self) -> Api {
+        Api {
+            inner: Arc::new(Inner {
+                catalog: self.catalog,
+                environments: self.environments,
+                keys: self.keys,
+                sinks: self.sinks,
+                link_ttl: self.link_ttl,
+                limiter: auth::Limiter::new(self.rate_limit),
+            }),
+        }
+    }
+}
+
+impl Api {
+    /// An API over a catalog of recordings, a store of environments and one of keys
+    /// (one catalog, such as `pipe-lifecycle`'s SQLite catalog, usually implements all
+    /// three).
+    pub fn builder(
+        catalog: Arc<dyn Catalog>,
+        environments: Arc<dyn EnvironmentStore>,
+        keys: Arc<dyn ApiKeyStore>,
+    ) -> ApiBuilder {
+        ApiBuilder {
+            catalog,
+            environments,
+            keys,
+            sinks: Vec::new(),
+            link_ttl: Duration::from_secs(3600),
+            rate_limit: RateLimit::default(),
+        }
+    }
+
+    /// The routes under `/v1/` (see the OpenAPI document for each), with the access log.
+    pub fn router<S>(&self) -> Router<S> {
+        Router::new()
+            .route("/v1/recordings", get(recordings::list))
+            .route("/v1/recordings/{id}", get(recordings::get))
+            .route(
+                "/v1/environments",
+                get(environments::list).post(environments::create),
+            )
+            .route(
+                "/v1/environments/{id}",
+                get(environments::get)
+                    .patch(environments::update)
+                    .delete(environments::delete),
+            )
+            .route(
+                "/v1/environments/{id}/versions",
+                get(environments::versions),
+            )
+            .route("/v1/keys", get(keys::list).post(keys::create))
+            .route("/v1/keys/{id}", axum::routing::delete(keys::revoke))
+            .route("/v1/openapi.json", get(openapi::serve))
+            .method_not_allowed_fallback(method_not_allowed)
+            .route_layer(axum::middleware::from_fn(log::access))
+            .layer(axum::extract::DefaultBodyLimit::max(extract::MAX_BODY))
+            .with_state(self.clone())
+    }
+}
+
+/// A fallback for an app that mounts the API: 404 as a problem document.
+pub async fn not_found() -> Problem {
+    Problem::new(ProblemType::NotFound, "no such route")
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::new(
+        ProblemType::MethodNotAllowed,
+        "the route exists, but not with this method",
+    )
+}

@@ -1,0 +1,144 @@
+//! Environments through the API: created, changed with every version kept, deleted.
+
+use axum::http::{Method, StatusCode};
+use pipe_core::{EnvironmentId, EnvironmentStore, Role};
+use serde_json::json;
+
+use crate::util::Fixture;
+
+#[tokio::test]
+async fn environments_are_created_changed_versioned_and_deleted() {
+    let f = Fixture::new().await;
+    let admin = f.key(Role::Admin, &[]).await;
+    let call = |method, uri: &'static str, body| f.call(method, uri, Some(&admin), body);
+
+    let created = call(
+        Method::POST,
+        "/v1/environments",
+        Some(json!({"id": "staging", "name": "Staging", "settings": {"allowed_hosts": ["*.example.com"]}})),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.json);
+    assert_eq!(created.json["version"], 1);
+    assert_eq!(
+        created.json["settings"]["allowed_hosts"],
+        json!(["*.example.com"])
+    );
+    assert_eq!(created.json["settings"]["client_playback"], true);
+
+    let again = call(
+        Method::POST,
+        "/v1/environments",
+        Some(json!({"id": "staging"})),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+
+    let changed = call(
+        Method::PATCH,
+        "/v1/environments/staging",
+        Some(json!({"settings": {"allowed_hosts": ["example.org"], "client_playback": false}, "expect_version": 1})),
+    )
+    .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.json);
+    assert_eq!(changed.json["version"], 2);
+    assert_eq!(changed.json["name"], "Staging");
+    // What the ingest reads on its next connection is the new version.
+    let stored = f
+        .catalog
+        .environment(&"staging".parse::<EnvironmentId>().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(stored.settings.allowed_hosts, ["example.org"]);
+    assert!(!stored.settings.client_playback);
+
+    let stale = call(
+        Method::PATCH,
+        "/v1/environments/staging",
+        Some(json!({"name": "x", "expect_version": 1})),
+    )
+    .await;
+    assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
+
+    let versions = call(Method::GET, "/v1/environments/staging/versions", None).await;
+    let versions = versions.json["versions"].as_array().unwrap().clone();
+    assert_eq!(versions.len(), 2);
+    assert_eq!(
+        versions[0]["settings"]["allowed_hosts"],
+        json!(["*.example.com"])
+    );
+    assert_eq!(
+        versions[1]["settings"]["allowed_hosts"],
+        json!(["example.org"])
+    );
+
+    // It holds a recording: deleting it is refused until the recording is gone.
+    let staging: EnvironmentId = "staging".parse().unwrap();
+    f.recording(&staging).await;
+    let refused = call(Method::DELETE, "/v1/environments/staging", None).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    let empty = call(
+        Method::POST,
+        "/v1/environments",
+        Some(json!({"id": "empty"})),
+    )
+    .await;
+    assert_eq!(empty.status, StatusCode::CREATED);
+    let deleted = call(Method::DELETE, "/v1/environments/empty", None).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        call(Method::GET, "/v1/environments/empty", None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn bad_settings_are_refused_with_the_field_at_fault() {
+    let f = Fixture::new().await;
+    let admin = f.key(Role::Admin, &[]).await;
+    let cases = [
+        (json!({"id": "Bad Id"}), "id"),
+        (
+            json!({"settings": {"allowed_hosts": ["https://example.com/"]}}),
+            "settings.allowed_hosts",
+        ),
+        (
+            json!({"settings": {"allowed_hosts": ["a.com,b.com"]}}),
+            "settings.allowed_hosts",
+        ),
+        (json!({"settings": {"max_recording_secs": 0}}), "settings"),
+        (json!({"name": ""}), "name"),
+    ];
+    for (body, field) in cases {
+        let answer = f
+            .call(
+                Method::POST,
+                "/v1/environments",
+                Some(&admin),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(answer.json["field"], field, "{body}: {}", answer.json);
+    }
+    // Unknown members are typos, not silently ignored.
+    let typo = f
+        .call(
+            Method::POST,
+            "/v1/environments",
+            Some(&admin),
+            Some(json!({"settings": {"alowed_hosts": []}})),
+        )
+        .await;
+    assert_eq!(typo.status, StatusCode::BAD_REQUEST);
+    assert!(
+        typo.json["detail"]
+            .as_str()
+            .unwrap()
+            .contains("alowed_hosts"),
+        "{}",
+        typo.json
+    );
+}

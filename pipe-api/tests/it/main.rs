@@ -1,0 +1,7 @@
+//! pipe-api against a real SQLite catalog, through the router as a server would call it.
+
+mod auth;
+mod environments;
+mod openapi;
+mod recordings;
+mod util;

@@ -1,0 +1,304 @@
+//! The operator's API on the real server: the first key from the command line, the
+//! recording just made read back and downloaded, environments changed while it runs.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite;
+
+use crate::stream::{connect_to, receive, send_json, stream_recording, webm};
+use crate::util::{PipeServer, eventually};
+
+/// `pipe keys create …` against the server's data dir; returns the key it prints.
+async fn create_key(server: &PipeServer, args: &[&str]) -> String {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_pipe"))
+        .args(["keys", "create"])
+        .args(args)
+        .env("PIPE_DATA_DIR", &server.data_dir)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pipe keys create failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(key.starts_with("pk_"), "{key}");
+    key
+}
+
+async fn get(url: &str, key: &str) -> (StatusCode, Value) {
+    let response = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_made_on_the_command_line_reads_and_downloads_the_recording_just_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = PipeServer::start(dir.path(), &[("PIPE_ALLOWED_HOSTS", "")]).await;
+    assert!(
+        server.log_tail().contains("pipe keys create --role admin"),
+        "the log says how to make the first key:\n{}",
+        server.log_tail()
+    );
+    let key = create_key(&server, &["--role", "admin", "--label", "test"]).await;
+    let base = server.url();
+
+    let anonymous = reqwest::get(format!("{base}/v1/recordings")).await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        anonymous.headers()["content-type"],
+        "application/problem+json"
+    );
+
+    let id = stream_recording(&server, &webm(dir.path())).await;
+    let recording = eventually(
+        Duration::from_secs(60),
+        "the recording to be copied",
+        async || {
+            let (status, body) = get(&format!("{base}/v1/recordings/{id}"), &key).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            (body["state"] == "copied").then_some(body)
+        },
+    )
+    .await;
+    assert_eq!(recording["environment"], "production");
+    assert!(
+        recording["media"]["duration"].as_f64().unwrap() > 0.5,
+        "{recording}"
+    );
+    let steps: Vec<&str> = recording["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert!(
+        steps.contains(&"convert") && steps.contains(&"copy"),
+        "{steps:?}"
+    );
+    let mp4 = recording["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "mp4")
+        .expect("an mp4 artifact");
+    let url = mp4["url"].as_str().expect("a download link");
+    let bytes = reqwest::get(url).await.unwrap().bytes().await.unwrap();
+    assert_eq!(bytes.len() as u64, mp4["size"].as_u64().unwrap());
+    assert_eq!(&bytes[4..8], b"ftyp");
+
+    let (status, page) = get(
+        &format!("{base}/v1/recordings?environment=production"),
+        &key,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["recordings"][0]["id"], id.as_str());
+
+    let doc: Value = reqwest::get(format!("{base}/v1/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+
+    let nowhere = reqwest::get(format!("{base}/no/such/route")).await.unwrap();
+    assert_eq!(nowhere.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        nowhere.headers()["content-type"],
+        "application/problem+json"
+    );
+
+    // The key never reaches the log.
+    let secret = key.rsplit('_').next().unwrap();
+    let log = std::fs::read_to_string(dir.path().join("pipe.log")).unwrap();
+    assert!(!log.contains(secret), "the key's secret is in the log");
+    assert!(log.contains("pipe_api::access"), "requests are logged");
+}
+
+async fn refused_status(server: &PipeServer, path: &str, origin: &str) -> Option<u16> {
+    match connect_to(server, path, Some(origin)).await {
+        Ok(mut socket) => {
+            send_json(&mut socket, json!({"type": "start"})).await;
+            assert_eq!(receive(&mut socket).await["type"], "started");
+            None
+        }
+        Err(tungstenite::Error::Http(response)) => Some(response.status().as_u16()),
+        Err(e) => panic!("{path} from {origin}: {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_environment_allows_its_own_hosts_and_a_change_applies_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = PipeServer::start(dir.path(), &[("PIPE_ALLOWED_HOSTS", "a.example")]).await;
+    let key = create_key(&server, &["--role", "admin"]).await;
+    let client = reqwest::Client::new();
+    let base = server.url();
+
+    // The first start made `production` from PIPE_ALLOWED_HOSTS.
+    let (_, production) = get(&format!("{base}/v1/environments/production"), &key).await;
+    assert_eq!(
+        production["settings"]["allowed_hosts"],
+        json!(["a.example"])
+    );
+
+    let created = client
+        .post(format!("{base}/v1/environments"))
+        .bearer_auth(&key)
+        .json(&json!({"id": "b", "settings": {"allowed_hosts": ["b.example"]}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+
+    let b = "/v1/stream?environment=b";
+    assert_eq!(
+        refused_status(&server, b, "https://a.example").await,
+        Some(403)
+    );
+    assert_eq!(refused_status(&server, b, "https://b.example").await, None);
+    assert_eq!(
+        refused_status(&server, "/v1/stream", "https://b.example").await,
+        Some(403)
+    );
+    assert_eq!(
+        refused_status(&server, "/v1/stream", "https://a.example").await,
+        None
+    );
+    assert_eq!(
+        refused_status(
+            &server,
+            "/v1/stream?environment=nowhere",
+            "https://a.example"
+        )
+        .await,
+        Some(404)
+    );
+
+    let changed = client
+        .patch(format!("{base}/v1/environments/b"))
+        .bearer_auth(&key)
+        .json(&json!({"settings": {"allowed_hosts": ["c.example"]}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), StatusCode::OK);
+    assert_eq!(
+        refused_status(&server, b, "https://b.example").await,
+        Some(403)
+    );
+    assert_eq!(refused_status(&server, b, "https://c.example").await, None);
+
+    // A recording made through b belongs to b.
+    let (_, page) = get(&format!("{base}/v1/recordings?environment=b"), &key).await;
+    assert_eq!(page["recordings"].as_array().unwrap().len(), 2, "{page}");
+}
+
+async fn ask_playback(
+    server: &PipeServer,
+    origin: Option<&str>,
+    body: &Value,
+) -> (StatusCode, Value) {
+    let mut request = reqwest::Client::new()
+        .post(format!("{}/v1/stream/playback", server.url()))
+        .json(body);
+    if let Some(origin) = origin {
+        request = request.header("origin", origin);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    if let Some(origin) = origin {
+        assert_eq!(response.headers()["access-control-allow-origin"], origin);
+    }
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_recorder_that_made_a_recording_gets_its_playback_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = PipeServer::start(dir.path(), &[("PIPE_ALLOWED_HOSTS", "site.example")]).await;
+    let key = create_key(&server, &["--role", "admin"]).await;
+    let origin = Some("https://site.example");
+
+    let media = webm(dir.path());
+    let mut socket = connect_to(&server, "/v1/stream", origin).await.unwrap();
+    send_json(
+        &mut socket,
+        json!({"type": "start", "mimeType": "video/webm"}),
+    )
+    .await;
+    let started = receive(&mut socket).await;
+    let (id, token) = (
+        started["recording"].as_str().unwrap().to_owned(),
+        started["resumeToken"].as_str().unwrap().to_owned(),
+    );
+    let mut frame = 0u64.to_be_bytes().to_vec();
+    frame.extend_from_slice(&media);
+    futures::SinkExt::send(&mut socket, tungstenite::Message::binary(frame))
+        .await
+        .unwrap();
+    assert_eq!(receive(&mut socket).await["type"], "ack");
+    send_json(
+        &mut socket,
+        json!({"type": "finish", "length": media.len()}),
+    )
+    .await;
+    assert_eq!(receive(&mut socket).await["type"], "finished");
+
+    let ask = json!({"recording": id, "resumeToken": token});
+    let answer = eventually(Duration::from_secs(60), "a playback link", async || {
+        let (status, body) = ask_playback(&server, origin, &ask).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["mp4Url"].as_str().map(str::to_owned)
+    })
+    .await;
+    let mp4 = reqwest::get(&answer).await.unwrap();
+    assert_eq!(mp4.status(), StatusCode::OK);
+    assert_eq!(mp4.headers()["content-type"], "video/mp4");
+
+    // Another token, or another recording's: as unknown as a recording that does not exist.
+    let forged = json!({"recording": id, "resumeToken": "AAAA"});
+    assert_eq!(
+        ask_playback(&server, origin, &forged).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let other = json!({"recording": "nosuchrecording", "resumeToken": token});
+    assert_eq!(
+        ask_playback(&server, origin, &other).await.0,
+        StatusCode::NOT_FOUND
+    );
+    // A page the environment does not allow.
+    let (status, body) = ask_playback(&server, Some("https://evil.example"), &ask).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["type"], "urn:pipe:problem:origin-not-allowed");
+    // Malformed.
+    let (status, body) = ask_playback(&server, origin, &json!({"recording": 1})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    // The environment turns client playback off: refused from the next request on.
+    let off = reqwest::Client::new()
+        .patch(format!("{}/v1/environments/production", server.url()))
+        .bearer_auth(&key)
+        .json(&json!({"settings": {"allowed_hosts": ["site.example"], "client_playback": false}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(off.status(), StatusCode::OK);
+    let (status, body) = ask_playback(&server, origin, &ask).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("playback"),
+        "{body}"
+    );
+}
