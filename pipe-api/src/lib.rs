@@ -36,8 +36,11 @@
 //! Every request is logged once on the target `pipe_api::access` (key id, role, method,
 //! route template, status, duration): never a key, never a query string.
 //!
+//! [`Api::pipe_compat_router`] adds the routes of the hosted Pipe's REST API v1 for code
+//! written against it ([`pipe_compat`]).
+//!
 //! Not yet here: deleting recordings (it needs erasure through every sink, a job of the
-//! pipeline), the Pipe-compatible routes, metrics.
+//! pipeline), metrics.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -48,6 +51,7 @@ pub mod files;
 mod keys;
 mod log;
 mod openapi;
+pub mod pipe_compat;
 mod recordings;
 
 use std::fmt;
@@ -151,6 +155,19 @@ impl Api {
             link_ttl: Duration::from_secs(3600),
             rate_limit: RateLimit::default(),
         }
+    }
+
+    /// The routes of Pipe's REST API v1 that code written for the hosted Pipe calls
+    /// (`/video/all`, `/video/{id}`, `/account`, `/environment`), answering Pipe's
+    /// envelope; see [`pipe_compat`]. With the access log.
+    pub fn pipe_compat_router<S>(&self) -> Router<S> {
+        Router::new()
+            .route("/video/all", get(pipe_compat::all))
+            .route("/video/{id}", get(pipe_compat::one))
+            .route("/account", get(pipe_compat::account))
+            .route("/environment", get(pipe_compat::environment))
+            .route_layer(axum::middleware::from_fn(log::access))
+            .with_state(self.clone())
     }
 
     /// The routes under `/v1/` (see the OpenAPI document for each), with the access log.

@@ -373,7 +373,11 @@ fn sorted(mut artifacts: Vec<Artifact>) -> Vec<Artifact> {
 
 /// A link to `artifact` from the first sink (in the API's order) that holds a copy of it
 /// and gives links.
-async fn link(api: &Api, artifact: &Artifact, copies: &[pipe_core::Copy]) -> Option<String> {
+pub(crate) async fn link(
+    api: &Api,
+    artifact: &Artifact,
+    copies: &[pipe_core::Copy],
+) -> Option<String> {
     for (id, sink) in &api.inner.sinks {
         let Some(copy) = copies
             .iter()

@@ -133,6 +133,9 @@ pub struct Problem {
     pub field: Option<String>,
     /// Seconds to wait, sent as `Retry-After` (429 and 503).
     pub retry_after: Option<u64>,
+    /// Extension members (RFC 9457 §3.2), after the standard ones: for example the
+    /// `message` and `status_code` a client of Pipe's REST API reads.
+    pub extensions: Vec<(String, serde_json::Value)>,
 }
 
 #[derive(Serialize)]
@@ -144,6 +147,8 @@ struct Document<'a> {
     detail: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
+    #[serde(flatten)]
+    extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Problem {
@@ -155,6 +160,7 @@ impl Problem {
             detail: detail.into(),
             field: None,
             retry_after: None,
+            extensions: Vec::new(),
         }
     }
 
@@ -182,6 +188,16 @@ impl Problem {
         self
     }
 
+    /// Adds the extension member `name` (ignored if it is one of the standard members).
+    #[must_use]
+    pub fn with_extension(mut self, name: impl Into<String>, value: serde_json::Value) -> Self {
+        let name = name.into();
+        if !["type", "title", "status", "detail", "field"].contains(&name.as_str()) {
+            self.extensions.push((name, value));
+        }
+        self
+    }
+
     /// The problem document as JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string(&Document {
@@ -190,6 +206,7 @@ impl Problem {
             status: self.status.as_u16(),
             detail: &self.detail,
             field: self.field.as_deref(),
+            extensions: self.extensions.iter().cloned().collect(),
         })
         .expect("a problem document serialises")
     }
@@ -255,6 +272,16 @@ mod tests {
         assert_eq!(doc["detail"], "must be between 1 and 1000");
         let response = p.into_response();
         assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+    }
+
+    #[test]
+    fn extensions_follow_the_standard_members_and_cannot_replace_them() {
+        let p = Problem::not_found("video 7")
+            .with_extension("message", serde_json::json!("no such video"))
+            .with_extension("status", serde_json::json!("OK"));
+        let doc: serde_json::Value = serde_json::from_str(&p.to_json()).unwrap();
+        assert_eq!(doc["message"], "no such video");
+        assert_eq!(doc["status"], 404);
     }
 
     #[test]

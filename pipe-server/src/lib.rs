@@ -228,6 +228,7 @@ pub async fn serve(
         .merge(ingest.router())
         .merge(files::router(disk, links))
         .merge(api.router())
+        .merge(api.pipe_compat_router())
         .fallback(pipe_api::not_found);
 
     let listener = tokio::net::TcpListener::bind(config.listen)

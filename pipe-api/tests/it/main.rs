@@ -3,5 +3,6 @@
 mod auth;
 mod environments;
 mod openapi;
+mod pipe_compat;
 mod recordings;
 mod util;

@@ -44,7 +44,10 @@ impl Fixture {
         let api = Api::builder(catalog.clone(), catalog.clone(), catalog.clone())
             .rate_limit(limit)
             .build();
-        let router = api.router().fallback(pipe_api::not_found);
+        let router = api
+            .router()
+            .merge(api.pipe_compat_router())
+            .fallback(pipe_api::not_found);
         Self {
             catalog,
             router,
