@@ -39,8 +39,12 @@
 //! [`Api::pipe_compat_router`] adds the routes of the hosted Pipe's REST API v1 for code
 //! written against it ([`pipe_compat`]).
 //!
+//! `GET /metrics` serves Prometheus text to any key when the application gives a
+//! renderer ([`ApiBuilder::metrics`]), adding the job queue read from the catalog; the
+//! `pipe-*` crates report through the `metrics` facade.
+//!
 //! Not yet here: deleting recordings (it needs erasure through every sink, a job of the
-//! pipeline), metrics.
+//! pipeline).
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -50,6 +54,7 @@ mod extract;
 pub mod files;
 mod keys;
 mod log;
+pub mod metrics;
 mod openapi;
 pub mod pipe_compat;
 mod recordings;
@@ -79,6 +84,7 @@ struct Inner {
     sinks: Vec<(SinkId, Arc<dyn StorageSink>)>,
     link_ttl: Duration,
     limiter: auth::Limiter,
+    metrics: Option<metrics::MetricsRender>,
 }
 
 impl fmt::Debug for Api {
@@ -101,6 +107,7 @@ pub struct ApiBuilder {
     sinks: Vec<(SinkId, Arc<dyn StorageSink>)>,
     link_ttl: Duration,
     rate_limit: RateLimit,
+    metrics: Option<metrics::MetricsRender>,
 }
 
 impl ApiBuilder {
@@ -123,6 +130,12 @@ impl ApiBuilder {
         self
     }
 
+    /// Serves `GET /metrics` (any key's role) rendered by `render`; see [`metrics`].
+    pub fn metrics(mut self, render: metrics::MetricsRender) -> Self {
+        self.metrics = Some(render);
+        self
+    }
+
     /// The API.
     pub fn build(self) -> Api {
         Api {
@@ -133,6 +146,7 @@ impl ApiBuilder {
                 sinks: self.sinks,
                 link_ttl: self.link_ttl,
                 limiter: auth::Limiter::new(self.rate_limit),
+                metrics: self.metrics,
             }),
         }
     }
@@ -154,7 +168,16 @@ impl Api {
             sinks: Vec::new(),
             link_ttl: Duration::from_secs(3600),
             rate_limit: RateLimit::default(),
+            metrics: None,
         }
+    }
+
+    /// `GET /metrics` without a key: for a listener of its own that only the monitoring
+    /// network reaches (`PIPE_METRICS_LISTEN` in the reference server).
+    pub fn metrics_router<S>(&self) -> Router<S> {
+        Router::new()
+            .route("/metrics", get(metrics::open))
+            .with_state(self.clone())
     }
 
     /// The routes of Pipe's REST API v1 that code written for the hosted Pipe calls
@@ -192,6 +215,7 @@ impl Api {
             .route("/v1/keys", get(keys::list).post(keys::create))
             .route("/v1/keys/{id}", axum::routing::delete(keys::revoke))
             .route("/v1/openapi.json", get(openapi::serve))
+            .route("/metrics", get(metrics::with_key))
             .method_not_allowed_fallback(method_not_allowed)
             .route_layer(axum::middleware::from_fn(log::access))
             .layer(axum::extract::DefaultBodyLimit::max(extract::MAX_BODY))

@@ -65,6 +65,58 @@ pub trait Catalog: Send + Sync + Debug + 'static {
 
     /// Jobs matching `filter`, oldest first.
     async fn jobs(&self, filter: JobFilter) -> Result<Vec<JobRecord>>;
+
+    /// How many jobs there are of each kind in each status, and the earliest `run_at` of
+    /// each group: what a metrics endpoint shows. The default reads every job through
+    /// [`Catalog::jobs`]; a catalog that can count in place should.
+    async fn job_stats(&self) -> Result<Vec<JobStats>> {
+        let mut stats: Vec<JobStats> = Vec::new();
+        for job in self.jobs(JobFilter::default()).await? {
+            let kind = job.kind.name();
+            match stats
+                .iter_mut()
+                .find(|s| s.kind == kind && s.status == job.status)
+            {
+                Some(s) => {
+                    s.count += 1;
+                    s.earliest_run_at = s.earliest_run_at.min(job.run_at);
+                }
+                None => stats.push(JobStats::new(kind, job.status, 1, job.run_at)),
+            }
+        }
+        Ok(stats)
+    }
+}
+
+/// Jobs of one kind in one status; see [`Catalog::job_stats`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JobStats {
+    /// The kind's name ([`JobKind::name`]).
+    pub kind: String,
+    /// The status.
+    pub status: JobStatus,
+    /// How many.
+    pub count: u64,
+    /// The earliest `run_at` among them: for queued jobs, how long the oldest has waited.
+    pub earliest_run_at: Timestamp,
+}
+
+impl JobStats {
+    /// A group of `count` jobs.
+    pub fn new(
+        kind: impl Into<String>,
+        status: JobStatus,
+        count: u64,
+        earliest_run_at: Timestamp,
+    ) -> Self {
+        Self {
+            kind: kind.into(),
+            status,
+            count,
+            earliest_run_at,
+        }
+    }
 }
 
 /// One atomic change to a recording; see [`Catalog::commit`].

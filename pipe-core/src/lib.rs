@@ -56,7 +56,9 @@ pub mod conformance;
 
 pub use access::{ApiKey, ApiKeyId, ApiKeyStore, Role};
 pub use artifact::{Artifact, ArtifactKind, Copy, ObjectKey, SinkId, SinkKind};
-pub use catalog::{Catalog, Change, ClaimOptions, JobFilter, ListOptions, RecordingCursor};
+pub use catalog::{
+    Catalog, Change, ClaimOptions, JobFilter, JobStats, ListOptions, RecordingCursor,
+};
 pub use environment::{
     Environment, EnvironmentId, EnvironmentSettings, EnvironmentStore, EnvironmentUpdate,
     NewEnvironment,

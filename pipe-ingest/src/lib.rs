@@ -31,6 +31,7 @@
 //! Not here yet: tus 1.0 uploads, privacy switches for client metadata, rate limits.
 #![forbid(unsafe_code)]
 
+pub mod metrics;
 mod playback;
 pub mod protocol;
 pub mod recorder;

@@ -35,6 +35,7 @@ pub(crate) struct Admission {
 pub(crate) async fn run(ingest: Ingest, admission: Admission, mut socket: WebSocket) {
     let inner = &ingest.inner;
     inner.sessions.fetch_add(1, Ordering::AcqRel);
+    let _open = crate::metrics::OpenStream::new();
     let mut shutdown = inner.shutdown.subscribe();
     let mut session = Session {
         ingest: &ingest,
@@ -160,6 +161,8 @@ impl Session<'_> {
         if chunk.end() > self.admission.max_recording_bytes {
             return Err(Close::new(Close::TOO_LARGE, "recording too large"));
         }
+        let started = std::time::Instant::now();
+        let before = active.len;
         active.len = match inner
             .spool
             .append(&active.id, chunk.offset, chunk.data)
@@ -181,6 +184,7 @@ impl Session<'_> {
             }
             Err(e) => return Err(storage_failed(&active.id, &e)),
         };
+        crate::metrics::chunk_durable(active.len.saturating_sub(before), started.elapsed());
         Ok(ServerMessage::Ack { offset: active.len })
     }
 

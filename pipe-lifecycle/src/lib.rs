@@ -91,6 +91,7 @@
 
 mod catalog;
 pub mod events;
+pub mod metrics;
 mod pipeline;
 mod retry;
 

@@ -35,6 +35,9 @@ pub struct Config {
     /// `PIPE_ENCRYPTION_KEYS` (`id:base64,…`, the last current) or, when it is unset, from
     /// `<data>/keys/`, where the first start generates one.
     pub encryption: bool,
+    /// A second address serving only `GET /metrics`, without an API key
+    /// (`PIPE_METRICS_LISTEN`; none: metrics only at `/metrics` with a key).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for Config {
@@ -52,6 +55,7 @@ impl std::fmt::Debug for Config {
             .field("link_ttl", &self.link_ttl)
             .field("workers", &self.workers)
             .field("encryption", &self.encryption)
+            .field("metrics_listen", &self.metrics_listen)
             .finish()
     }
 }
@@ -98,6 +102,7 @@ struct FileConfig {
     link_ttl_secs: Option<u64>,
     workers: Option<usize>,
     encryption: Option<bool>,
+    metrics_listen: Option<String>,
 }
 
 impl Config {
@@ -190,8 +195,19 @@ impl Config {
             },
             None => f.encryption.unwrap_or(true),
         };
+        let metrics_listen = env("PIPE_METRICS_LISTEN")
+            .or(f.metrics_listen.take())
+            .map(|addr| {
+                addr.parse::<SocketAddr>()
+                    .map_err(|e| ConfigError::Invalid {
+                        setting: "PIPE_METRICS_LISTEN",
+                        detail: format!("{addr:?}: {e}"),
+                    })
+            })
+            .transpose()?;
         Ok(Self {
             encryption,
+            metrics_listen,
             listen,
             data_dir: env("PIPE_DATA_DIR")
                 .map(PathBuf::from)

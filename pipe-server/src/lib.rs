@@ -34,6 +34,7 @@
 
 pub mod admin;
 pub mod config;
+mod metrics;
 mod secrets;
 
 use std::future::Future;
@@ -178,6 +179,7 @@ pub async fn serve(
         Arc::clone(&keys),
     )
     .sink(SinkId::new(OWN_STORAGE), Arc::clone(&own))
+    .metrics(metrics::render()?)
     .build();
 
     let mut notifier = WebhookNotifier::builder();
@@ -239,6 +241,19 @@ pub async fn serve(
         })?;
     let local = listener.local_addr().map_err(ServeError::Serve)?;
     tracing::info!(url = %format!("http://{local}/"), data_dir = %data.display(), "pipe is serving");
+
+    if let Some(addr) = config.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Listen { addr, source })?;
+        tracing::info!(url = %format!("http://{addr}/metrics"), "metrics are served without a key");
+        let app = api.metrics_router().fallback(pipe_api::not_found);
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        });
+    }
 
     let (stop, stopped) = watch::channel(false);
     let workers = tokio::spawn(Arc::clone(&pipeline).run(wait_for(stopped)));

@@ -134,6 +134,7 @@ impl Pipeline {
 
     async fn process(&self, job: Job) {
         debug!("running");
+        let started = std::time::Instant::now();
         let work = async {
             match &job.kind {
                 JobKind::Probe { recording } => self.probe(&job, recording).await,
@@ -154,6 +155,7 @@ impl Pipeline {
                 return;
             }
         };
+        crate::metrics::job_ran(&job.kind, result.is_ok(), started.elapsed());
         match result {
             Ok(()) => debug!("done"),
             Err(error) => {

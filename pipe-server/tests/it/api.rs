@@ -302,3 +302,112 @@ async fn only_the_recorder_that_made_a_recording_gets_its_playback_link() {
         "{body}"
     );
 }
+
+/// The samples of a Prometheus text body, as a parser other tools use reads them.
+fn scrape(body: &str) -> prometheus_parse::Scrape {
+    prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned())))
+        .unwrap_or_else(|e| panic!("not Prometheus text ({e}):\n{body}"))
+}
+
+/// The value of `name` whose labels include `labels` (summed over the rest).
+fn sample(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    use prometheus_parse::Value;
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name)
+        .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match &s.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => *v,
+            Value::Histogram(buckets) => buckets.last().map_or(0.0, |b| b.count),
+            Value::Summary(_) => 0.0,
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_parse_and_move_when_a_recording_is_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics_port = crate::util::free_port();
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let server = PipeServer::start(dir.path(), &[("PIPE_METRICS_LISTEN", &metrics_addr)]).await;
+    let key = create_key(&server, &["--role", "viewer"]).await;
+    let base = server.url();
+
+    let anonymous = reqwest::get(format!("{base}/metrics")).await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let read = async || {
+        let response = reqwest::Client::new()
+            .get(format!("{base}/metrics"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain")
+        );
+        scrape(&response.text().await.unwrap())
+    };
+    let before = read().await;
+    assert_eq!(sample(&before, "pipe_ingest_bytes_total", &[]), 0.0);
+
+    let media = webm(dir.path());
+    let id = stream_recording(&server, &media).await;
+    eventually(
+        Duration::from_secs(60),
+        "the recording to be copied",
+        async || {
+            let (_, body) = get(&format!("{base}/v1/recordings/{id}"), &key).await;
+            (body["state"] == "copied").then_some(())
+        },
+    )
+    .await;
+    let after = eventually(Duration::from_secs(30), "the copy's metrics", async || {
+        let after = read().await;
+        (sample(&after, "pipe_sink_copies_total", &[("outcome", "copied")]) >= 1.0).then_some(after)
+    })
+    .await;
+    assert_eq!(
+        sample(&after, "pipe_ingest_bytes_total", &[]),
+        media.len() as f64
+    );
+    assert!(sample(&after, "pipe_ingest_ack_seconds_count", &[]) >= 1.0);
+    assert_eq!(sample(&after, "pipe_ingest_active_streams", &[]), 0.0);
+    assert!(
+        sample(
+            &after,
+            "pipe_job_duration_seconds_count",
+            &[("kind", "convert"), ("outcome", "done")]
+        ) >= 1.0
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "pipe_jobs",
+            &[("kind", "convert"), ("status", "done")]
+        ),
+        1.0
+    );
+    assert!(
+        sample(
+            &after,
+            "pipe_sink_copies_total",
+            &[("sink", "pipe"), ("outcome", "copied")]
+        ) >= 1.0
+    );
+
+    // The monitoring listener needs no key.
+    let open = reqwest::get(format!("http://{metrics_addr}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(open.status(), StatusCode::OK);
+    let open = scrape(&open.text().await.unwrap());
+    assert_eq!(
+        sample(&open, "pipe_ingest_bytes_total", &[]),
+        media.len() as f64
+    );
+}

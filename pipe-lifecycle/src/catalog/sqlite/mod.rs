@@ -16,8 +16,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use pipe_core::{
     Artifact, Catalog, Change, ClaimOptions, Copy, Error, Job, JobFilter, JobId, JobLease,
-    JobRecord, JobStatus, ListOptions, NewRecording, Recording, RecordingId, RecordingState,
-    Result, Timestamp,
+    JobRecord, JobStats, JobStatus, ListOptions, NewRecording, Recording, RecordingId,
+    RecordingState, Result, Timestamp,
 };
 
 use self::error::from_sqlx;
@@ -421,6 +421,30 @@ impl Catalog for SqliteCatalog {
             .await
             .map_err(from_sqlx)?;
         rows.iter().map(rows::job_record).collect()
+    }
+
+    async fn job_stats(&self) -> Result<Vec<JobStats>> {
+        let rows = sqlx::query(
+            "SELECT kind, status, COUNT(*) AS count, MIN(run_at) AS earliest \
+             FROM jobs GROUP BY kind, status ORDER BY kind, status",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        rows.iter()
+            .map(|row| {
+                let status: String = rows::get(row, "status")?;
+                let status = JobStatus::parse(&status)
+                    .ok_or_else(|| error::corrupt("job status", status))?;
+                let count: i64 = rows::get(row, "count")?;
+                Ok(JobStats::new(
+                    rows::get::<String>(row, "kind")?,
+                    status,
+                    u64::try_from(count).unwrap_or(0),
+                    Timestamp::from_millis(rows::get(row, "earliest")?),
+                ))
+            })
+            .collect()
     }
 }
 
