@@ -38,6 +38,9 @@ pub struct Config {
     /// A second address serving only `GET /metrics`, without an API key
     /// (`PIPE_METRICS_LISTEN`; none: metrics only at `/metrics` with a key).
     pub metrics_listen: Option<SocketAddr>,
+    /// The PEM certificate chain and private key to serve HTTPS and WSS with
+    /// (`PIPE_TLS_CERT` and `PIPE_TLS_KEY`, both or neither); SIGHUP reloads them.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl std::fmt::Debug for Config {
@@ -56,6 +59,7 @@ impl std::fmt::Debug for Config {
             .field("workers", &self.workers)
             .field("encryption", &self.encryption)
             .field("metrics_listen", &self.metrics_listen)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -103,6 +107,8 @@ struct FileConfig {
     workers: Option<usize>,
     encryption: Option<bool>,
     metrics_listen: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 impl Config {
@@ -164,15 +170,6 @@ impl Config {
                 detail: "at least 1".into(),
             });
         }
-        let public_url = env("PIPE_PUBLIC_URL")
-            .or(f.public_url.take())
-            .unwrap_or_else(|| format!("http://{listen}"));
-        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
-            return Err(ConfigError::Invalid {
-                setting: "PIPE_PUBLIC_URL",
-                detail: "an http:// or https:// URL".into(),
-            });
-        }
         let webhook_url = env("PIPE_WEBHOOK_URL").or(f.webhook_url.take());
         if let Some(url) = &webhook_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
@@ -205,9 +202,36 @@ impl Config {
                     })
             })
             .transpose()?;
+        let tls = match (
+            env("PIPE_TLS_CERT")
+                .map(PathBuf::from)
+                .or(f.tls_cert.take()),
+            env("PIPE_TLS_KEY").map(PathBuf::from).or(f.tls_key.take()),
+        ) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    setting: "PIPE_TLS_CERT",
+                    detail: "PIPE_TLS_CERT and PIPE_TLS_KEY go together".into(),
+                });
+            }
+        };
+        let public_url = match (&tls, env("PIPE_PUBLIC_URL").or(f.public_url.take())) {
+            (_, Some(url)) => url,
+            (Some(_), None) => format!("https://{listen}"),
+            (None, None) => format!("http://{listen}"),
+        };
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            return Err(ConfigError::Invalid {
+                setting: "PIPE_PUBLIC_URL",
+                detail: "an http:// or https:// URL".into(),
+            });
+        }
         Ok(Self {
             encryption,
             metrics_listen,
+            tls,
             listen,
             data_dir: env("PIPE_DATA_DIR")
                 .map(PathBuf::from)

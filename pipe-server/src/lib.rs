@@ -36,6 +36,7 @@ pub mod admin;
 pub mod config;
 mod metrics;
 mod secrets;
+mod tls;
 
 use std::future::Future;
 use std::io;
@@ -91,6 +92,14 @@ pub enum ServeError {
     /// Serving HTTP failed.
     #[error("serving: {0}")]
     Serve(io::Error),
+    /// The TLS certificate or key could not be read or do not match.
+    #[error("TLS certificate {path}: {source}")]
+    Tls {
+        /// The certificate file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// The name of the server's own storage among the sinks.
@@ -240,7 +249,30 @@ pub async fn serve(
             source,
         })?;
     let local = listener.local_addr().map_err(ServeError::Serve)?;
-    tracing::info!(url = %format!("http://{local}/"), data_dir = %data.display(), "pipe is serving");
+    let certificates = match &config.tls {
+        Some((cert, key)) => {
+            Some(
+                tls::Certificates::load(cert, key).map_err(|source| ServeError::Tls {
+                    path: cert.clone(),
+                    source,
+                })?,
+            )
+        }
+        None => None,
+    };
+    let scheme = if certificates.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(url = %format!("{scheme}://{local}/"), data_dir = %data.display(), "pipe is serving");
+    if certificates.is_none() && !local.ip().is_loopback() {
+        tracing::warn!(
+            "serving plain HTTP on a non-loopback address: recordings and API keys cross \
+             the network unencrypted; set PIPE_TLS_CERT and PIPE_TLS_KEY, or put a TLS \
+             proxy in front"
+        );
+    }
 
     if let Some(addr) = config.metrics_listen {
         let listener = tokio::net::TcpListener::bind(addr)
@@ -265,9 +297,37 @@ pub async fn serve(
             ingest.shutdown().await;
         }
     };
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(graceful)
-        .await;
+    let served = match certificates {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(graceful)
+                .await
+        }
+        Some(certificates) => {
+            let server_config = certificates
+                .server_config()
+                .map_err(|source| ServeError::Tls {
+                    path: certificates_path(&config),
+                    source,
+                })?;
+            tls::reload_on_sighup(certificates).map_err(ServeError::Serve)?;
+            // Browsers that reached us over HTTPS keep to it for a year.
+            let app = app.layer(axum::middleware::map_response(
+                |mut response: axum::response::Response| async {
+                    response.headers_mut().insert(
+                        axum::http::header::STRICT_TRANSPORT_SECURITY,
+                        axum::http::HeaderValue::from_static("max-age=31536000"),
+                    );
+                    response
+                },
+            ));
+            let listener =
+                tls::TlsListener::new(listener, server_config).map_err(ServeError::Serve)?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(graceful)
+                .await
+        }
+    };
     stop.send_replace(true);
     let _ = workers.await;
     tracing::info!("pipe stopped");
@@ -311,6 +371,14 @@ async fn seed_default_environment(
         }
         Err(e) => Err(e),
     }
+}
+
+fn certificates_path(config: &Config) -> std::path::PathBuf {
+    config
+        .tls
+        .as_ref()
+        .map(|(cert, _)| cert.clone())
+        .unwrap_or_default()
 }
 
 /// Locks `<data>/pipe.lock` for as long as the returned file is open: one server per data

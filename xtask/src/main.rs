@@ -34,6 +34,8 @@ const TEST_PACKAGES: &[(&str, Probe)] = &[
     ("chromium", Probe::Command("chromium")),
     ("nodejs", Probe::Command("node")),
     ("npm", Probe::Command("npm")),
+    // Test certificates, and a TLS 1.1 client to be refused.
+    ("openssl", Probe::Command("openssl")),
 ];
 
 #[derive(Clone, Copy)]

@@ -40,6 +40,10 @@ async function launch() {
       "--use-fake-device-for-media-stream",
       "--use-fake-ui-for-media-stream",
       "--autoplay-policy=no-user-gesture-required",
+      // A server with a certificate made by the test: trust that one key, nothing else.
+      ...(process.env.PIPE_CHROMIUM_SPKI
+        ? [`--ignore-certificate-errors-spki-list=${process.env.PIPE_CHROMIUM_SPKI}`]
+        : []),
     ],
   });
   return {

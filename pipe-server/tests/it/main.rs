@@ -5,4 +5,5 @@
 mod api;
 mod browser;
 mod stream;
+mod tls;
 mod util;

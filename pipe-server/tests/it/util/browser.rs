@@ -43,6 +43,21 @@ impl Driver {
         }
     }
 
+    /// As [`Driver::record`], with Chromium trusting the certificate whose SPKI hash
+    /// (base64 SHA-256) is `spki`, for a server with a test certificate.
+    pub fn record_trusting(page: &str, seconds: u32, spki: &str) -> BrowserRecording {
+        let mut child = node(&["record", page, &seconds.to_string()])
+            .env("PIPE_CHROMIUM_SPKI", spki)
+            .spawn()
+            .expect("node runs the browser driver");
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        BrowserRecording {
+            _child: child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
     /// As [`Driver::record`], then waits for the page to play the recording back itself.
     pub fn record_and_watch(page: &str, seconds: u32) -> BrowserRecording {
         let mut child = node(&["watch", page, &seconds.to_string()])

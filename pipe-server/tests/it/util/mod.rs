@@ -120,6 +120,23 @@ impl PipeServer {
         status.success()
     }
 
+    /// Sends SIGHUP (reload the TLS certificate).
+    pub async fn hangup(&self) {
+        let pid = self
+            .child
+            .as_ref()
+            .expect("running")
+            .id()
+            .unwrap()
+            .to_string();
+        let sent = Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .await
+            .unwrap();
+        assert!(sent.success(), "kill -HUP {pid} failed");
+    }
+
     /// Starts the server again on the same port and data dir.
     pub async fn restart(&mut self) {
         self.kill().await;
