@@ -43,8 +43,9 @@
 //! renderer ([`ApiBuilder::metrics`]), adding the job queue read from the catalog; the
 //! `pipe-*` crates report through the `metrics` facade.
 //!
-//! Not yet here: deleting recordings (it needs erasure through every sink, a job of the
-//! pipeline).
+//! Deleting a recording (`DELETE /v1/recordings/{id}`) marks it and enqueues its erasure,
+//! a durable job of the pipeline (`pipe-lifecycle`) that deletes every copy in every
+//! sink, the spool entry and the catalog rows; the recording answers 404 once it is done.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -181,12 +182,15 @@ impl Api {
     }
 
     /// The routes of Pipe's REST API v1 that code written for the hosted Pipe calls
-    /// (`/video/all`, `/video/{id}`, `/account`, `/environment`), answering Pipe's
+    /// (`/video/all`, `GET` and `DELETE /video/{id}`, `/account`, `/environment`), answering Pipe's
     /// envelope; see [`pipe_compat`]. With the access log.
     pub fn pipe_compat_router<S>(&self) -> Router<S> {
         Router::new()
             .route("/video/all", get(pipe_compat::all))
-            .route("/video/{id}", get(pipe_compat::one))
+            .route(
+                "/video/{id}",
+                get(pipe_compat::one).delete(pipe_compat::delete),
+            )
             .route("/account", get(pipe_compat::account))
             .route("/environment", get(pipe_compat::environment))
             .route_layer(axum::middleware::from_fn(log::access))
@@ -197,7 +201,10 @@ impl Api {
     pub fn router<S>(&self) -> Router<S> {
         Router::new()
             .route("/v1/recordings", get(recordings::list))
-            .route("/v1/recordings/{id}", get(recordings::get))
+            .route(
+                "/v1/recordings/{id}",
+                get(recordings::get).delete(recordings::delete),
+            )
             .route(
                 "/v1/environments",
                 get(environments::list).post(environments::create),

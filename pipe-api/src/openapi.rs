@@ -34,6 +34,7 @@ pub(crate) struct ProblemDoc {
     paths(
         recordings::list,
         recordings::get,
+        recordings::delete,
         environments::list,
         environments::create,
         environments::get,

@@ -11,8 +11,8 @@
 //! Errors are problem documents that carry Pipe's `message` and `status_code` too, so a
 //! client that checks `status != "OK"` and reads `message` works unchanged.
 //!
-//! Not here yet: `DELETE /video/{id}`, which needs the erasure of a recording from every
-//! sink (the pipeline's job, not yet written).
+//! `DELETE /video/{id}` (an editor's key or more) asks for the recording's erasure from
+//! every sink, as `DELETE /v1/recordings/{id}` does, and answers the envelope at once.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -168,6 +168,25 @@ pub(crate) async fn one(
         .map_err(pipe_error)?;
     let video = video(&api, &recording).await.map_err(pipe_error)?;
     Ok(envelope(json!({"total_videos": 1, "videos": [video]})))
+}
+
+/// `DELETE /video/{id}`: erases the recording from every sink.
+pub(crate) async fn delete(
+    State(api): State<Api>,
+    who: Result<Caller, Problem>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    let who = caller(who)?;
+    crate::recordings::visible(&api, &who, &id)
+        .await
+        .map_err(pipe_error)?;
+    who.require(Role::Editor).map_err(pipe_error)?;
+    crate::recordings::request_deletion(&api, &who, &id)
+        .await
+        .map_err(pipe_error)?;
+    let mut body = envelope(json!({}));
+    body.0["request_method"] = json!("DELETE");
+    Ok(body)
 }
 
 /// `GET /account`: what this key is.

@@ -2,13 +2,14 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use pipe_core::{
-    Artifact, EnvironmentId, JobFilter, JobKind, JobRecord, ListOptions, Recording,
+    Artifact, Change, EnvironmentId, JobFilter, JobKind, JobRecord, ListOptions, Recording,
     RecordingCursor, RecordingId, RecordingState, Role, Timestamp, UrlOptions,
 };
-use pipe_http::Problem;
+use pipe_http::{Problem, ProblemType};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -42,6 +43,9 @@ pub(crate) struct RecordingSummary {
     media: Option<MediaView>,
     /// Why it failed, if it did.
     failure: Option<String>,
+    /// When its deletion was asked for (RFC 3339), while it is being erased.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deleting: Option<String>,
 }
 
 /// The states of a recording.
@@ -187,6 +191,7 @@ impl From<&Recording> for RecordingSummary {
                 rotation: m.rotation,
             }),
             failure: r.failure.clone(),
+            deleting: r.deleting.map(Timestamp::to_rfc3339),
         }
     }
 }
@@ -364,6 +369,81 @@ pub(crate) async fn get(
             })
             .collect(),
     }))
+}
+
+/// Asks for the erasure of a recording the caller may see: from every sink, the spool
+/// and the catalog, by a durable job. Idempotent.
+pub(crate) async fn request_deletion(
+    api: &Api,
+    caller: &Caller,
+    id: &str,
+) -> Result<Recording, Problem> {
+    let recording = visible(api, caller, id).await?;
+    if recording.deleting.is_some() {
+        return Ok(recording);
+    }
+    if recording.state == RecordingState::Receiving {
+        return Err(Problem::new(
+            ProblemType::Conflict,
+            "the recording is still being received; delete it once it is recorded",
+        ));
+    }
+    let change = Change::new(recording.id.clone())
+        .expect_version(recording.version)
+        .delete()
+        .enqueue(JobKind::Erase {
+            recording: recording.id.clone(),
+        });
+    match api.inner.catalog.commit(change).await {
+        Ok(recording) => {
+            tracing::info!(recording = %recording.id, "deletion requested");
+            Ok(recording)
+        }
+        // Changed meanwhile (a step finished, or another deletion won): ask again.
+        Err(pipe_core::Error::Precondition { .. }) => {
+            let again = visible(api, caller, id).await?;
+            if again.deleting.is_some() {
+                Ok(again)
+            } else {
+                Err(Problem::new(
+                    ProblemType::Conflict,
+                    "the recording changed while its deletion was asked for; try again",
+                ))
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Delete a recording from every place it is stored.
+#[utoipa::path(
+    delete,
+    path = "/v1/recordings/{id}",
+    tag = "recordings",
+    params(("id" = String, Path, description = "The recording's id")),
+    responses(
+        (status = 202, description = "Its erasure is under way; it answers 404 once it is done", body = RecordingSummary),
+        (status = 401, description = "No valid key", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "The key may not delete recordings", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "No such recording, or the key may not see it", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "It is still being received", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn delete(
+    State(api): State<Api>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<RecordingSummary>), Problem> {
+    caller.require(Role::Viewer)?;
+    visible(&api, &caller, &id).await?;
+    caller.require(Role::Editor)?;
+    let recording = request_deletion(&api, &caller, &id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(RecordingSummary::from(&recording)),
+    ))
 }
 
 fn sorted(mut artifacts: Vec<Artifact>) -> Vec<Artifact> {

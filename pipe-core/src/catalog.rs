@@ -30,6 +30,12 @@ use crate::{
 /// - **Order.** Claims take due jobs (`run_at <= now`) oldest `run_at` first; there is no
 ///   other ordering promise between jobs.
 /// - **Versions.** Every successful commit increments the recording's `version` by one.
+/// - **Deletion.** A change with [`Change::delete`] marks the recording as being deleted
+///   ([`Recording::deleting`]) and dead-letters its queued jobs, in the same transaction
+///   as the jobs it enqueues (the erasure). From then on every other commit on the
+///   recording is refused with `Precondition`, so no step can add a copy behind the
+///   erasure's back. [`Catalog::purge_recording`] finally removes the recording, its
+///   artifacts, copies and jobs.
 #[async_trait]
 pub trait Catalog: Send + Sync + Debug + 'static {
     /// Records a new recording in state `receiving`. `AlreadyExists` if the id is taken.
@@ -65,6 +71,12 @@ pub trait Catalog: Send + Sync + Debug + 'static {
 
     /// Jobs matching `filter`, oldest first.
     async fn jobs(&self, filter: JobFilter) -> Result<Vec<JobRecord>>;
+
+    /// Removes a recording that is being deleted, with its artifacts, copies and every
+    /// job, the one holding `lease` included, in one transaction: the last step of its
+    /// erasure, once every stored copy is gone. `Precondition` if the recording is not
+    /// being deleted or the lease is not held.
+    async fn purge_recording(&self, id: &RecordingId, lease: &JobLease) -> Result<()>;
 
     /// How many jobs there are of each kind in each status, and the earliest `run_at` of
     /// each group: what a metrics endpoint shows. The default reads every job through
@@ -157,6 +169,8 @@ pub struct Change {
     pub enqueue: Vec<NewJob>,
     /// The claimed job this change completes; refused if the lease is no longer held.
     pub complete: Option<JobLease>,
+    /// Marks the recording as being deleted and dead-letters its queued jobs.
+    pub delete: bool,
 }
 
 impl Change {
@@ -174,6 +188,7 @@ impl Change {
             copies: Vec::new(),
             enqueue: Vec::new(),
             complete: None,
+            delete: false,
         }
     }
 
@@ -238,6 +253,14 @@ impl Change {
     #[must_use]
     pub fn enqueue(mut self, job: impl Into<NewJob>) -> Self {
         self.enqueue.push(job.into());
+        self
+    }
+
+    /// Marks the recording as being deleted (see the contract of [`Catalog`]); enqueue
+    /// its erasure in the same change.
+    #[must_use]
+    pub fn delete(mut self) -> Self {
+        self.delete = true;
         self
     }
 

@@ -47,10 +47,15 @@ pub enum JobKind {
         /// Which recording.
         recording: RecordingId,
     },
+    /// Delete every stored copy of a recording being deleted, then the recording itself.
+    Erase {
+        /// Which recording.
+        recording: RecordingId,
+    },
 }
 
 impl JobKind {
-    /// The kind's name (`probe`, `convert`, `copy`, `notify`, `cleanup`).
+    /// The kind's name (`probe`, `convert`, `copy`, `notify`, `cleanup`, `erase`).
     pub fn name(&self) -> &'static str {
         match self {
             Self::Probe { .. } => "probe",
@@ -58,6 +63,7 @@ impl JobKind {
             Self::Copy { .. } => "copy",
             Self::Notify { .. } => "notify",
             Self::Cleanup { .. } => "cleanup",
+            Self::Erase { .. } => "erase",
         }
     }
 
@@ -67,7 +73,8 @@ impl JobKind {
             Self::Probe { recording }
             | Self::Convert { recording }
             | Self::Copy { recording, .. }
-            | Self::Cleanup { recording } => recording,
+            | Self::Cleanup { recording }
+            | Self::Erase { recording } => recording,
             Self::Notify { event } => &event.recording,
         }
     }

@@ -133,6 +133,9 @@ pub struct Recording {
     pub media: Option<MediaInfo>,
     /// Why it failed, if it did.
     pub failure: Option<String>,
+    /// When its deletion was asked for: from then on nothing but its erasure happens to
+    /// it, and once every copy is gone it leaves the catalog.
+    pub deleting: Option<Timestamp>,
 }
 
 impl Recording {
@@ -157,6 +160,7 @@ impl Recording {
             length: None,
             media: None,
             failure: None,
+            deleting: None,
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::util::Fixture;
 async fn every_route_answers_every_caller_as_documented() {
     let f = Fixture::new().await;
     let (a, b) = (f.environment("a").await, f.environment("b").await);
-    let rec_a = f.recording(&a).await;
+    let rec_a = f.recorded(&a).await;
     let rec_b = f.recording(&b).await;
 
     let admin = f.key(Role::Admin, &[]).await;
@@ -38,6 +38,7 @@ async fn every_route_answers_every_caller_as_documented() {
     let routes: Vec<(Method, String, Option<serde_json::Value>)> = vec![
         (Method::GET, "/v1/recordings".into(), None),
         (Method::GET, format!("/v1/recordings/{}", rec_a.id), None),
+        (Method::DELETE, format!("/v1/recordings/{}", rec_a.id), None),
         (Method::GET, "/v1/environments".into(), None),
         (Method::GET, "/v1/environments/a".into(), None),
         (Method::POST, "/v1/environments".into(), Some(json!({}))),
@@ -56,40 +57,28 @@ async fn every_route_answers_every_caller_as_documented() {
         ),
         (Method::DELETE, format!("/v1/keys/{victim_id}"), None),
         (Method::GET, "/v1/openapi.json".into(), None),
+        (Method::GET, "/metrics".into(), None),
+        (Method::GET, "/video/all".into(), None),
+        (Method::GET, format!("/video/{}", rec_a.id), None),
+        (Method::DELETE, format!("/video/{}", rec_a.id), None),
+        (Method::GET, "/account".into(), None),
+        (Method::GET, "/environment".into(), None),
     ];
     const U: u16 = 401;
-    let unauthenticated = [U, U, U, U, U, U, U, U, U, U, U, 200];
-    let callers: Vec<(&str, Option<&str>, [u16; 12])> = vec![
+    let unauthenticated = [U, U, U, U, U, U, U, U, U, U, U, U, 200, U, U, U, U, U, U];
+    // Columns: the routes above, in order.
+    #[rustfmt::skip]
+    let callers: Vec<(&str, Option<&str>, [u16; 19])> = vec![
         ("no key", None, unauthenticated),
         ("unknown key", Some(&unknown), unauthenticated),
         ("forged key", Some(&forged), unauthenticated),
         ("malformed key", Some("pk_nope"), unauthenticated),
         ("revoked key", Some(&revoked), unauthenticated),
-        (
-            "viewer",
-            Some(&viewer),
-            [200, 200, 200, 200, 403, 403, 403, 200, 403, 403, 403, 200],
-        ),
-        (
-            "editor",
-            Some(&editor),
-            [200, 200, 200, 200, 403, 403, 403, 200, 403, 403, 403, 200],
-        ),
-        (
-            "admin",
-            Some(&admin),
-            [200, 200, 200, 200, 201, 200, 409, 200, 200, 201, 200, 200],
-        ),
-        (
-            "admin of b",
-            Some(&admin_b),
-            [200, 404, 200, 404, 403, 404, 404, 404, 403, 403, 403, 200],
-        ),
-        (
-            "viewer of b",
-            Some(&viewer_b),
-            [200, 404, 200, 404, 403, 404, 404, 404, 403, 403, 403, 200],
-        ),
+        ("viewer", Some(&viewer), [200, 200, 403, 200, 200, 403, 403, 403, 200, 403, 403, 403, 200, 200, 200, 200, 403, 200, 200]),
+        ("editor", Some(&editor), [200, 200, 202, 200, 200, 403, 403, 403, 200, 403, 403, 403, 200, 200, 200, 200, 200, 200, 200]),
+        ("admin", Some(&admin), [200, 200, 202, 200, 200, 201, 200, 409, 200, 200, 201, 200, 200, 200, 200, 200, 200, 200, 200]),
+        ("admin of b", Some(&admin_b), [200, 404, 404, 200, 404, 403, 404, 404, 404, 403, 403, 403, 200, 200, 200, 404, 404, 200, 200]),
+        ("viewer of b", Some(&viewer_b), [200, 404, 404, 200, 404, 403, 404, 404, 404, 403, 403, 403, 200, 200, 200, 404, 404, 200, 200]),
     ];
     let mut failures = Vec::new();
     for (who, key, expected) in &callers {

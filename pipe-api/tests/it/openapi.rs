@@ -44,7 +44,7 @@ async fn every_operation_answers_as_its_document_says() {
     let f = Fixture::new().await;
     let env = f.environment("a").await;
     f.environment("doomed").await;
-    let rec = f.recording(&env).await;
+    let rec = f.recorded(&env).await;
     let admin = f.key(Role::Admin, &[]).await;
     let victim = f.key(Role::Viewer, &[]).await;
     let victim_id = pipe_api::auth::parse_key(&victim).unwrap().id.to_string();

@@ -49,6 +49,7 @@ pub async fn run_all(c: &dyn Catalog) {
     retry_job_requeues_with_error(c).await;
     dead_letter_job_gives_up_with_reason(c).await;
     jobs_filter(c).await;
+    deletion_stops_every_step_and_purge_removes_everything(c).await;
 }
 
 /// `create_recording` starts in `receiving` with what the client said; `recording` finds
@@ -1195,6 +1196,122 @@ pub async fn jobs_filter(c: &dyn Catalog) {
     );
 
     finish_queued(c, &[&a.id, &b.id], window.at(5_000)).await;
+}
+
+/// A change with `delete` marks the recording, dead-letters its queued jobs and enqueues
+/// the erasure at once; every later change is refused; `purge_recording` refuses a
+/// recording that is not being deleted and a lease it does not hold, and with the
+/// erasure's lease removes the recording, its artifacts, copies and jobs.
+pub async fn deletion_stops_every_step_and_purge_removes_everything(c: &dyn Catalog) {
+    let id = create(c).await.id;
+    let window = Window::new();
+    let mp4 = artifact(&id, ArtifactKind::Mp4, 10);
+    c.commit(
+        Change::new(id.clone())
+            .state(RecordingState::Recorded)
+            .artifact(mp4.clone())
+            .copy(Copy::new(
+                id.clone(),
+                ArtifactKind::Mp4,
+                SinkId::new("s"),
+                mp4.key.clone(),
+                10,
+            ))
+            .enqueue(
+                NewJob::new(JobKind::Convert {
+                    recording: id.clone(),
+                })
+                .at(window.at(0)),
+            )
+            .enqueue(
+                NewJob::new(JobKind::Cleanup {
+                    recording: id.clone(),
+                })
+                .at(window.at(10)),
+            ),
+    )
+    .await
+    .expect("deletion: setting up failed");
+    let convert = claim_own(c, &id, window.at(0)).await;
+    match c.purge_recording(&id, &convert.lease).await {
+        Err(e) if e.is_precondition() => {}
+        other => panic!("deletion: purging a recording not being deleted gave {other:?}"),
+    }
+
+    let deleting = c
+        .commit(
+            Change::new(id.clone()).delete().enqueue(
+                NewJob::new(JobKind::Erase {
+                    recording: id.clone(),
+                })
+                .at(window.at(20)),
+            ),
+        )
+        .await
+        .expect("deletion: the deleting change failed");
+    assert!(deleting.deleting.is_some(), "deletion: `deleting` not set");
+    let cleanup = jobs_of(c, &id)
+        .await
+        .into_iter()
+        .find(|j| matches!(j.kind, JobKind::Cleanup { .. }))
+        .expect("deletion: the cleanup job vanished");
+    assert_eq!(
+        cleanup.status,
+        JobStatus::Dead,
+        "deletion: a queued job still queued"
+    );
+    assert!(
+        cleanup.last_error.is_some(),
+        "deletion: no reason on the dead job"
+    );
+    for (what, change) in [
+        (
+            "a step's result",
+            Change::new(id.clone()).state(RecordingState::Converted),
+        ),
+        ("a second deletion", Change::new(id.clone()).delete()),
+        (
+            "completing the running job",
+            Change::new(id.clone()).complete(convert.lease.clone()),
+        ),
+    ] {
+        match c.commit(change).await {
+            Err(e) if e.is_precondition() => {}
+            other => panic!("deletion: {what} was not refused: {other:?}"),
+        }
+    }
+    assert_eq!(
+        c.recording(&id).await.expect("deletion: recording").state,
+        RecordingState::Recorded,
+        "deletion: a refused change changed the state"
+    );
+
+    c.dead_letter_job(&convert.lease, "the recording is being deleted")
+        .await
+        .expect("deletion: dead-lettering the running job failed");
+    let erase = claim_own(c, &id, window.at(20)).await;
+    assert!(
+        matches!(erase.kind, JobKind::Erase { .. }),
+        "deletion: claimed {:?} instead of the erasure",
+        erase.kind
+    );
+    match c.purge_recording(&id, &convert.lease).await {
+        Err(e) if e.is_precondition() => {}
+        other => panic!("deletion: purging with a lease not held gave {other:?}"),
+    }
+    c.purge_recording(&id, &erase.lease)
+        .await
+        .expect("deletion: purge with the erasure's lease failed");
+    assert!(
+        c.recording(&id).await.is_err_and(|e| e.is_not_found()),
+        "deletion: the recording is still there"
+    );
+    assert!(jobs_of(c, &id).await.is_empty(), "deletion: jobs are left");
+    assert!(
+        c.artifacts(&id).await.expect("artifacts").is_empty()
+            && c.copies(&id).await.expect("copies").is_empty(),
+        "deletion: artifacts or copies are left"
+    );
 }
 
 // ---- helpers -------------------------------------------------------------------------

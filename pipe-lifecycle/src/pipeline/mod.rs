@@ -4,6 +4,7 @@ mod cleanup;
 mod config;
 mod convert;
 mod copy;
+mod erase;
 mod files;
 mod notify;
 mod probe;
@@ -24,7 +25,7 @@ use pipe_core::{
 pub use self::config::PipelineConfig;
 use crate::events;
 
-/// Runs the jobs in a [`Catalog`]: probe, convert, copy, notify, cleanup.
+/// Runs the jobs in a [`Catalog`]: probe, convert, copy, notify, cleanup, erase.
 ///
 /// Workers claim due jobs with a lease, run the handler of the job's kind and finish with
 /// one [`Catalog::commit`] that records the step's result, enqueues the next steps and
@@ -142,6 +143,7 @@ impl Pipeline {
                 JobKind::Copy { recording, sink } => self.copy(&job, recording, sink).await,
                 JobKind::Notify { event } => self.notify(&job, event).await,
                 JobKind::Cleanup { recording } => self.cleanup(&job, recording).await,
+                JobKind::Erase { recording } => self.erase(&job, recording).await,
                 other => Err(Error::invalid(
                     "job",
                     format!("this pipeline cannot run `{}` jobs", other.name()),

@@ -411,3 +411,124 @@ async fn metrics_parse_and_move_when_a_recording_is_made() {
         media.len() as f64
     );
 }
+
+/// Every file under `dir` whose path names `id`.
+fn files_of(dir: &std::path::Path, id: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path.clone());
+            }
+            if path.to_string_lossy().contains(id) {
+                found.push(path.display().to_string());
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_recording_leaves_every_place_it_was_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = PipeServer::start(dir.path(), &[]).await;
+    let editor = create_key(&server, &["--role", "editor"]).await;
+    let viewer = create_key(&server, &["--role", "viewer"]).await;
+    let base = server.url();
+    let client = reqwest::Client::new();
+
+    let media = webm(dir.path());
+    let id = stream_recording(&server, &media).await;
+    eventually(
+        Duration::from_secs(60),
+        "the recording to be copied",
+        async || {
+            let (_, body) = get(&format!("{base}/v1/recordings/{id}"), &editor).await;
+            (body["state"] == "copied").then_some(())
+        },
+    )
+    .await;
+    assert!(
+        !files_of(&server.data_dir, &id).is_empty(),
+        "nothing stored to delete"
+    );
+
+    let refused = client
+        .delete(format!("{base}/v1/recordings/{id}"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+
+    let deleted = client
+        .delete(format!("{base}/v1/recordings/{id}"))
+        .bearer_auth(&editor)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::ACCEPTED);
+    let body: Value = deleted.json().await.unwrap();
+    assert!(body["deleting"].is_string(), "{body}");
+
+    eventually(
+        Duration::from_secs(30),
+        "the recording to be gone",
+        async || {
+            let (status, _) = get(&format!("{base}/v1/recordings/{id}"), &editor).await;
+            (status == StatusCode::NOT_FOUND).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        files_of(&server.data_dir, &id),
+        Vec::<String>::new(),
+        "files of the deleted recording are left"
+    );
+    // Asking again is harmless.
+    let again = client
+        .delete(format!("{base}/v1/recordings/{id}"))
+        .bearer_auth(&editor)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_FOUND);
+
+    // Through Pipe's REST API too; a recording still arriving is not deleted under it.
+    let second = stream_recording(&server, &media).await;
+    let mut receiving = crate::stream::connect(&server, None).await.unwrap();
+    send_json(&mut receiving, json!({"type": "start"})).await;
+    let third = receive(&mut receiving).await["recording"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let busy = client
+        .delete(format!("{base}/v1/recordings/{third}"))
+        .bearer_auth(&editor)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(busy.status(), StatusCode::CONFLICT);
+    let pipe: Value = client
+        .delete(format!("{base}/video/{second}"))
+        .header("X-PIPE-AUTH", &editor)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(pipe["status"], "OK", "{pipe}");
+    eventually(
+        Duration::from_secs(60),
+        "the second recording to be gone",
+        async || {
+            let (status, _) = get(&format!("{base}/v1/recordings/{second}"), &editor).await;
+            (status == StatusCode::NOT_FOUND).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(files_of(&server.data_dir, &second), Vec::<String>::new());
+}

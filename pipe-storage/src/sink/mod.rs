@@ -185,6 +185,39 @@ impl ObjectStoreSink {
         .map_err(|e| Error::temporary(BACKEND, e))
     }
 
+    /// On the local file system, removes the directories a deleted object leaves empty
+    /// (up to the root, never the root): a directory named after a recording is a trace of
+    /// it too.
+    async fn prune_local(&self, path: &StorePath) -> Result<()> {
+        let Some(root) = self.local_root.clone() else {
+            return Ok(());
+        };
+        let file = path
+            .parts()
+            .fold(root.clone(), |file, part| file.join(part.as_ref()));
+        blocking(move || {
+            let mut dir = file.parent();
+            while let Some(d) = dir.filter(|d| d.starts_with(&root) && *d != root) {
+                match std::fs::remove_dir(d) {
+                    Ok(()) => dir = d.parent(),
+                    // Not empty (another object lives there), or gone already: done.
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::DirectoryNotEmpty | io::ErrorKind::NotFound
+                        ) =>
+                    {
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| Error::temporary(BACKEND, e))
+    }
+
     /// Makes sense of a failed ranged get: a range past the end is the caller's mistake.
     async fn ranged_get_error(
         &self,
@@ -278,7 +311,7 @@ impl StorageSink for ObjectStoreSink {
             .map_err(|e| map_error(e, key, "delete"))
         {
             Err(e) if !e.is_not_found() => Err(e),
-            _ => Ok(()),
+            _ => self.prune_local(&path).await,
         }
     }
 }

@@ -9,8 +9,8 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use pipe_api::{Api, RateLimit, mint_key};
 use pipe_core::{
-    ApiKeyStore, Catalog, EnvironmentId, EnvironmentStore, NewEnvironment, NewRecording, Recording,
-    Role,
+    ApiKeyStore, Catalog, Change, EnvironmentId, EnvironmentStore, NewEnvironment, NewRecording,
+    Recording, RecordingState, Role,
 };
 use pipe_lifecycle::SqliteCatalog;
 use serde_json::Value;
@@ -43,6 +43,9 @@ impl Fixture {
         );
         let api = Api::builder(catalog.clone(), catalog.clone(), catalog.clone())
             .rate_limit(limit)
+            .metrics(pipe_api::metrics::MetricsRender::new(|| {
+                "# TYPE up gauge\nup 1\n".to_owned()
+            }))
             .build();
         let router = api
             .router()
@@ -67,6 +70,15 @@ impl Fixture {
     pub async fn recording(&self, environment: &EnvironmentId) -> Recording {
         self.catalog
             .create_recording(NewRecording::new().with_environment(environment.clone()))
+            .await
+            .unwrap()
+    }
+
+    /// A recording that was finished (`recorded`), so it may be deleted.
+    pub async fn recorded(&self, environment: &EnvironmentId) -> Recording {
+        let recording = self.recording(environment).await;
+        self.catalog
+            .commit(Change::new(recording.id.clone()).state(RecordingState::Recorded))
             .await
             .unwrap()
     }
@@ -121,6 +133,8 @@ impl Fixture {
             .unwrap();
         let json = if bytes.is_empty() {
             Value::Null
+        } else if !content_type.contains("json") {
+            Value::String(String::from_utf8_lossy(&bytes).into_owned())
         } else {
             serde_json::from_slice(&bytes).unwrap_or_else(|e| {
                 panic!(

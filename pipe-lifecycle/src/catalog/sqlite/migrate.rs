@@ -25,6 +25,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "environments",
         include_str!("../../../migrations/0002_environments.sql"),
     ),
+    (
+        3,
+        "deletion",
+        include_str!("../../../migrations/0003_deletion.sql"),
+    ),
 ];
 
 /// The migrations compiled into this binary, as a [`MigrationSource`].

@@ -114,7 +114,7 @@ impl SqliteCatalog {
 
 /// `SELECT` list of a recording row, as [`rows::recording`] reads it.
 const RECORDING_COLUMNS: &str = "id, environment, state, version, created, updated, mime_type, \
-     payload, length, media, failure";
+     payload, length, media, failure, deleting";
 
 /// `SELECT` list of a job row, as [`rows::job_record`] reads it.
 const JOB_COLUMNS: &str = "id, payload, status, attempts, last_error, run_at";
@@ -179,7 +179,7 @@ impl Catalog for SqliteCatalog {
             .await
             .map_err(from_sqlx)?;
 
-        let current = sqlx::query("SELECT state, version FROM recordings WHERE id = ?1")
+        let current = sqlx::query("SELECT state, version, deleting FROM recordings WHERE id = ?1")
             .bind(id)
             .fetch_optional(&mut *tx)
             .await
@@ -187,6 +187,12 @@ impl Catalog for SqliteCatalog {
             .ok_or_else(|| Error::not_found(format_args!("recording {id}")))?;
         let state = rows::state(rows::get(&current, "state")?)?;
         let version: i64 = rows::get(&current, "version")?;
+        let deleting: Option<i64> = rows::get(&current, "deleting")?;
+        if deleting.is_some() {
+            return Err(Error::precondition(format_args!(
+                "recording {id} is being deleted"
+            )));
+        }
         if !change.expect_states.is_empty() && !change.expect_states.contains(&state) {
             return Err(Error::precondition(format_args!(
                 "recording {id} is {}, expected one of {:?}",
@@ -256,6 +262,24 @@ impl Catalog for SqliteCatalog {
         }
         for copy in &change.copies {
             insert_copy(&mut tx, copy).await?;
+        }
+        if change.delete {
+            sqlx::query("UPDATE recordings SET deleting = ?2 WHERE id = ?1")
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(from_sqlx)?;
+            sqlx::query(
+                "UPDATE jobs SET status = 'dead', last_error = 'the recording was deleted', \
+                   updated = ?2 \
+                 WHERE recording = ?1 AND status = 'queued'",
+            )
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(from_sqlx)?;
         }
         for job in &change.enqueue {
             let payload = serde_json::to_string(&job.kind).map_err(|e| Error::invalid("job", e))?;
@@ -421,6 +445,48 @@ impl Catalog for SqliteCatalog {
             .await
             .map_err(from_sqlx)?;
         rows.iter().map(rows::job_record).collect()
+    }
+
+    async fn purge_recording(&self, id: &RecordingId, lease: &JobLease) -> Result<()> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(from_sqlx)?;
+        let held = sqlx::query(
+            "SELECT 1 FROM jobs WHERE id = ?1 AND status = 'running' AND lease_token = ?2",
+        )
+        .bind(lease.job.0)
+        .bind(&lease.token)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(from_sqlx)?;
+        if held.is_none() {
+            return Err(lease_not_held(lease));
+        }
+        let deleting: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT deleting FROM recordings WHERE id = ?1")
+                .bind(id.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(from_sqlx)?;
+        if let Some(None) = deleting {
+            return Err(Error::precondition(format_args!(
+                "recording {id} is not being deleted"
+            )));
+        }
+        // Artifacts and copies go with the recording (ON DELETE CASCADE).
+        for sql in [
+            "DELETE FROM jobs WHERE recording = ?1",
+            "DELETE FROM recordings WHERE id = ?1",
+        ] {
+            sqlx::query(sql)
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(from_sqlx)?;
+        }
+        tx.commit().await.map_err(from_sqlx)
     }
 
     async fn job_stats(&self) -> Result<Vec<JobStats>> {

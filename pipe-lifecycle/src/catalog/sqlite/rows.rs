@@ -31,6 +31,7 @@ pub(super) fn recording(row: &SqliteRow) -> Result<Recording> {
     recording.length = length.map(size_from_sql).transpose()?;
     recording.media = media;
     recording.failure = get(row, "failure")?;
+    recording.deleting = get::<Option<i64>>(row, "deleting")?.map(Timestamp::from_millis);
     Ok(recording)
 }
 

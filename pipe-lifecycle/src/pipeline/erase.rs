@@ -1,0 +1,66 @@
+//! `erase`: a recording being deleted leaves every place it was stored, then the catalog.
+
+use tracing::info;
+
+use pipe_core::{ArtifactKind, Error, Job, JobFilter, JobStatus, ObjectKey, RecordingId, Result};
+
+use super::Pipeline;
+use crate::events;
+
+impl Pipeline {
+    /// Waits until no other job of the recording is running (none can start: the
+    /// deletion dead-lettered the queued ones, and the catalog refuses every other
+    /// change), then deletes every artifact's key in every sink (the keys are
+    /// deterministic, so a copy whose commit was refused is found too), the staged and
+    /// working files and the spool entry, and purges the recording from the catalog.
+    /// Every step is idempotent: a run cut off anywhere is finished by the next.
+    pub(super) async fn erase(&self, job: &Job, id: &RecordingId) -> Result<()> {
+        let catalog = &self.config.catalog;
+        let running = catalog
+            .jobs(
+                JobFilter::default()
+                    .recording(id.clone())
+                    .status(JobStatus::Running),
+            )
+            .await?;
+        if running.iter().any(|other| other.id != job.id) {
+            return Err(Error::temporary(
+                "erase",
+                "another step of the recording is still running; erasing after it",
+            ));
+        }
+        let recording = catalog.recording(id).await?;
+        let original = events::original_extension(recording.mime_type.as_deref());
+        let copies = catalog.copies(id).await?;
+        for (sink_id, sink) in &self.config.sinks {
+            let mut keys: Vec<ObjectKey> = ArtifactKind::ALL
+                .iter()
+                .map(|kind| ObjectKey::for_artifact(id, *kind, Some(original)))
+                .collect();
+            keys.extend(
+                copies
+                    .iter()
+                    .filter(|c| &c.sink == sink_id)
+                    .map(|c| c.key.clone()),
+            );
+            keys.sort();
+            keys.dedup();
+            for key in &keys {
+                match sink.delete(key).await {
+                    Ok(()) => {}
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        self.discard_outputs(id).await?;
+        match self.config.spool.delete(id).await {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+        catalog.purge_recording(id, &job.lease).await?;
+        info!("recording erased from every sink and the catalog");
+        Ok(())
+    }
+}
