@@ -40,6 +40,34 @@ async fn get(url: &str, key: &str) -> (StatusCode, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// Waits until the recording `id` is copied; its API answer then.
+async fn until_copied(server: &PipeServer, key: &str, id: &str) -> Value {
+    let url = format!("{}/v1/recordings/{id}", server.url());
+    eventually(
+        Duration::from_secs(60),
+        "the recording to be copied",
+        async || {
+            let (status, body) = get(&url, key).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            (body["state"] == "copied").then_some(body)
+        },
+    )
+    .await
+}
+
+/// The download link of the recording's MP4 in an API answer.
+pub(crate) fn mp4_url(recording: &Value) -> String {
+    recording["artifacts"]
+        .as_array()
+        .expect("artifacts")
+        .iter()
+        .find(|a| a["kind"] == "mp4")
+        .expect("an mp4 artifact")["url"]
+        .as_str()
+        .expect("a download link")
+        .to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_made_on_the_command_line_reads_and_downloads_the_recording_just_made() {
     let dir = tempfile::tempdir().unwrap();
@@ -60,16 +88,7 @@ async fn a_key_made_on_the_command_line_reads_and_downloads_the_recording_just_m
     );
 
     let id = stream_recording(&server, &webm(dir.path())).await;
-    let recording = eventually(
-        Duration::from_secs(60),
-        "the recording to be copied",
-        async || {
-            let (status, body) = get(&format!("{base}/v1/recordings/{id}"), &key).await;
-            assert_eq!(status, StatusCode::OK, "{body}");
-            (body["state"] == "copied").then_some(body)
-        },
-    )
-    .await;
+    let recording = until_copied(&server, &key, &id).await;
     assert_eq!(recording["environment"], "production");
     assert!(
         recording["media"]["duration"].as_f64().unwrap() > 0.5,
@@ -357,15 +376,7 @@ async fn metrics_parse_and_move_when_a_recording_is_made() {
 
     let media = webm(dir.path());
     let id = stream_recording(&server, &media).await;
-    eventually(
-        Duration::from_secs(60),
-        "the recording to be copied",
-        async || {
-            let (_, body) = get(&format!("{base}/v1/recordings/{id}"), &key).await;
-            (body["state"] == "copied").then_some(())
-        },
-    )
-    .await;
+    until_copied(&server, &key, &id).await;
     let after = eventually(Duration::from_secs(30), "the copy's metrics", async || {
         let after = read().await;
         (sample(&after, "pipe_sink_copies_total", &[("outcome", "copied")]) >= 1.0).then_some(after)
@@ -441,15 +452,7 @@ async fn a_deleted_recording_leaves_every_place_it_was_stored() {
 
     let media = webm(dir.path());
     let id = stream_recording(&server, &media).await;
-    eventually(
-        Duration::from_secs(60),
-        "the recording to be copied",
-        async || {
-            let (_, body) = get(&format!("{base}/v1/recordings/{id}"), &editor).await;
-            (body["state"] == "copied").then_some(())
-        },
-    )
-    .await;
+    until_copied(&server, &editor, &id).await;
     assert!(
         !files_of(&server.data_dir, &id).is_empty(),
         "nothing stored to delete"

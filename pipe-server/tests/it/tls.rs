@@ -251,15 +251,7 @@ async fn a_browser_records_over_https_and_wss() {
         },
     )
     .await;
-    let mp4 = recording["artifacts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["kind"] == "mp4")
-        .unwrap()["url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let mp4 = crate::api::mp4_url(&recording);
     assert!(mp4.starts_with("https://"), "{mp4}");
     let bytes = https.get(&mp4).send().await.unwrap().bytes().await.unwrap();
     assert_eq!(&bytes[4..8], b"ftyp");

@@ -32,43 +32,20 @@ fn node(args: &[&str]) -> Command {
 impl Driver {
     /// Opens `page`, clicks Record, records `seconds`, clicks Stop, waits for "saved".
     pub fn record(page: &str, seconds: u32) -> BrowserRecording {
-        let mut child = node(&["record", page, &seconds.to_string()])
-            .spawn()
-            .expect("node runs the browser driver");
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        BrowserRecording {
-            _child: child,
-            lines,
-            seen: Vec::new(),
-        }
+        BrowserRecording::spawn(node(&["record", page, &seconds.to_string()]))
     }
 
     /// As [`Driver::record`], with Chromium trusting the certificate whose SPKI hash
     /// (base64 SHA-256) is `spki`, for a server with a test certificate.
     pub fn record_trusting(page: &str, seconds: u32, spki: &str) -> BrowserRecording {
-        let mut child = node(&["record", page, &seconds.to_string()])
-            .env("PIPE_CHROMIUM_SPKI", spki)
-            .spawn()
-            .expect("node runs the browser driver");
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        BrowserRecording {
-            _child: child,
-            lines,
-            seen: Vec::new(),
-        }
+        let mut cmd = node(&["record", page, &seconds.to_string()]);
+        cmd.env("PIPE_CHROMIUM_SPKI", spki);
+        BrowserRecording::spawn(cmd)
     }
 
     /// As [`Driver::record`], then waits for the page to play the recording back itself.
     pub fn record_and_watch(page: &str, seconds: u32) -> BrowserRecording {
-        let mut child = node(&["watch", page, &seconds.to_string()])
-            .spawn()
-            .expect("node runs the browser driver");
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        BrowserRecording {
-            _child: child,
-            lines,
-            seen: Vec::new(),
-        }
+        BrowserRecording::spawn(node(&["watch", page, &seconds.to_string()]))
     }
 
     /// Plays `media` in a `<video>` on `page`; the driver's final JSON line.
@@ -80,6 +57,16 @@ impl Driver {
 }
 
 impl BrowserRecording {
+    fn spawn(mut cmd: Command) -> Self {
+        let mut child = cmd.spawn().expect("node runs the browser driver");
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        Self {
+            _child: child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
     /// The next event; panics if the driver failed or ended.
     pub async fn next(&mut self) -> Value {
         let line = tokio::time::timeout(Duration::from_secs(120), self.lines.next_line())
