@@ -15,9 +15,11 @@ pub enum ByteRange {
 impl ByteRange {
     /// Parses the value of a `Range` header for a file of `size` bytes. Never panics.
     pub fn parse(header: &[u8], size: u64) -> Self {
+        // RFC 9110's optional whitespace is spaces and tabs, nothing else.
+        let ows = |s: &'_ str| s.trim_matches([' ', '\t']).to_owned();
         let Some(spec) = std::str::from_utf8(header)
             .ok()
-            .and_then(|h| h.trim().strip_prefix("bytes="))
+            .and_then(|h| ows(h).strip_prefix("bytes=").map(str::to_owned))
         else {
             return Self::Whole;
         };
@@ -27,35 +29,33 @@ impl ByteRange {
         let Some((first, last)) = spec.split_once('-') else {
             return Self::Whole;
         };
-        let (first, last) = (first.trim(), last.trim());
+        let (first, last) = (ows(first), ows(last));
         let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        // Numbers past u64 are still numbers: they only saturate.
+        let number = |s: &str| s.parse::<u64>().unwrap_or(u64::MAX);
         let range = if first.is_empty() {
-            if !digits(last) {
+            if !digits(&last) {
                 return Self::Whole;
             }
-            let suffix = last.parse::<u64>().unwrap_or(u64::MAX);
+            let suffix = number(&last);
             if suffix == 0 {
                 return Self::Unsatisfiable;
             }
             size.saturating_sub(suffix)..size
         } else {
-            if !digits(first) {
+            if !digits(&first) || !(last.is_empty() || digits(&last)) {
                 return Self::Whole;
             }
-            let Ok(start) = first.parse::<u64>() else {
-                return Self::Unsatisfiable;
-            };
+            // last-pos below first-pos makes the range invalid, hence ignored (compared
+            // as decimal strings, so that numbers past u64 compare right too).
+            if !last.is_empty() && decimal_less(&last, &first) {
+                return Self::Whole;
+            }
+            let start = number(&first);
             let end = if last.is_empty() {
                 size
             } else {
-                if !digits(last) {
-                    return Self::Whole;
-                }
-                let last = last.parse::<u64>().unwrap_or(u64::MAX);
-                if last < start {
-                    return Self::Whole;
-                }
-                last.saturating_add(1).min(size)
+                number(&last).saturating_add(1).min(size)
             };
             start..end
         };
@@ -65,6 +65,12 @@ impl ByteRange {
             Self::Part(range)
         }
     }
+}
+
+/// Whether the decimal `a` is below the decimal `b` (both all digits).
+fn decimal_less(a: &str, b: &str) -> bool {
+    let (a, b) = (a.trim_start_matches('0'), b.trim_start_matches('0'));
+    (a.len(), a) < (b.len(), b)
 }
 
 #[cfg(test)]
@@ -88,6 +94,14 @@ mod tests {
         assert_eq!(p("bytes=5-1"), Whole);
         assert_eq!(p("bytes=+5-9"), Whole);
         assert_eq!(p("bytes=-"), Whole);
+        // Found by the fuzzer: an invalid last-pos makes the range ignored, whatever
+        // the first-pos.
+        assert_eq!(p("bytes=99999999999999999999999-5"), Whole);
+        assert_eq!(p("bytes=99999999999999999999999-x"), Whole);
+        assert_eq!(p("bytes=0099-100"), Part(99..101));
+        assert_eq!(p(" bytes=1-2\t"), Part(1..3));
+        assert_eq!(p("bytes=1000-\n"), Whole);
+        assert_eq!(p("bytes=\u{a0}1000-"), Whole);
         assert_eq!(ByteRange::parse(b"bytes=0-", 0), Unsatisfiable);
         assert_eq!(ByteRange::parse(&[0xff, 0xfe], 10), Whole);
     }

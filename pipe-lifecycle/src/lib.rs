@@ -30,6 +30,11 @@
 //!             (with no sink configured there is no cleanup: those are the only copies)
 //! notify   ── Notifier::deliver, once per attempt, same event id every attempt
 //!
+//! deletion ── commit: deleting + queued jobs dead + erase   (e.g. DELETE /v1/recordings/{id})
+//! erase    ── wait for the recording's running jobs; delete every artifact key in every
+//!             sink, the staged and working files, the spool entry
+//!          ── Catalog::purge_recording: the recording, its artifacts, copies and jobs
+//!
 //! probe or convert on media that cannot be read ── commit: state failed + notify(video_failed)
 //!                                                 (converted files removed, original kept)
 //! ```
@@ -45,7 +50,7 @@
 //! jitter); when a job gives up:
 //!
 //! - `probe` and `convert` fail the recording (`video_failed` tells the operator why);
-//! - `copy`, `notify` and `cleanup` are dead-lettered with the reason, visible through
+//! - `copy`, `notify`, `cleanup` and `erase` are dead-lettered with the reason, visible through
 //!   [`Catalog::jobs`](pipe_core::Catalog::jobs).
 //!
 //! The pipeline knows its parts only by their `pipe-core` traits; it never names a
@@ -72,6 +77,9 @@
 //! # Ok(()) }
 //! ```
 //!
+//! The pipeline reports job durations, webhook deliveries and copies through the
+//! [`metrics`] facade.
+//!
 //! ## Features
 //!
 //! - `catalog-sqlite` (default): [`SqliteCatalog`], the embedded catalog, environment
@@ -82,7 +90,8 @@
 //!
 //! - A PostgreSQL catalog for several nodes (`catalog-postgres`, claims with
 //!   `FOR UPDATE SKIP LOCKED`).
-//! - Retention (deleting every copy after N days, `video_deleted`) and erasure.
+//! - Retention (deleting every copy after N days), `video_deleted`, and shredding the data
+//!   keys of an erased recording (its copies are deleted today; backups keep theirs).
 //! - The audit log.
 //! - A sweep of recordings left `receiving` by clients that never came back.
 //! - A filmstrip artifact.
