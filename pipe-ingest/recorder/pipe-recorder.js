@@ -16,6 +16,8 @@
 //   connection      {state: "open"|"reconnecting"|"closed", code?, reason?}
 //   saved           {recordingId, length, durationMs} ~ onSaveOk
 //   playable        {recordingId, url, snapshotUrl}   the MP4 can be played (short-lived link)
+//   maxduration     {recordingId, maxDurationMs}      the environment's longest recording was
+//                                                     reached; the recorder stops by itself
 //   error           {message, code?}                  ~ onRecordingError
 //
 // The wire protocol is pipe-ingest/PROTOCOL.md (subprotocol "pipe.stream.v1"): every
@@ -129,7 +131,7 @@ export class StreamUploader extends EventTarget {
         this.recordingId = message.recording;
         this.resumeToken = message.resumeToken;
         this.#onReady(message.offset, message.maxChunk);
-        this.#emit("started", { recordingId: this.recordingId });
+        this.#emit("started", { recordingId: this.recordingId, maxDurationMs: message.maxDurationMs ?? null });
         break;
       case "resumed":
         this.#onReady(message.offset, message.maxChunk);
@@ -318,7 +320,20 @@ export class PipeRecorder extends EventTarget {
     this.recorder = recorder;
     this.uploader = uploader;
 
-    uploader.addEventListener("started", (e) => this.#emit("recordingstarted", e.detail));
+    uploader.addEventListener("started", (e) => {
+      this.#emit("recordingstarted", { recordingId: e.detail.recordingId });
+      // The environment's longest recording: stop there, as Pipe's recorder does at `mrt`.
+      const limit = e.detail.maxDurationMs;
+      if (limit) {
+        const left = Math.max(0, this.startedAt + limit - Date.now());
+        setTimeout(() => {
+          if (this.recorder === recorder && this.state === "recording") {
+            this.#emit("maxduration", { recordingId: e.detail.recordingId, maxDurationMs: limit });
+            this.stop();
+          }
+        }, left);
+      }
+    });
     uploader.addEventListener("progress", (e) => {
       const { acked, total } = e.detail;
       const percent = total ? Math.floor((100 * acked) / total) : 0;

@@ -298,10 +298,10 @@ impl Ingest {
             })?,
         };
         let unknown = || Problem::not_found(format_args!("environment {environment}"));
-        let (hosts, max_bytes, client_playback) =
+        let (hosts, max_bytes, client_playback, max_secs) =
             match &self.inner.environments {
                 None if environment.as_str() == EnvironmentId::DEFAULT => {
-                    (config.allowed_hosts.clone(), None, true)
+                    (config.allowed_hosts.clone(), None, true, None)
                 }
                 None => return Err(unknown()),
                 Some(store) => {
@@ -325,6 +325,7 @@ impl Ingest {
                         hosts,
                         env.settings.max_recording_bytes,
                         env.settings.client_playback,
+                        env.settings.max_recording_secs,
                     )
                 }
             };
@@ -342,6 +343,7 @@ impl Ingest {
         Ok(Admission {
             environment,
             client_playback,
+            max_recording_secs: max_secs,
             max_recording_bytes: max_bytes.map_or(config.max_recording_bytes, |m| {
                 m.min(config.max_recording_bytes)
             }),

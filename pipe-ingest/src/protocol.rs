@@ -52,6 +52,10 @@ pub enum ServerMessage {
         offset: u64,
         /// The largest chunk accepted after the offset.
         max_chunk: usize,
+        /// The environment's longest recording in milliseconds, which the recorder stops
+        /// at (as Pipe's `mrt`); absent when there is none.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        max_duration_ms: Option<u64>,
     },
     /// The server holds `offset` bytes of the recording durably.
     #[serde(rename_all = "camelCase")]
@@ -269,10 +273,23 @@ mod tests {
             resume_token: "t".into(),
             offset: 0,
             max_chunk: 9,
+            max_duration_ms: None,
         };
         assert_eq!(
             m.to_json(),
             r#"{"type":"started","recording":"r","resumeToken":"t","offset":0,"maxChunk":9}"#
+        );
+        let limited = ServerMessage::Started {
+            recording: "r".into(),
+            resume_token: "t".into(),
+            offset: 0,
+            max_chunk: 9,
+            max_duration_ms: Some(60_000),
+        };
+        assert!(
+            limited
+                .to_json()
+                .ends_with(r#","maxChunk":9,"maxDurationMs":60000}"#)
         );
     }
 }

@@ -29,6 +29,8 @@ pub(crate) struct Admission {
     pub(crate) max_recording_bytes: u64,
     /// Whether the recorder may play its recording back.
     pub(crate) client_playback: bool,
+    /// The longest recording the recorder is told to make, in seconds.
+    pub(crate) max_recording_secs: Option<u32>,
 }
 
 /// Serves one connection until it ends, then closes it with the code the protocol names.
@@ -241,6 +243,10 @@ impl Session<'_> {
             resume_token: self.ingest.resume_token(&id),
             offset: 0,
             max_chunk: inner.config.max_chunk,
+            max_duration_ms: self
+                .admission
+                .max_recording_secs
+                .map(|secs| u64::from(secs) * 1000),
         };
         self.active = Some(Active {
             id,

@@ -70,7 +70,7 @@ async function record(pageUrl, seconds, watch = false) {
       window.pipeChunks = [];
       window.pipeReconnects = 0;
       r.addEventListener("chunk", (e) => window.pipeChunks.push(e.detail.data));
-      for (const type of ["recordingstarted", "uploadprogress", "connection", "saved", "playable", "error"]) {
+      for (const type of ["recordingstarted", "uploadprogress", "connection", "saved", "playable", "maxduration", "error"]) {
         r.addEventListener(type, (e) => {
           if (type === "connection" && e.detail.state === "reconnecting") window.pipeReconnects++;
           window.pipeReport({ event: type, ...e.detail });
@@ -80,7 +80,9 @@ async function record(pageUrl, seconds, watch = false) {
     // Playwright waits for the button to be enabled: the recorder is "ready".
     await page.getByRole("button", { name: "Record" }).click();
     await page.waitForTimeout(seconds * 1000);
-    await page.getByRole("button", { name: "Stop" }).click();
+    // The recorder may have stopped by itself (the environment's longest recording).
+    const stop = page.getByRole("button", { name: "Stop" });
+    if (await stop.isEnabled()) await stop.click();
     const outcome = await page.evaluate(
       () =>
         new Promise((resolve) => {

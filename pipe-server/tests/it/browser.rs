@@ -265,3 +265,34 @@ async fn the_demo_page_plays_the_recording_back_after_stop() {
     );
     assert!(played["videoWidth"].as_u64().unwrap() > 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recorder_stops_at_the_environments_longest_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = PipeServer::start(dir.path(), &[]).await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_pipe"))
+        .args(["keys", "create", "--role", "admin"])
+        .env("PIPE_DATA_DIR", &server.data_dir)
+        .output()
+        .await
+        .unwrap();
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let limited = reqwest::Client::new()
+        .patch(format!("{}/v1/environments/production", server.url()))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"settings": {"max_recording_secs": 2}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(limited.status(), 200);
+
+    let mut recording = Driver::record(&format!("{}/", server.url()), 6);
+    let stopped = recording.until(|e| e["event"] == "maxduration").await;
+    assert_eq!(stopped["maxDurationMs"], 2000);
+    let done = recording.done().await;
+    let recorded_ms = done["durationMs"].as_f64().unwrap();
+    assert!(
+        (1900.0..3500.0).contains(&recorded_ms),
+        "recorded {recorded_ms} ms under a 2 s limit"
+    );
+}
