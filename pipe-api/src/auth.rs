@@ -267,9 +267,18 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
-    /// `per_second` on average, `burst` at once.
+    /// `per_second` on average, `burst` at once. A rate that is not a positive number
+    /// becomes the smallest positive one; a burst of 0 becomes 1.
     pub fn new(per_second: f64, burst: u32) -> Self {
-        Self { per_second, burst }
+        let per_second = if per_second.is_finite() && per_second > 0.0 {
+            per_second
+        } else {
+            f64::MIN_POSITIVE
+        };
+        Self {
+            per_second,
+            burst: burst.max(1),
+        }
     }
 }
 
@@ -318,7 +327,8 @@ impl Limiter {
             *tokens -= 1.0;
             return Ok(());
         }
-        let wait = Duration::from_secs_f64((1.0 - *tokens) / per_second.max(f64::MIN_POSITIVE));
+        let wait = Duration::try_from_secs_f64((1.0 - *tokens) / per_second)
+            .unwrap_or(Duration::from_secs(u64::from(u32::MAX)));
         Err(Problem::new(
             ProblemType::RateLimited,
             format!("this key may make {per_second} requests a second; wait and try again"),

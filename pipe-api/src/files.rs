@@ -152,7 +152,7 @@ pub fn router<S>(sink: Arc<dyn StorageSink>, links: LinkSigner) -> Router<S> {
 
 #[derive(Debug, Deserialize)]
 struct LinkQuery {
-    expires: Option<i64>,
+    expires: Option<String>,
     signature: Option<String>,
 }
 
@@ -164,10 +164,15 @@ fn unavailable(key: &ObjectKey, e: &pipe_core::Error) -> Problem {
 async fn download(
     State(files): State<Files>,
     Path(key): Path<String>,
-    Query(query): Query<LinkQuery>,
+    query: Result<Query<LinkQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let (Some(expires), Some(signature)) = (query.expires, query.signature.as_deref()) else {
+    let query = query.map(|Query(q)| q).unwrap_or(LinkQuery {
+        expires: None,
+        signature: None,
+    });
+    let expires = query.expires.as_deref().and_then(|e| e.parse::<i64>().ok());
+    let (Some(expires), Some(signature)) = (expires, query.signature.as_deref()) else {
         return Err(Problem::new(
             ProblemType::BadSignature,
             "this link needs its expires and signature parameters",

@@ -30,8 +30,9 @@
 //! read; `editor` keys also manage recordings (and, later, webhooks); `admin` keys do
 //! everything. A key may be limited to some environments: it then sees nothing of the
 //! others, and a recording or environment it may not see answers 404, exactly as one that
-//! does not exist. Keys and environments are managed only with admin keys limited to no
-//! environment. Each key is rate-limited ([`RateLimit`]).
+//! does not exist. Keys are managed, and environments created and deleted, only with
+//! admin keys limited to no environment; an admin key limited to some environments may
+//! change their settings. Each key is rate-limited ([`RateLimit`]).
 //!
 //! Every request is logged once on the target `pipe_api::access` (key id, role, method,
 //! route template, status, duration): never a key, never a query string.
@@ -86,6 +87,8 @@ struct Inner {
     link_ttl: Duration,
     limiter: auth::Limiter,
     metrics: Option<metrics::MetricsRender>,
+    /// The (kind, status) groups of jobs the metrics have shown.
+    job_gauges: std::sync::Mutex<std::collections::BTreeSet<(String, &'static str)>>,
 }
 
 impl fmt::Debug for Api {
@@ -148,6 +151,7 @@ impl ApiBuilder {
                 link_ttl: self.link_ttl,
                 limiter: auth::Limiter::new(self.rate_limit),
                 metrics: self.metrics,
+                job_gauges: Default::default(),
             }),
         }
     }

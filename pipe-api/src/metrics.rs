@@ -44,7 +44,29 @@ pub(crate) async fn render(api: &Api) -> Result<Response, Problem> {
         ));
     };
     let now = Timestamp::now();
-    for stats in api.inner.catalog.job_stats().await? {
+    let stats = api.inner.catalog.job_stats().await?;
+    // A gauge the exporter was once told stays at its last value: groups that emptied
+    // since the last scrape are set back to 0, or the queue would look stuck for good.
+    {
+        let mut seen = api
+            .inner
+            .job_gauges
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for (kind, status) in seen.iter() {
+            if !stats
+                .iter()
+                .any(|s| &s.kind == kind && s.status.as_str() == *status)
+            {
+                metrics::gauge!(JOBS, "kind" => kind.clone(), "status" => *status).set(0.0);
+                if *status == JobStatus::Queued.as_str() {
+                    metrics::gauge!(OLDEST_QUEUED_SECONDS, "kind" => kind.clone()).set(0.0);
+                }
+            }
+        }
+        seen.extend(stats.iter().map(|s| (s.kind.clone(), s.status.as_str())));
+    }
+    for stats in stats {
         metrics::gauge!(JOBS, "kind" => stats.kind.clone(), "status" => stats.status.as_str())
             .set(stats.count as f64);
         if stats.status == JobStatus::Queued {

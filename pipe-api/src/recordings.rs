@@ -388,8 +388,13 @@ pub(crate) async fn request_deletion(
             "the recording is still being received; delete it once it is recorded",
         ));
     }
+    // Any state but `receiving`: a step that commits meanwhile does not make the
+    // deletion fail, it only moves the recording on.
     let change = Change::new(recording.id.clone())
-        .expect_version(recording.version)
+        .expect_state(RecordingState::Recorded)
+        .expect_state(RecordingState::Converted)
+        .expect_state(RecordingState::Copied)
+        .expect_state(RecordingState::Failed)
         .delete()
         .enqueue(JobKind::Erase {
             recording: recording.id.clone(),
@@ -399,7 +404,7 @@ pub(crate) async fn request_deletion(
             tracing::info!(recording = %recording.id, "deletion requested");
             Ok(recording)
         }
-        // Changed meanwhile (a step finished, or another deletion won): ask again.
+        // Another deletion won meanwhile: that one is under way.
         Err(pipe_core::Error::Precondition { .. }) => {
             let again = visible(api, caller, id).await?;
             if again.deleting.is_some() {
@@ -407,7 +412,7 @@ pub(crate) async fn request_deletion(
             } else {
                 Err(Problem::new(
                     ProblemType::Conflict,
-                    "the recording changed while its deletion was asked for; try again",
+                    "the recording is still being received; delete it once it is recorded",
                 ))
             }
         }

@@ -33,8 +33,9 @@ use crate::{
 /// - **Deletion.** A change with [`Change::delete`] marks the recording as being deleted
 ///   ([`Recording::deleting`]) and dead-letters its queued jobs, in the same transaction
 ///   as the jobs it enqueues (the erasure). From then on every other commit on the
-///   recording is refused with `Precondition`, so no step can add a copy behind the
-///   erasure's back. [`Catalog::purge_recording`] finally removes the recording, its
+///   recording is refused with `Precondition`, and no job of it but `erase` is claimed
+///   (one re-queued by a retry is dead-lettered instead), so no step can add a copy
+///   behind the erasure's back. [`Catalog::purge_recording`] finally removes the recording, its
 ///   artifacts, copies and jobs.
 #[async_trait]
 pub trait Catalog: Send + Sync + Debug + 'static {

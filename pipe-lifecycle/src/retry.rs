@@ -94,6 +94,12 @@ impl RetryPolicy {
     /// Retryable are temporary backend failures ([`Error::is_retryable`]) and, for a copy,
     /// an integrity mismatch (bytes damaged on the way may arrive whole the next time).
     pub fn should_retry(&self, kind: &JobKind, error: &Error, attempt: u32) -> bool {
+        // An erasure never gives up: a recording asked to be deleted must leave every sink
+        // in the end, and a sink refusing for now (down, credentials revoked) is fixed by
+        // its operator, after which the next attempt finishes the job.
+        if matches!(kind, JobKind::Erase { .. }) {
+            return true;
+        }
         let transient = error.is_retryable()
             || matches!(
                 (kind, error),

@@ -47,6 +47,11 @@ async fn every_route_answers_every_caller_as_documented() {
             "/v1/environments/a".into(),
             Some(json!({"name": "A"})),
         ),
+        (
+            Method::PATCH,
+            "/v1/environments/b".into(),
+            Some(json!({"name": "B"})),
+        ),
         (Method::DELETE, "/v1/environments/a".into(), None),
         (Method::GET, "/v1/environments/a/versions".into(), None),
         (Method::GET, "/v1/keys".into(), None),
@@ -65,21 +70,26 @@ async fn every_route_answers_every_caller_as_documented() {
         (Method::GET, "/environment".into(), None),
     ];
     const U: u16 = 401;
-    let unauthenticated = [U, U, U, U, U, U, U, U, U, U, U, U, 200, U, U, U, U, U, U];
+    let unauthenticated = [U, U, U, U, U, U, U, U, U, U, U, U, U, 200, U, U, U, U, U, U];
     // Columns: the routes above, in order.
     #[rustfmt::skip]
-    let callers: Vec<(&str, Option<&str>, [u16; 19])> = vec![
+    let callers: Vec<(&str, Option<&str>, [u16; 20])> = vec![
         ("no key", None, unauthenticated),
         ("unknown key", Some(&unknown), unauthenticated),
         ("forged key", Some(&forged), unauthenticated),
         ("malformed key", Some("pk_nope"), unauthenticated),
         ("revoked key", Some(&revoked), unauthenticated),
-        ("viewer", Some(&viewer), [200, 200, 403, 200, 200, 403, 403, 403, 200, 403, 403, 403, 200, 200, 200, 200, 403, 200, 200]),
-        ("editor", Some(&editor), [200, 200, 202, 200, 200, 403, 403, 403, 200, 403, 403, 403, 200, 200, 200, 200, 200, 200, 200]),
-        ("admin", Some(&admin), [200, 200, 202, 200, 200, 201, 200, 409, 200, 200, 201, 200, 200, 200, 200, 200, 200, 200, 200]),
-        ("admin of b", Some(&admin_b), [200, 404, 404, 200, 404, 403, 404, 404, 404, 403, 403, 403, 200, 200, 200, 404, 404, 200, 200]),
-        ("viewer of b", Some(&viewer_b), [200, 404, 404, 200, 404, 403, 404, 404, 404, 403, 403, 403, 200, 200, 200, 404, 404, 200, 200]),
+        ("viewer", Some(&viewer), [200, 200, 403, 200, 200, 403, 403, 403, 403, 200, 403, 403, 403, 200, 200, 200, 200, 403, 200, 200]),
+        ("editor", Some(&editor), [200, 200, 202, 200, 200, 403, 403, 403, 403, 200, 403, 403, 403, 200, 200, 200, 200, 200, 200, 200]),
+        ("admin", Some(&admin), [200, 200, 202, 200, 200, 201, 200, 200, 409, 200, 200, 201, 200, 200, 200, 200, 200, 200, 200, 200]),
+        ("admin of b", Some(&admin_b), [200, 404, 404, 200, 404, 403, 404, 200, 404, 404, 403, 403, 403, 200, 200, 200, 404, 404, 200, 200]),
+        ("viewer of b", Some(&viewer_b), [200, 404, 404, 200, 404, 403, 404, 403, 404, 404, 403, 403, 403, 200, 200, 200, 404, 404, 200, 200]),
     ];
+    assert_eq!(
+        routes.len(),
+        unauthenticated.len(),
+        "a route without its column"
+    );
     let mut failures = Vec::new();
     for (who, key, expected) in &callers {
         for ((method, uri, body), want) in routes.iter().zip(expected) {

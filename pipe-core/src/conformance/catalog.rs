@@ -1199,7 +1199,8 @@ pub async fn jobs_filter(c: &dyn Catalog) {
 }
 
 /// A change with `delete` marks the recording, dead-letters its queued jobs and enqueues
-/// the erasure at once; every later change is refused; `purge_recording` refuses a
+/// the erasure at once; every later change is refused; a step re-queued afterwards is
+/// never claimed again (only the erasure is); `purge_recording` refuses a
 /// recording that is not being deleted and a lease it does not hold, and with the
 /// erasure's lease removes the recording, its artifacts, copies and jobs.
 pub async fn deletion_stops_every_step_and_purge_removes_everything(c: &dyn Catalog) {
@@ -1286,14 +1287,21 @@ pub async fn deletion_stops_every_step_and_purge_removes_everything(c: &dyn Cata
         "deletion: a refused change changed the state"
     );
 
-    c.dead_letter_job(&convert.lease, "the recording is being deleted")
+    // The running step fails for now and is retried, due before the erasure: it must
+    // not run again behind the erasure's back.
+    c.retry_job(&convert.lease, "storage down", window.at(5))
         .await
-        .expect("deletion: dead-lettering the running job failed");
+        .expect("deletion: retrying the running job failed");
     let erase = claim_own(c, &id, window.at(20)).await;
     assert!(
         matches!(erase.kind, JobKind::Erase { .. }),
         "deletion: claimed {:?} instead of the erasure",
         erase.kind
+    );
+    assert_eq!(
+        job_status(c, &id, convert.id).await,
+        JobStatus::Dead,
+        "deletion: a step re-queued after the deletion is still alive"
     );
     match c.purge_recording(&id, &convert.lease).await {
         Err(e) if e.is_precondition() => {}

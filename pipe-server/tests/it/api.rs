@@ -114,6 +114,13 @@ async fn a_key_made_on_the_command_line_reads_and_downloads_the_recording_just_m
     let bytes = reqwest::get(url).await.unwrap().bytes().await.unwrap();
     assert_eq!(bytes.len() as u64, mp4["size"].as_u64().unwrap());
     assert_eq!(&bytes[4..8], b"ftyp");
+    // A link whose expiry is not a number is refused as any bad link is, as a problem.
+    let (path, _) = url.split_once('?').unwrap();
+    let broken = reqwest::get(format!("{path}?expires=soon&signature=x"))
+        .await
+        .unwrap();
+    assert_eq!(broken.status(), StatusCode::FORBIDDEN);
+    assert_eq!(broken.headers()["content-type"], "application/problem+json");
 
     let (status, page) = get(
         &format!("{base}/v1/recordings?environment=production"),

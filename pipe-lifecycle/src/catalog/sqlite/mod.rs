@@ -336,6 +336,20 @@ impl Catalog for SqliteCatalog {
         let now = options.now.unwrap_or_else(Timestamp::now);
         let expires = now.plus(options.lease);
         let token = RecordingId::generate().to_string();
+        // No step but the erasure runs for a recording being deleted: its other jobs that
+        // would be claimed now (re-queued by a retry or a restart, or left by a dead
+        // worker) are dead-lettered instead.
+        sqlx::query(
+            "UPDATE jobs SET status = 'dead', last_error = 'the recording was deleted', \
+               lease_token = NULL, lease_expires = NULL, updated = ?1 \
+             WHERE kind != 'erase' \
+               AND recording IN (SELECT id FROM recordings WHERE deleting IS NOT NULL) \
+               AND (status = 'queued' OR (status = 'running' AND lease_expires <= ?1))",
+        )
+        .bind(now.as_millis())
+        .execute(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
         // One statement: the choice and the claim are one atomic write.
         let row = sqlx::query(
             "UPDATE jobs SET status = 'running', attempts = attempts + 1, \
@@ -434,13 +448,21 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn jobs(&self, filter: JobFilter) -> Result<Vec<JobRecord>> {
-        let sql = format!(
-            "SELECT {JOB_COLUMNS} FROM jobs \
-             WHERE (?1 IS NULL OR recording = ?1) AND (?2 IS NULL OR status = ?2) ORDER BY id"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(filter.recording.as_ref().map(RecordingId::as_str))
-            .bind(filter.status.map(JobStatus::as_str))
+        // One statement per filter, so that a recording's jobs are found through
+        // jobs_by_recording rather than by scanning every job ever run.
+        let mut query =
+            sqlx::QueryBuilder::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE 1 = 1"));
+        if let Some(recording) = &filter.recording {
+            query
+                .push(" AND recording = ")
+                .push_bind(recording.as_str());
+        }
+        if let Some(status) = filter.status {
+            query.push(" AND status = ").push_bind(status.as_str());
+        }
+        query.push(" ORDER BY id");
+        let rows = query
+            .build()
             .fetch_all(&self.pool)
             .await
             .map_err(from_sqlx)?;
