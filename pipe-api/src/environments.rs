@@ -326,7 +326,8 @@ pub(crate) async fn update(
     Ok(Json(EnvironmentView::from(&updated)))
 }
 
-/// Delete an environment; refused (409) while it holds recordings.
+/// Delete an environment; refused (409) while it holds recordings or valid keys are
+/// limited to it.
 #[utoipa::path(
     delete,
     path = "/v1/environments/{id}",
@@ -337,7 +338,7 @@ pub(crate) async fn update(
         (status = 401, description = "No valid key", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
         (status = 403, description = "The key may not manage environments", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "No such environment, or the key may not see it", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
-        (status = 409, description = "It still holds recordings", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "It still holds recordings, or valid keys are limited to it", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -349,6 +350,26 @@ pub(crate) async fn delete(
     caller.require(Role::Viewer)?;
     let env = visible(&api, &caller, &id).await?;
     caller.require_global_admin()?;
+    // A key limited to this environment would see whatever is made later under its id.
+    let naming: Vec<String> = api
+        .inner
+        .keys
+        .list_api_keys()
+        .await?
+        .into_iter()
+        .filter(|k| k.revoked.is_none() && k.environments.contains(&env.id))
+        .map(|k| k.id.to_string())
+        .collect();
+    if !naming.is_empty() {
+        return Err(Problem::new(
+            ProblemType::Conflict,
+            format!(
+                "keys limited to environment {} are still valid ({}); revoke them first",
+                env.id,
+                naming.join(", ")
+            ),
+        ));
+    }
     api.inner.environments.delete_environment(&env.id).await?;
     tracing::info!(environment = %env.id, "environment deleted");
     Ok(StatusCode::NO_CONTENT)

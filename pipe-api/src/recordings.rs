@@ -107,7 +107,8 @@ pub(crate) struct StepView {
     status: &'static str,
     /// Attempts made so far.
     attempts: u32,
-    /// The last attempt's error, if it failed.
+    /// The last attempt's error, if it failed; shown to editor and admin keys only (it
+    /// may name storage paths or hosts).
     last_error: Option<String>,
 }
 
@@ -357,7 +358,10 @@ pub(crate) async fn get(
     }
     Ok(Json(RecordingDetail {
         summary: RecordingSummary::from(&recording),
-        steps: jobs.iter().map(step).collect(),
+        steps: jobs
+            .iter()
+            .map(|job| step(job, caller.key.role.includes(Role::Editor)))
+            .collect(),
         artifacts: artifact_views,
         copies: copies
             .iter()
@@ -480,7 +484,7 @@ pub(crate) async fn link(
     None
 }
 
-fn step(job: &JobRecord) -> StepView {
+fn step(job: &JobRecord, with_errors: bool) -> StepView {
     let (sink, event) = match &job.kind {
         JobKind::Copy { sink, .. } => (Some(sink.to_string()), None),
         JobKind::Notify { event } => (None, Some(event.name.to_string())),
@@ -492,7 +496,7 @@ fn step(job: &JobRecord) -> StepView {
         event,
         status: job.status.as_str(),
         attempts: job.attempts,
-        last_error: job.last_error.clone(),
+        last_error: job.last_error.clone().filter(|_| with_errors),
     }
 }
 

@@ -142,3 +142,35 @@ async fn bad_settings_are_refused_with_the_field_at_fault() {
         typo.json
     );
 }
+
+#[tokio::test]
+async fn an_environment_that_valid_keys_name_is_not_deleted_under_them() {
+    let f = Fixture::new().await;
+    let admin = f.key(Role::Admin, &[]).await;
+    let gone = f.environment("gone").await;
+    let scoped = f.key(Role::Viewer, &[&gone]).await;
+    let refused = f
+        .call(Method::DELETE, "/v1/environments/gone", Some(&admin), None)
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    let id = pipe_api::auth::parse_key(&scoped).unwrap().id;
+    assert!(
+        refused.json["detail"]
+            .as_str()
+            .unwrap()
+            .contains(id.as_str())
+    );
+    let revoked = f
+        .call(
+            Method::DELETE,
+            &format!("/v1/keys/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK);
+    let deleted = f
+        .call(Method::DELETE, "/v1/environments/gone", Some(&admin), None)
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+}

@@ -119,3 +119,47 @@ async fn a_recording_shows_its_steps_and_unknown_routes_are_problems() {
         .await;
     assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
 }
+
+#[tokio::test]
+async fn step_errors_are_shown_to_editors_not_to_viewers() {
+    use pipe_core::{Catalog, Change, ClaimOptions, JobKind, Timestamp};
+    let f = Fixture::new().await;
+    let env = f.environment("a").await;
+    let rec = f.recorded(&env).await;
+    f.catalog
+        .commit(Change::new(rec.id.clone()).enqueue(JobKind::Convert {
+            recording: rec.id.clone(),
+        }))
+        .await
+        .unwrap();
+    let job = f
+        .catalog
+        .claim_job(ClaimOptions::default())
+        .await
+        .unwrap()
+        .expect("the job is due");
+    f.catalog
+        .retry_job(
+            &job.lease,
+            "cannot open /srv/secret/bucket",
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    let viewer = f.key(Role::Viewer, &[]).await;
+    let editor = f.key(Role::Editor, &[]).await;
+    let uri = format!("/v1/recordings/{}", rec.id);
+    let seen = f.call(Method::GET, &uri, Some(&viewer), None).await;
+    assert_eq!(seen.json["steps"][0]["step"], "convert");
+    assert!(
+        seen.json["steps"][0]["last_error"].is_null(),
+        "{}",
+        seen.json
+    );
+    assert!(!seen.json.to_string().contains("/srv/secret"));
+    let seen = f.call(Method::GET, &uri, Some(&editor), None).await;
+    assert_eq!(
+        seen.json["steps"][0]["last_error"],
+        "cannot open /srv/secret/bucket"
+    );
+}
