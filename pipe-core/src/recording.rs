@@ -136,6 +136,9 @@ pub struct Recording {
     /// When its deletion was asked for: from then on nothing but its erasure happens to
     /// it, and once every copy is gone it leaves the catalog.
     pub deleting: Option<Timestamp>,
+    /// Its number: unique in the catalog and never given again, counting from 1, for the
+    /// clients of the hosted Pipe whose video ids are numbers. 0 where a catalog has none.
+    pub number: u64,
 }
 
 impl Recording {
@@ -161,6 +164,7 @@ impl Recording {
             media: None,
             failure: None,
             deleting: None,
+            number: 0,
         }
     }
 }

@@ -50,6 +50,7 @@ pub async fn run_all(c: &dyn Catalog) {
     dead_letter_job_gives_up_with_reason(c).await;
     jobs_filter(c).await;
     deletion_stops_every_step_and_purge_removes_everything(c).await;
+    numbers_are_unique_increasing_and_never_reused(c).await;
 }
 
 /// `create_recording` starts in `receiving` with what the client said; `recording` finds
@@ -1319,6 +1320,52 @@ pub async fn deletion_stops_every_step_and_purge_removes_everything(c: &dyn Cata
         c.artifacts(&id).await.expect("artifacts").is_empty()
             && c.copies(&id).await.expect("copies").is_empty(),
         "deletion: artifacts or copies are left"
+    );
+}
+
+/// Every recording gets a [`crate::Recording::number`] above 0, larger than that of any
+/// recording made before it, kept by every change, and never given again after the
+/// recording that had it was purged.
+pub async fn numbers_are_unique_increasing_and_never_reused(c: &dyn Catalog) {
+    let first = create(c).await;
+    let second = create(c).await;
+    assert!(first.number > 0, "numbers: a recording has number 0");
+    assert!(
+        second.number > first.number,
+        "numbers: {} made after {}",
+        second.number,
+        first.number
+    );
+    let changed = c
+        .commit(Change::new(second.id.clone()).state(RecordingState::Recorded))
+        .await
+        .expect("numbers: commit failed");
+    assert_eq!(
+        changed.number, second.number,
+        "numbers: a change renumbered"
+    );
+
+    let window = Window::new();
+    c.commit(
+        Change::new(second.id.clone()).delete().enqueue(
+            NewJob::new(JobKind::Erase {
+                recording: second.id.clone(),
+            })
+            .at(window.at(0)),
+        ),
+    )
+    .await
+    .expect("numbers: deleting failed");
+    let erase = claim_own(c, &second.id, window.at(0)).await;
+    c.purge_recording(&second.id, &erase.lease)
+        .await
+        .expect("numbers: purge failed");
+    let third = create(c).await;
+    assert!(
+        third.number > second.number,
+        "numbers: {} given after the purged {}",
+        third.number,
+        second.number
     );
 }
 

@@ -30,6 +30,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "deletion",
         include_str!("../../../migrations/0003_deletion.sql"),
     ),
+    (
+        4,
+        "numbers",
+        include_str!("../../../migrations/0004_numbers.sql"),
+    ),
 ];
 
 /// The migrations compiled into this binary, as a [`MigrationSource`].

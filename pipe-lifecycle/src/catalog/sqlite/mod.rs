@@ -114,7 +114,7 @@ impl SqliteCatalog {
 
 /// `SELECT` list of a recording row, as [`rows::recording`] reads it.
 const RECORDING_COLUMNS: &str = "id, environment, state, version, created, updated, mime_type, \
-     payload, length, media, failure, deleting";
+     payload, length, media, failure, deleting, number";
 
 /// `SELECT` list of a job row, as [`rows::job_record`] reads it.
 const JOB_COLUMNS: &str = "id, payload, status, attempts, last_error, run_at";
@@ -126,9 +126,18 @@ impl Catalog for SqliteCatalog {
         let now = Timestamp::now().as_millis();
         let sql = format!(
             "INSERT INTO recordings \
-               (id, environment, state, version, created, updated, mime_type, payload) \
-             VALUES (?1, ?2, ?3, 0, ?4, ?4, ?5, ?6) RETURNING {RECORDING_COLUMNS}"
+               (id, environment, state, version, created, updated, mime_type, payload, number) \
+             VALUES (?1, ?2, ?3, 0, ?4, ?4, ?5, ?6, ?7) RETURNING {RECORDING_COLUMNS}"
         );
+        // The number comes from a counter, not from the recordings, so that the number of a
+        // deleted recording is never given again; both writes are one transaction.
+        let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
+        let number: i64 = sqlx::query_scalar(
+            "UPDATE counters SET value = value + 1 WHERE name = 'recording' RETURNING value",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(from_sqlx)?;
         let row = sqlx::query(&sql)
             .bind(id.as_str())
             .bind(new.environment.as_str())
@@ -136,7 +145,8 @@ impl Catalog for SqliteCatalog {
             .bind(now)
             .bind(new.mime_type)
             .bind(new.payload)
-            .fetch_one(&self.pool)
+            .bind(number)
+            .fetch_one(&mut *tx)
             .await
             .map_err(|e| match from_sqlx(e) {
                 Error::AlreadyExists { .. } => Error::AlreadyExists {
@@ -144,7 +154,9 @@ impl Catalog for SqliteCatalog {
                 },
                 other => other,
             })?;
-        rows::recording(&row)
+        let recording = rows::recording(&row)?;
+        tx.commit().await.map_err(from_sqlx)?;
+        Ok(recording)
     }
 
     async fn recording(&self, id: &RecordingId) -> Result<Recording> {

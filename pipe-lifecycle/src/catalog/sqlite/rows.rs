@@ -32,6 +32,10 @@ pub(super) fn recording(row: &SqliteRow) -> Result<Recording> {
     recording.media = media;
     recording.failure = get(row, "failure")?;
     recording.deleting = get::<Option<i64>>(row, "deleting")?.map(Timestamp::from_millis);
+    recording.number = get::<Option<i64>>(row, "number")?
+        .map(|n| u64::try_from(n).map_err(|e| corrupt("number", e)))
+        .transpose()?
+        .unwrap_or(0);
     Ok(recording)
 }
 
