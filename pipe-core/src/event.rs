@@ -88,8 +88,34 @@ pub struct Event {
     pub recording: RecordingId,
     /// When the event was made; its signature timestamp is the time of each attempt.
     pub created: Timestamp,
-    /// The event's `data` object, in Pipe's field names.
+    /// The event's `data` object in our own documented form (the `standard` wire format).
     pub data: serde_json::Value,
+    /// The event exactly as the hosted Pipe sends it (its name, its fields and their JSON
+    /// types), for endpoints in Pipe's wire format; `None` for events Pipe does not have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipe: Option<PipeEvent>,
+}
+
+/// An event in the hosted Pipe's own shape: Pipe's event name (`video_copied_pipe_s3`
+/// where ours is `video_copied_pipe_storage`) and a `data` object with exactly Pipe's
+/// fields, JSON types and casing, so strict receivers written for Pipe accept it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct PipeEvent {
+    /// Pipe's name of the event.
+    pub name: EventName,
+    /// Pipe's `data` object.
+    pub data: serde_json::Value,
+}
+
+impl PipeEvent {
+    /// Pipe's form of an event.
+    pub fn new(name: impl Into<String>, data: serde_json::Value) -> Self {
+        Self {
+            name: EventName::new(name),
+            data,
+        }
+    }
 }
 
 impl Event {
@@ -101,15 +127,51 @@ impl Event {
             recording,
             created: Timestamp::now(),
             data,
+            pipe: None,
         }
     }
 
-    /// The body sent on the wire: Pipe's envelope.
+    /// The same event with its form for Pipe's wire format.
+    #[must_use]
+    pub fn with_pipe(mut self, pipe: PipeEvent) -> Self {
+        self.pipe = Some(pipe);
+        self
+    }
+
+    /// The body in our own (`standard`) format: the envelope with our name and data.
     pub fn envelope(&self) -> Envelope<'_> {
         Envelope {
             version: "1.0",
             event: self.name.as_str(),
             data: &self.data,
+        }
+    }
+
+    /// The body in Pipe's format: Pipe's name and data where Pipe has the event, else ours.
+    pub fn pipe_envelope(&self) -> Envelope<'_> {
+        match &self.pipe {
+            Some(pipe) => Envelope {
+                version: "1.0",
+                event: pipe.name.as_str(),
+                data: &pipe.data,
+            },
+            None => self.envelope(),
+        }
+    }
+
+    /// The body for an endpoint speaking `format`.
+    pub fn envelope_for(&self, format: crate::WireFormat) -> Envelope<'_> {
+        match format {
+            crate::WireFormat::Standard => self.envelope(),
+            crate::WireFormat::Pipe => self.pipe_envelope(),
+        }
+    }
+
+    /// The event's name in `format`: Pipe's name for Pipe endpoints where Pipe has one.
+    pub fn name_for(&self, format: crate::WireFormat) -> &EventName {
+        match (format, &self.pipe) {
+            (crate::WireFormat::Pipe, Some(pipe)) => &pipe.name,
+            _ => &self.name,
         }
     }
 }

@@ -64,13 +64,13 @@ pub use environment::{
     NewEnvironment,
 };
 pub use error::{Error, Result};
-pub use event::{Envelope, Event, EventId, EventName};
+pub use event::{Envelope, Event, EventId, EventName, PipeEvent};
 pub use hosts::{HostAllowList, HostListError};
 pub use id::RecordingId;
 pub use job::{Job, JobId, JobKind, JobLease, JobRecord, JobStatus, NewJob};
 pub use keys::{KeyId, KeyProvider};
 pub use media::MediaInfo;
-pub use notify::{Notifier, OutgoingWebhook, Signer};
+pub use notify::{BodyEncoding, EventFilter, Notifier, OutgoingWebhook, Signer, WireFormat};
 pub use recording::{NewRecording, Recording, RecordingState};
 pub use sink::{
     GetOptions, GetResult, ObjectMeta, PutBody, PutOptions, PutReceipt, StorageSink, UrlOptions,

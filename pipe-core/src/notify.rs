@@ -1,8 +1,131 @@
-use std::fmt::Debug;
+use std::fmt::{self, Debug};
+use std::str::FromStr;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
-use crate::{Event, Result};
+use crate::{Error, Event, EventName, Result};
+
+/// How an endpoint wants its events: which body, which names, which signature.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WireFormat {
+    /// Our own documented payload ([`Event::data`]) signed with Standard Webhooks.
+    #[default]
+    Standard,
+    /// Exactly what the hosted Pipe sends ([`Event::pipe`]), signed with
+    /// `X-Pipe-Signature`, for receivers written for Pipe.
+    Pipe,
+}
+
+impl WireFormat {
+    /// `standard` or `pipe`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Standard => "standard",
+            Self::Pipe => "pipe",
+        }
+    }
+}
+
+impl fmt::Display for WireFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for WireFormat {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "standard" => Ok(Self::Standard),
+            "pipe" => Ok(Self::Pipe),
+            other => Err(Error::invalid(
+                "webhook format",
+                format!("{other:?}: expected `standard` or `pipe`"),
+            )),
+        }
+    }
+}
+
+/// How the JSON document travels in the request body.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BodyEncoding {
+    /// `application/json`: the body is the JSON document.
+    #[default]
+    Json,
+    /// `application/x-www-form-urlencoded` with one field, `payload`, holding the JSON
+    /// document: Pipe's second mode, which most Pipe receivers read.
+    Form,
+}
+
+impl BodyEncoding {
+    /// `json` or `form`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Form => "form",
+        }
+    }
+
+    /// The `content-type` of the request.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Json => "application/json",
+            Self::Form => "application/x-www-form-urlencoded",
+        }
+    }
+}
+
+impl fmt::Display for BodyEncoding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for BodyEncoding {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "json" => Ok(Self::Json),
+            "form" => Ok(Self::Form),
+            other => Err(Error::invalid(
+                "webhook content type",
+                format!("{other:?}: expected `json` or `form`"),
+            )),
+        }
+    }
+}
+
+/// Which events an endpoint is subscribed to.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventFilter {
+    /// Every event of the endpoint's format: for [`WireFormat::Pipe`], only the events the
+    /// hosted Pipe has, so a strict Pipe receiver never sees a name it does not know; for
+    /// [`WireFormat::Standard`], all of them.
+    #[default]
+    All,
+    /// Only these, by name (ours or Pipe's: `video_copied_pipe_s3` and
+    /// `video_copied_pipe_storage` both name the copy to the server's own storage). Our own
+    /// events (`video_failed`, …) reach a Pipe endpoint only this way.
+    Only(Vec<EventName>),
+}
+
+impl EventFilter {
+    /// Whether an endpoint speaking `format` with this filter gets `event`.
+    pub fn accepts(&self, event: &Event, format: WireFormat) -> bool {
+        match self {
+            Self::All => format == WireFormat::Standard || event.pipe.is_some(),
+            Self::Only(names) => names
+                .iter()
+                .any(|name| *name == event.name || *name == *event.name_for(format)),
+        }
+    }
+}
 
 /// One webhook request as a [`Signer`] sees it.
 #[derive(Debug, Clone, Copy)]
@@ -13,7 +136,8 @@ pub struct OutgoingWebhook<'a> {
     pub timestamp: i64,
     /// The endpoint's URL.
     pub url: &'a str,
-    /// The exact body bytes.
+    /// The JSON document: the exact body for `application/json`, the value of the
+    /// `payload` field for form-encoded requests (what Pipe's signature covers).
     pub body: &'a [u8],
 }
 
@@ -44,4 +168,53 @@ pub trait Signer: Send + Sync + Debug + 'static {
 pub trait Notifier: Send + Sync + Debug + 'static {
     /// Delivers `event` once.
     async fn deliver(&self, event: &Event) -> Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::PipeEvent;
+
+    fn copied() -> Event {
+        Event::new(
+            "video_copied_pipe_storage",
+            "r1".parse().unwrap(),
+            json!({}),
+        )
+        .with_pipe(PipeEvent::new("video_copied_pipe_s3", json!({})))
+    }
+
+    fn failed() -> Event {
+        Event::new("video_failed", "r1".parse().unwrap(), json!({}))
+    }
+
+    #[test]
+    fn all_means_pipes_events_for_pipe_endpoints_and_every_event_for_standard_ones() {
+        let all = EventFilter::All;
+        assert!(all.accepts(&copied(), WireFormat::Pipe));
+        assert!(!all.accepts(&failed(), WireFormat::Pipe));
+        assert!(all.accepts(&failed(), WireFormat::Standard));
+    }
+
+    #[test]
+    fn a_subscription_by_either_name_matches() {
+        for name in ["video_copied_pipe_s3", "video_copied_pipe_storage"] {
+            let only = EventFilter::Only(vec![EventName::new(name)]);
+            assert!(only.accepts(&copied(), WireFormat::Pipe), "{name}");
+            assert!(!only.accepts(&failed(), WireFormat::Pipe), "{name}");
+        }
+        let failed_only = EventFilter::Only(vec![EventName::new("video_failed")]);
+        assert!(failed_only.accepts(&failed(), WireFormat::Pipe));
+        assert!(!failed_only.accepts(&copied(), WireFormat::Standard));
+    }
+
+    #[test]
+    fn formats_and_encodings_parse_their_names_only() {
+        assert_eq!("pipe".parse::<WireFormat>().unwrap(), WireFormat::Pipe);
+        assert_eq!("form".parse::<BodyEncoding>().unwrap(), BodyEncoding::Form);
+        assert!("Pipe".parse::<WireFormat>().is_err());
+        assert!("xml".parse::<BodyEncoding>().is_err());
+    }
 }

@@ -1,11 +1,19 @@
-//! The events the pipeline tells, with `data` in the field names of Pipe's webhooks, so
-//! that receivers written for the hosted Pipe keep working.
+//! The events the pipeline tells, each in two forms:
 //!
-//! Pipe sends most values as strings (`"duration":"7.56"`, `"width":"320"`) and sizes as
-//! numbers; we do the same. Where Pipe sends a field we cannot fill (`cameraName`, `micName`,
-//! `ip`, `httpReferer`, MD5/SHA-1 checksums) it is left out; a string we know nothing
-//! about (the codec of a missing stream, an absent payload) is the empty string. Our own
-//! additions are `checksumSha256` on `video_copied_…`, and the `video_failed` event.
+//! - [`Event::data`], our own documented payload (the `standard` wire format), in the
+//!   table below: Pipe's field names, plus what Pipe does not send (`checksumSha256`,
+//!   `rotated`, the `video_failed` event);
+//! - [`Event::pipe`], exactly what the hosted Pipe sends (the `pipe` wire format): Pipe's
+//!   event names (`video_copied_pipe_s3` for our own storage), only Pipe's fields, with
+//!   Pipe's JSON types and casing — `id` the recording's [`Recording::number`] (a number,
+//!   or numeric text where Pipe sends text), `duration` a number, `type` lower case where
+//!   Pipe's examples are. A field we cannot fill is the empty string, never `null`: the
+//!   personal data fields (`ip`, `ua`, `httpReferer`, `cam_name`, `mic_name`) because we
+//!   do not collect them, and `checksum_md5`/`checksum_sha1`, `bucket`, `region`, `acl`,
+//!   `filmstripUrl` and `cdn` because we do not have them yet. Events Pipe does not have
+//!   (`video_failed`, copies to GCS, Azure and local disk) have no Pipe form.
+//!
+//! The standard form:
 //!
 //! | event | `data` fields |
 //! |---|---|
@@ -18,7 +26,7 @@
 
 use serde_json::{Value, json};
 
-use pipe_core::{Artifact, Event, EventName, MediaInfo, Recording, SinkKind, Timestamp};
+use pipe_core::{Artifact, Event, EventName, MediaInfo, PipeEvent, Recording, SinkKind, Timestamp};
 
 /// Where the files of one sink can be fetched, for `video_copied_…`; `None` where the sink
 /// makes no URLs.
@@ -63,7 +71,23 @@ pub fn video_recorded(recording: &Recording, original: &MediaInfo) -> Event {
         "timeZone": "UTC",
         "payload": payload(recording),
     });
+    let pipe = json!({
+        "videoName": recording.id.as_str(),
+        "audioCodec": codec(original.audio_codec.as_deref()),
+        "videoCodec": codec(original.video_codec.as_deref()),
+        "type": original_extension(recording.mime_type.as_deref()),
+        "id": recording.number,
+        "dateTime": recording.created.to_utc_string(),
+        "timeZone": "UTC",
+        "payload": payload(recording),
+        "httpReferer": "",
+        "cam_name": "",
+        "mic_name": "",
+        "ip": "",
+        "ua": "",
+    });
     Event::new(EventName::VIDEO_RECORDED, recording.id.clone(), data)
+        .with_pipe(PipeEvent::new(EventName::VIDEO_RECORDED, pipe))
 }
 
 /// `video_converted`: the MP4 (and the snapshot, for video) exist. `rotated` says whether
@@ -89,7 +113,23 @@ pub fn video_converted(
         "id": recording.id.as_str(),
         "payload": payload(recording),
     });
+    let pipe = json!({
+        "videoName": recording.id.as_str(),
+        "duration": duration_number(mp4),
+        "audioCodec": codec(mp4.audio_codec.as_deref()),
+        "videoCodec": codec(mp4.video_codec.as_deref()),
+        "type": "mp4",
+        "size": mp4_size,
+        "width": width.to_string(),
+        "height": height.to_string(),
+        "orientation": mp4.orientation(),
+        "id": recording.number,
+        "dateTime": Timestamp::now().to_utc_string(),
+        "timeZone": "UTC",
+        "payload": payload(recording),
+    });
     Event::new(EventName::VIDEO_CONVERTED, recording.id.clone(), data)
+        .with_pipe(PipeEvent::new(EventName::VIDEO_CONVERTED, pipe))
 }
 
 /// `video_copied_…` (the name from [`SinkKind::copied_event`]): every file of the
@@ -111,7 +151,108 @@ pub fn video_copied(
         "rawRecordingUrl": urls.original,
         "payload": payload(recording),
     });
-    Event::new(sink.copied_event(), recording.id.clone(), data)
+    let event = Event::new(sink.copied_event(), recording.id.clone(), data);
+    match pipe_copied(sink, recording, mp4, urls) {
+        Some(pipe) => event.with_pipe(pipe),
+        None => event,
+    }
+}
+
+/// Pipe's `video_copied_…` for a sink of `kind`, with the fields of Pipe's event of that
+/// name; `None` for kinds Pipe has no event for.
+fn pipe_copied(
+    kind: SinkKind,
+    recording: &Recording,
+    mp4: &Artifact,
+    urls: &CopiedUrls,
+) -> Option<PipeEvent> {
+    let url = |u: &Option<String>| u.clone().unwrap_or_default();
+    let name = recording.id.as_str();
+    let number = recording.number;
+    let payload = payload(recording);
+    Some(match kind {
+        SinkKind::PipeStorage => PipeEvent::new(
+            "video_copied_pipe_s3",
+            json!({
+                "storedStatus": "stored successful",
+                "videoName": name,
+                "size": mp4.size,
+                "checksum_md5": "",
+                "checksum_sha1": "",
+                "id": number,
+                "url": url(&urls.mp4),
+                "rawRecordingUrl": url(&urls.original),
+                "snapshotUrl": url(&urls.snapshot),
+                "filmstripUrl": "",
+                "cdn": {
+                    "cdnRecordingUrl": "",
+                    "cdnRawRecordingUrl": "",
+                    "cdnSnapshotUrl": "",
+                    "cdnFilmstripUrl": "",
+                },
+                "bucket": "",
+                "region": "",
+                "payload": payload,
+            }),
+        ),
+        SinkKind::S3 => PipeEvent::new(
+            "video_copied_s3",
+            json!({
+                "s3UploadStatus": "upload success",
+                "videoName": name,
+                "type": "MP4",
+                "size": mp4.size,
+                "id": number.to_string(),
+                "url": url(&urls.mp4),
+                "snapshotUrl": url(&urls.snapshot),
+                "bucket": "",
+                "region": "",
+                "acl": "",
+                "payload": payload,
+            }),
+        ),
+        // Pipe tells copies to SFTP and to FTP(S) by one name.
+        SinkKind::Ftp | SinkKind::Sftp => {
+            let media = recording.media.clone().unwrap_or_default();
+            let (width, height) = media.display_size();
+            let has = |stream: &Option<String>, name: &'static str| {
+                if stream.is_some() { name } else { "" }
+            };
+            PipeEvent::new(
+                "video_copied_ftp",
+                json!({
+                    "ftpUploadStatus": "upload success",
+                    "videoName": name,
+                    "duration": duration_number(&media),
+                    "audioCodec": has(&media.audio_codec, "AAC"),
+                    "videoCodec": has(&media.video_codec, "H.264"),
+                    "type": "MP4",
+                    "size": mp4.size,
+                    "width": width,
+                    "height": height,
+                    "orientation": media.orientation(),
+                    "id": number.to_string(),
+                    "payload": payload,
+                    "httpReferer": "",
+                }),
+            )
+        }
+        SinkKind::Dropbox => PipeEvent::new(
+            "video_copied_dbox",
+            json!({
+                "dboxUploadStatus": "upload success",
+                "videoName": name,
+                "type": "mp4",
+                "size": mp4.size,
+                "checksum_md5": "",
+                "checksum_sha1": "",
+                "id": number,
+                "payload": payload,
+            }),
+        ),
+        // GCS, Azure, local disk and any later kind: Pipe has no such event.
+        _ => return None,
+    })
 }
 
 /// `video_failed` (ours): processing gave up on the recording, for `reason`.
@@ -146,9 +287,15 @@ fn original_type(mime_type: Option<&str>) -> String {
     original_extension(mime_type).to_ascii_uppercase()
 }
 
-/// Seconds with two decimals, as Pipe writes them.
+/// Seconds with two decimals, as text (the standard form).
 fn duration(media: &MediaInfo) -> String {
     format!("{:.2}", media.duration.as_secs_f64())
+}
+
+/// Seconds with two decimals, as a JSON number (`5.83`), as Pipe's webhooks send it.
+fn duration_number(media: &MediaInfo) -> Value {
+    let hundredths = (media.duration.as_secs_f64() * 100.0).round() / 100.0;
+    serde_json::Number::from_f64(hundredths).map_or(Value::from(0), Value::Number)
 }
 
 /// A codec's name as Pipe shows it (`H.264`, `AAC`, `VP8`, `Opus`), from FFmpeg's short name.
@@ -192,6 +339,7 @@ mod tests {
         r.mime_type = Some("video/webm;codecs=vp8,opus".into());
         r.payload = Some("user-42".into());
         r.length = Some(123_456);
+        r.number = 42;
         r
     }
 
@@ -287,6 +435,81 @@ mod tests {
             video_copied(SinkKind::S3, &rec, &mp4, &urls).name.as_str(),
             "video_copied_s3"
         );
+    }
+
+    /// The keys and JSON types of Pipe's forms, as PIPE-COMPAT.md's sources show them.
+    fn pipe_form(ev: &Event) -> (&str, &serde_json::Map<String, Value>) {
+        let pipe = ev.pipe.as_ref().expect("no Pipe form");
+        (pipe.name.as_str(), pipe.data.as_object().unwrap())
+    }
+
+    #[test]
+    fn pipes_form_of_video_recorded_has_a_numeric_id_lower_case_type_and_empty_pii() {
+        let ev = video_recorded(
+            &recording(),
+            &media("matroska,webm", Some("vp8"), Some("opus"), 320, 240, 2_041),
+        );
+        let (name, data) = pipe_form(&ev);
+        assert_eq!(name, "video_recorded");
+        assert_eq!(
+            Value::Object(data.clone()),
+            json!({
+                "videoName": "rec1", "audioCodec": "Opus", "videoCodec": "VP8", "type": "webm",
+                "id": 42, "dateTime": "2016-03-03 13:51:44", "timeZone": "UTC",
+                "payload": "user-42", "httpReferer": "", "cam_name": "", "mic_name": "",
+                "ip": "", "ua": ""
+            })
+        );
+    }
+
+    #[test]
+    fn pipes_form_of_video_converted_has_a_numeric_duration_and_a_time() {
+        let original = media("matroska,webm", Some("vp8"), Some("opus"), 320, 240, 2_000);
+        let mp4 = media("mov,mp4", Some("h264"), Some("aac"), 320, 240, 5_834);
+        let ev = video_converted(&recording(), &original, &mp4, 99_000);
+        let (name, data) = pipe_form(&ev);
+        assert_eq!(name, "video_converted");
+        assert_eq!(data["duration"], json!(5.83));
+        assert_eq!(data["type"], "mp4");
+        assert_eq!(data["id"], 42);
+        assert_eq!(data["size"], 99_000);
+        assert_eq!(data["width"], "320");
+        assert_eq!(data["timeZone"], "UTC");
+        assert_eq!(data["dateTime"].as_str().unwrap().len(), 19);
+        assert!(!data.contains_key("rotated"), "an extra field: {data:?}");
+    }
+
+    #[test]
+    fn pipes_forms_of_copies_use_pipes_names_and_never_null() {
+        let rec = recording();
+        let key = ObjectKey::for_artifact(&rec.id, ArtifactKind::Mp4, None);
+        let mp4 = Artifact::new(
+            rec.id.clone(),
+            ArtifactKind::Mp4,
+            key,
+            9,
+            "ab".repeat(32),
+            "video/mp4",
+        );
+        let urls = CopiedUrls::new(Some("https://x/a.mp4".into()), None, None);
+        for (kind, name, id) in [
+            (SinkKind::PipeStorage, "video_copied_pipe_s3", json!(42)),
+            (SinkKind::S3, "video_copied_s3", json!("42")),
+            (SinkKind::Sftp, "video_copied_ftp", json!("42")),
+            (SinkKind::Ftp, "video_copied_ftp", json!("42")),
+            (SinkKind::Dropbox, "video_copied_dbox", json!(42)),
+        ] {
+            let ev = video_copied(kind, &rec, &mp4, &urls);
+            let (pipe_name, data) = pipe_form(&ev);
+            assert_eq!(pipe_name, name);
+            assert_eq!(data["id"], id, "{name}");
+            let text = serde_json::to_string(data).unwrap();
+            assert!(!text.contains("null"), "{name}: {text}");
+        }
+        for kind in [SinkKind::Gcs, SinkKind::Azure, SinkKind::Local] {
+            assert!(video_copied(kind, &rec, &mp4, &urls).pipe.is_none());
+        }
+        assert!(video_failed(&rec, "x").pipe.is_none());
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use pipe_core::{BodyEncoding, EventFilter, EventName, WireFormat};
 use pipe_ingest::HostAllowList;
 use serde::Deserialize;
 
@@ -24,6 +25,18 @@ pub struct Config {
     pub webhook_url: Option<String>,
     /// The `whsec_…` secret of the Standard Webhooks signature (`PIPE_WEBHOOK_SECRET`).
     pub webhook_secret: Option<String>,
+    /// The wire format of the webhook endpoint (`PIPE_WEBHOOK_FORMAT`: `standard`, the
+    /// default, or `pipe` for receivers written for the hosted Pipe).
+    pub webhook_format: WireFormat,
+    /// Pipe's webhook key, which signs `X-Pipe-Signature` (`PIPE_WEBHOOK_KEY`; needed by
+    /// the `pipe` format).
+    pub webhook_key: Option<String>,
+    /// How the JSON travels (`PIPE_WEBHOOK_CONTENT_TYPE`: `json`, the default, or `form`,
+    /// Pipe's `payload=<json>`; `form` goes only with the `pipe` format).
+    pub webhook_encoding: BodyEncoding,
+    /// The events the endpoint gets (`PIPE_WEBHOOK_EVENTS`, comma-separated names; unset
+    /// or `all`: every event of its format).
+    pub webhook_events: EventFilter,
     /// Hosts allowed to record (`PIPE_ALLOWED_HOSTS`, comma-separated; empty: any).
     pub allowed_hosts: HostAllowList,
     /// How long links in webhooks stay valid (`PIPE_LINK_TTL_SECS`, default 7 days).
@@ -54,6 +67,13 @@ impl std::fmt::Debug for Config {
                 "webhook_secret",
                 &self.webhook_secret.as_ref().map(|_| "<redacted>"),
             )
+            .field("webhook_format", &self.webhook_format)
+            .field(
+                "webhook_key",
+                &self.webhook_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field("webhook_encoding", &self.webhook_encoding)
+            .field("webhook_events", &self.webhook_events)
             .field("allowed_hosts", &self.allowed_hosts)
             .field("link_ttl", &self.link_ttl)
             .field("workers", &self.workers)
@@ -102,6 +122,10 @@ struct FileConfig {
     public_url: Option<String>,
     webhook_url: Option<String>,
     webhook_secret: Option<String>,
+    webhook_format: Option<String>,
+    webhook_key: Option<String>,
+    webhook_content_type: Option<String>,
+    webhook_events: Option<Vec<String>>,
     allowed_hosts: Option<Vec<String>>,
     link_ttl_secs: Option<u64>,
     workers: Option<usize>,
@@ -179,6 +203,60 @@ impl Config {
                 detail: "an http:// or https:// URL".into(),
             });
         }
+        let invalid = |setting: &'static str| {
+            move |e: pipe_core::Error| ConfigError::Invalid {
+                setting,
+                detail: e.to_string(),
+            }
+        };
+        let webhook_format: WireFormat = env("PIPE_WEBHOOK_FORMAT")
+            .or(f.webhook_format.take())
+            .map(|v| v.trim().parse())
+            .transpose()
+            .map_err(invalid("PIPE_WEBHOOK_FORMAT"))?
+            .unwrap_or_default();
+        let webhook_encoding: BodyEncoding = env("PIPE_WEBHOOK_CONTENT_TYPE")
+            .or(f.webhook_content_type.take())
+            .map(|v| v.trim().parse())
+            .transpose()
+            .map_err(invalid("PIPE_WEBHOOK_CONTENT_TYPE"))?
+            .unwrap_or_default();
+        let webhook_key = env("PIPE_WEBHOOK_KEY")
+            .or(f.webhook_key.take())
+            .filter(|k| !k.is_empty());
+        if webhook_format == WireFormat::Pipe && webhook_key.is_none() && webhook_url.is_some() {
+            return Err(ConfigError::Invalid {
+                setting: "PIPE_WEBHOOK_KEY",
+                detail: "the `pipe` format signs X-Pipe-Signature with Pipe's webhook key: \
+                         set PIPE_WEBHOOK_KEY"
+                    .into(),
+            });
+        }
+        if webhook_format == WireFormat::Standard && webhook_encoding == BodyEncoding::Form {
+            return Err(ConfigError::Invalid {
+                setting: "PIPE_WEBHOOK_CONTENT_TYPE",
+                detail: "`form` is Pipe's encoding: use it with PIPE_WEBHOOK_FORMAT=pipe".into(),
+            });
+        }
+        let events: Vec<String> = match env("PIPE_WEBHOOK_EVENTS") {
+            Some(list) => list.split(',').map(|e| e.trim().to_owned()).collect(),
+            None => f.webhook_events.take().unwrap_or_default(),
+        };
+        let events: Vec<String> = events.into_iter().filter(|e| !e.is_empty()).collect();
+        let webhook_events = if events.is_empty() || events.iter().any(|e| e == "all") {
+            EventFilter::All
+        } else {
+            if let Some(bad) = events.iter().find(|e| {
+                !e.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            }) {
+                return Err(ConfigError::Invalid {
+                    setting: "PIPE_WEBHOOK_EVENTS",
+                    detail: format!("{bad:?} is not an event name (like `video_converted`)"),
+                });
+            }
+            EventFilter::Only(events.into_iter().map(EventName::new).collect())
+        };
         let encryption = match env("PIPE_ENCRYPTION") {
             Some(v) => match v.trim().to_ascii_lowercase().as_str() {
                 "on" | "true" | "1" => true,
@@ -240,6 +318,10 @@ impl Config {
             public_url: public_url.trim_end_matches('/').to_owned(),
             webhook_url,
             webhook_secret: env("PIPE_WEBHOOK_SECRET").or(f.webhook_secret.take()),
+            webhook_format,
+            webhook_key,
+            webhook_encoding,
+            webhook_events,
             allowed_hosts,
             link_ttl,
             workers,
@@ -297,6 +379,63 @@ mod tests {
         )
         .unwrap();
         assert!(!format!("{c:?}").contains("whsec_"));
+    }
+
+    #[test]
+    fn pipes_webhook_settings_are_read_and_checked_together() {
+        let url = ("PIPE_WEBHOOK_URL", "https://hooks.example/in");
+        let c = Config::load(
+            None,
+            env(&[
+                url,
+                ("PIPE_WEBHOOK_FORMAT", "pipe"),
+                ("PIPE_WEBHOOK_KEY", "k3y-of-pipe"),
+                ("PIPE_WEBHOOK_CONTENT_TYPE", "form"),
+                (
+                    "PIPE_WEBHOOK_EVENTS",
+                    "video_converted, video_copied_pipe_s3",
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.webhook_format, WireFormat::Pipe);
+        assert_eq!(c.webhook_encoding, BodyEncoding::Form);
+        assert_eq!(
+            c.webhook_events,
+            EventFilter::Only(vec![
+                EventName::new("video_converted"),
+                EventName::new("video_copied_pipe_s3")
+            ])
+        );
+        assert!(!format!("{c:?}").contains("k3y-of-pipe"));
+        let defaults = Config::load(None, env(&[url])).unwrap();
+        assert_eq!(
+            (
+                defaults.webhook_format,
+                defaults.webhook_encoding,
+                defaults.webhook_events
+            ),
+            (WireFormat::Standard, BodyEncoding::Json, EventFilter::All)
+        );
+
+        for (bad, setting) in [
+            (
+                vec![url, ("PIPE_WEBHOOK_FORMAT", "pipe")],
+                "PIPE_WEBHOOK_KEY",
+            ),
+            (
+                vec![url, ("PIPE_WEBHOOK_CONTENT_TYPE", "form")],
+                "PIPE_WEBHOOK_CONTENT_TYPE",
+            ),
+            (vec![("PIPE_WEBHOOK_FORMAT", "svix")], "PIPE_WEBHOOK_FORMAT"),
+            (
+                vec![("PIPE_WEBHOOK_EVENTS", "Video Converted")],
+                "PIPE_WEBHOOK_EVENTS",
+            ),
+        ] {
+            let e = Config::load(None, env(&bad)).unwrap_err();
+            assert!(e.to_string().starts_with(setting), "{setting}: {e}");
+        }
     }
 
     #[test]

@@ -49,14 +49,14 @@ use pipe_api::Api;
 use pipe_api::files::{self, LinkSigner, ServedSink};
 use pipe_core::{
     ApiKeyStore, Catalog, EnvironmentId, EnvironmentSettings, EnvironmentStore, NewEnvironment,
-    SinkId, SinkKind, Spool, StorageSink, UrlOptions,
+    SinkId, SinkKind, Spool, StorageSink, UrlOptions, WireFormat,
 };
 use pipe_http::TokenSigner;
 use pipe_ingest::{Ingest, IngestConfig};
 use pipe_lifecycle::{Pipeline, PipelineConfig, SqliteCatalog};
 use pipe_storage::{EncryptedSink, LocalSpool, ObjectStoreSink};
 use pipe_transcode::FfmpegTranscoder;
-use pipe_webhook::{StandardWebhooks, WebhookEndpoint, WebhookNotifier};
+use pipe_webhook::{PipeSignature, StandardWebhooks, WebhookEndpoint, WebhookNotifier};
 use tokio::sync::watch;
 
 pub use config::{Config, ConfigError};
@@ -193,13 +193,25 @@ pub async fn serve(
 
     let mut notifier = WebhookNotifier::builder();
     if let Some(url) = &config.webhook_url {
-        let secret = match &config.webhook_secret {
-            Some(secret) => secret.clone(),
-            None => secrets::webhook_secret(data)?,
+        let endpoint = WebhookEndpoint::new(url.clone())
+            .with_format(config.webhook_format)
+            .with_encoding(config.webhook_encoding)
+            .with_events(config.webhook_events.clone());
+        let endpoint = match (config.webhook_format, &config.webhook_key) {
+            // What the hosted Pipe sends, signed only as Pipe signs.
+            (WireFormat::Pipe, Some(key)) => endpoint.with_signer(Arc::new(
+                PipeSignature::new(key).map_err(part("PIPE_WEBHOOK_KEY"))?,
+            )),
+            _ => {
+                let secret = match &config.webhook_secret {
+                    Some(secret) => secret.clone(),
+                    None => secrets::webhook_secret(data)?,
+                };
+                let signer = StandardWebhooks::new(&secret).map_err(part("PIPE_WEBHOOK_SECRET"))?;
+                endpoint.with_signer(Arc::new(signer))
+            }
         };
-        let signer = StandardWebhooks::new(&secret).map_err(part("PIPE_WEBHOOK_SECRET"))?;
-        notifier =
-            notifier.endpoint(WebhookEndpoint::new(url.clone()).with_signer(Arc::new(signer)));
+        notifier = notifier.endpoint(endpoint);
     }
     let notifier = Arc::new(notifier.build().map_err(part("webhooks"))?);
 

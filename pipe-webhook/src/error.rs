@@ -37,6 +37,9 @@ pub enum VerifyError {
     /// holds no signature of a version this verifier knows).
     #[error("no signature matches")]
     NoMatchingSignature,
+    /// A form-encoded request without exactly one `payload` field.
+    #[error("the form has no single `payload` field")]
+    NoPayloadField,
 }
 
 /// Why one endpoint did not accept a webhook.

@@ -3,9 +3,13 @@
 //! Pipe's events on the wire: signing them, delivering them to the operator's
 //! application, and verifying them on the receiving side.
 //!
-//! - **Body**: Pipe's envelope, `{"version":"1.0","event":"video_converted","data":{…}}`
-//!   ([`pipe_core::Envelope`]), so receivers written for the hosted Pipe parse it
-//!   unchanged.
+//! - **Body**: the envelope `{"version":"1.0","event":"video_converted","data":{…}}`
+//!   ([`pipe_core::Envelope`]) in the endpoint's wire format: `standard` (our documented
+//!   payload) or `pipe` (exactly what the hosted Pipe sends, so its receivers work
+//!   unchanged), as JSON or, for `pipe`, form-encoded (`payload=<json>`). Every event of
+//!   both formats, with an example body, is in `WEBHOOKS.md` next to this crate's
+//!   `Cargo.toml`. Each endpoint is subscribed to all events or some
+//!   ([`pipe_core::EventFilter`]).
 //! - **Signatures**, per endpoint, as many as the receiver wants:
 //!   - [`StandardWebhooks`]: the [Standard Webhooks](https://www.standardwebhooks.com/)
 //!     headers `webhook-id` (the event id, the same on every attempt),
@@ -16,7 +20,7 @@
 //!     URL followed by the body, for existing Pipe receivers.
 //! - **Verification for receivers**: [`Verifier`] (timestamp tolerance, constant-time
 //!   compare, several signatures for key rotation, unknown versions skipped) and
-//!   [`PipeSignature::verify`].
+//!   [`PipeSignature::verify_request`] (JSON or form-encoded).
 //! - **Delivery**: [`WebhookNotifier`] implements [`pipe_core::Notifier`]: one POST per
 //!   endpoint per attempt, with a timeout, never following redirects, and errors that say
 //!   whether a retry can help ([`pipe_core::Error::is_retryable`]).

@@ -5,7 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use pipe_core::{Event, Notifier, OutgoingWebhook, Timestamp};
+use pipe_core::{BodyEncoding, Event, Notifier, OutgoingWebhook, Timestamp, WireFormat};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 
 use crate::endpoint::host_of;
@@ -14,12 +14,14 @@ use crate::{DeliveryError, EndpointError, WebhookEndpoint};
 /// The `user-agent` of every request.
 const USER_AGENT: &str = concat!("pipe-webhook/", env!("CARGO_PKG_VERSION"));
 
-/// Delivers events to the operator's endpoints: the body is Pipe's envelope
-/// (`{"version":"1.0","event":…,"data":…}`, `content-type: application/json`), signed by
-/// each endpoint's signers with `webhook-id` = the event's id and the time of the attempt.
+/// Delivers events to the operator's endpoints: the body is the envelope
+/// (`{"version":"1.0","event":…,"data":…}`) in each endpoint's wire format and encoding,
+/// signed by each endpoint's signers with `webhook-id` = the event's id and the time of
+/// the attempt. Signers sign the JSON document (for a form-encoded request, the value of
+/// its `payload` field, as Pipe's signature does).
 ///
-/// Each [`deliver`](Notifier::deliver) is one attempt at every endpoint, concurrently.
-/// It is `Ok` when every endpoint answered 2xx, and when there are no endpoints at all.
+/// Each [`deliver`](Notifier::deliver) is one attempt at every endpoint subscribed to the
+/// event, concurrently. It is `Ok` when every one answered 2xx, and when there is none.
 /// Otherwise the error is a [`pipe_core::Error::Backend`] whose source is a
 /// [`DeliveryError`] naming each failing endpoint by host and status (never by full URL,
 /// never with a secret). It is retryable when any failure is: network errors, timeouts,
@@ -60,16 +62,19 @@ struct Target {
 }
 
 impl Target {
-    /// The signed headers of one request to this endpoint.
-    fn headers(&self, id: &str, timestamp: i64, body: &[u8]) -> pipe_core::Result<HeaderMap> {
+    /// The signed headers of one request to this endpoint, whose JSON document is `json`.
+    fn headers(&self, id: &str, timestamp: i64, json: &[u8]) -> pipe_core::Result<HeaderMap> {
         let request = OutgoingWebhook {
             id,
             timestamp,
             url: self.endpoint.url(),
-            body,
+            body: json,
         };
         let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static(self.endpoint.encoding().content_type()),
+        );
         for signer in self.endpoint.signers() {
             for (name, value) in signer.sign(&request) {
                 // A signer that makes an impossible header is a bug; say which header
@@ -162,15 +167,20 @@ fn describe(e: reqwest::Error) -> String {
 #[async_trait]
 impl Notifier for WebhookNotifier {
     async fn deliver(&self, event: &Event) -> pipe_core::Result<()> {
-        if self.targets.is_empty() {
+        let targets: Vec<&Target> = self
+            .targets
+            .iter()
+            .filter(|target| target.endpoint.wants(event))
+            .collect();
+        if targets.is_empty() {
             return Ok(());
         }
-        let body = event.envelope().to_bytes();
         let timestamp = Timestamp::now().as_secs();
-        let mut requests = Vec::with_capacity(self.targets.len());
-        for target in &self.targets {
-            let headers = target.headers(event.id.as_str(), timestamp, &body)?;
-            requests.push(self.post(target, headers, body.clone()));
+        let mut requests = Vec::with_capacity(targets.len());
+        for target in &targets {
+            let (body, json) = target.endpoint.body(event);
+            let headers = target.headers(event.id.as_str(), timestamp, &json)?;
+            requests.push(self.post(target, headers, body));
         }
         let failures: Vec<EndpointError> = futures::future::join_all(requests)
             .await
@@ -181,10 +191,10 @@ impl Notifier for WebhookNotifier {
             tracing::warn!(event = %event.id, name = %event.name, error = %failure, "webhook not accepted");
         }
         if failures.is_empty() {
-            tracing::debug!(event = %event.id, name = %event.name, endpoints = self.targets.len(), "webhook delivered");
+            tracing::debug!(event = %event.id, name = %event.name, endpoints = targets.len(), "webhook delivered");
             Ok(())
         } else {
-            Err(DeliveryError::new(failures, self.targets.len()).into())
+            Err(DeliveryError::new(failures, targets.len()).into())
         }
     }
 }
@@ -259,6 +269,13 @@ impl WebhookNotifierBuilder {
                 let url = reqwest::Url::parse(endpoint.url()).map_err(|e| invalid(&e))?;
                 if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
                     return Err(invalid(&"expected an http or https URL with a host"));
+                }
+                if endpoint.format() == WireFormat::Standard
+                    && endpoint.encoding() == BodyEncoding::Form
+                {
+                    return Err(invalid(
+                        &"form encoding is Pipe's: use it with the `pipe` format",
+                    ));
                 }
                 let host = host_of(&url);
                 Ok(Target {

@@ -82,6 +82,52 @@ impl PipeSignature {
     }
 }
 
+impl PipeSignature {
+    /// Verifies a whole request as Pipe sends it and returns its JSON document: for
+    /// `application/x-www-form-urlencoded`, the value of the one `payload` field (which is
+    /// what the signature covers); otherwise the body itself. `content_type` is the
+    /// request's `content-type` header, parameters allowed; `signature` its
+    /// `X-Pipe-Signature`.
+    ///
+    /// ```
+    /// use pipe_webhook::PipeSignature;
+    ///
+    /// let pipe = PipeSignature::new("9f8a1c2e4b7d6f3a")?;
+    /// let url = "https://example.com/hooks/pipe";
+    /// let json = br#"{"version":"1.0","event":"video_recorded","data":{"id":1}}"#;
+    /// let body = format!("payload={}", form_urlencoded::byte_serialize(json).collect::<String>());
+    /// let signature = pipe.signature(url, json);
+    /// let got = pipe.verify_request(url, "application/x-www-form-urlencoded", body.as_bytes(), &signature);
+    /// assert_eq!(got.as_deref(), Ok(&json[..]));
+    /// # Ok::<(), pipe_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`VerifyError::NoPayloadField`] for a form without exactly one `payload`,
+    /// [`VerifyError::NoMatchingSignature`] if the signature does not match.
+    pub fn verify_request(
+        &self,
+        url: &str,
+        content_type: &str,
+        body: &[u8],
+        signature: &str,
+    ) -> Result<Vec<u8>, VerifyError> {
+        let essence = content_type.split(';').next().unwrap_or("").trim();
+        let json = if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+            let mut payloads = form_urlencoded::parse(body).filter(|(name, _)| name == "payload");
+            match (payloads.next(), payloads.next()) {
+                (Some((_, value)), None) => value.into_owned().into_bytes(),
+                _ => return Err(VerifyError::NoPayloadField),
+            }
+        } else {
+            body.to_vec()
+        };
+        self.verify(url, &json, signature)?;
+        Ok(json)
+    }
+}
+
 impl Signer for PipeSignature {
     fn sign(&self, request: &OutgoingWebhook<'_>) -> Vec<(String, String)> {
         vec![(
@@ -148,6 +194,41 @@ mod tests {
         );
         assert_eq!(pipe.verify(URL, BODY, "not base64!"), refused);
         assert_eq!(pipe.verify(URL, BODY, ""), refused);
+    }
+
+    #[test]
+    fn form_requests_verify_over_the_payload_value() {
+        let pipe = PipeSignature::new(KEY).unwrap();
+        let form = format!(
+            "payload={}",
+            form_urlencoded::byte_serialize(BODY).collect::<String>()
+        );
+        let form_type = "application/x-www-form-urlencoded; charset=UTF-8";
+        assert_eq!(
+            pipe.verify_request(URL, form_type, form.as_bytes(), SIGNATURE),
+            Ok(BODY.to_vec())
+        );
+        assert_eq!(
+            pipe.verify_request(URL, "application/json", BODY, SIGNATURE),
+            Ok(BODY.to_vec())
+        );
+        // The signature covers the payload value, not the encoded body.
+        let over_body = pipe.signature(URL, form.as_bytes());
+        assert_eq!(
+            pipe.verify_request(URL, form_type, form.as_bytes(), &over_body),
+            Err(VerifyError::NoMatchingSignature)
+        );
+        for bad in [
+            "other=1".to_owned(),
+            format!("{form}&{form}"),
+            String::new(),
+        ] {
+            assert_eq!(
+                pipe.verify_request(URL, form_type, bad.as_bytes(), SIGNATURE),
+                Err(VerifyError::NoPayloadField),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::stream::{connect_to, receive, send_json, stream_recording, webm};
 use crate::util::{PipeServer, eventually};
 
 /// `pipe keys create …` against the server's data dir; returns the key it prints.
-async fn create_key(server: &PipeServer, args: &[&str]) -> String {
+pub(crate) async fn create_key(server: &PipeServer, args: &[&str]) -> String {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_pipe"))
         .args(["keys", "create"])
         .args(args)

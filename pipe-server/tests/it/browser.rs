@@ -6,6 +6,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::util::media::{codecs, duration, ffprobe, recognisable_media, top_level_boxes};
+use crate::util::pipe_receiver::PipeReceiver;
 use crate::util::{Driver, PipeServer, Proxy, WEBHOOK_SECRET, WebhookReceiver};
 
 const COPIED: &str = "video_copied_pipe_storage";
@@ -295,4 +296,68 @@ async fn the_recorder_stops_at_the_environments_longest_recording() {
         (1900.0..3500.0).contains(&recorded_ms),
         "recorded {recorded_ms} ms under a 2 s limit"
     );
+}
+
+/// An operator moving from the hosted Pipe changes only environment variables, and a
+/// receiver written for Pipe (form-encoded, `X-Pipe-Signature`, strict field types) accepts
+/// every event of a real browser recording, and downloads the MP4 with the link it got.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_written_for_pipe_accepts_every_event_of_a_browser_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = "pipe-webhook-key-0f9e8d";
+    let hooks = PipeReceiver::start(key).await;
+    let env = [
+        ("PIPE_WEBHOOK_URL", hooks.url.as_str()),
+        ("PIPE_WEBHOOK_FORMAT", "pipe"),
+        ("PIPE_WEBHOOK_KEY", key),
+        ("PIPE_WEBHOOK_CONTENT_TYPE", "form"),
+    ];
+    let server = PipeServer::start(dir.path(), &env).await;
+
+    let mut numbers = Vec::new();
+    for _ in 0..2 {
+        let done = Driver::record(&format!("{}/", server.url()), 3)
+            .done()
+            .await;
+        let name = done["recordingId"].as_str().unwrap().to_owned();
+        let events = crate::util::eventually(
+            Duration::from_secs(60),
+            "video_copied_pipe_s3",
+            async || {
+                let events = hooks.accepted(&name);
+                events
+                    .iter()
+                    .any(|a| a.event == "video_copied_pipe_s3")
+                    .then_some(events)
+            },
+        )
+        .await;
+        let names: Vec<&str> = events.iter().map(|a| a.event.as_str()).collect();
+        assert_eq!(
+            names,
+            ["video_recorded", "video_converted", "video_copied_pipe_s3"],
+            "for {name}"
+        );
+        let ids: Vec<u64> = events
+            .iter()
+            .map(|a| a.data["id"].as_u64().unwrap())
+            .collect();
+        assert!(ids.iter().all(|id| *id == ids[0]), "ids differ: {ids:?}");
+        numbers.push(ids[0]);
+        assert_eq!(events[0].data["type"], "webm");
+        assert_eq!(events[1].data["type"], "mp4");
+        let duration = events[1].data["duration"].as_f64().unwrap();
+        let recorded = done["durationMs"].as_f64().unwrap() / 1000.0;
+        assert!(
+            (duration - recorded).abs() <= 0.5,
+            "{duration} s vs {recorded} s"
+        );
+
+        let copied = &events[2].data;
+        let (status, content_type, mp4) = download(copied["url"].as_str().unwrap()).await;
+        assert_eq!((status.as_u16(), content_type.as_str()), (200, "video/mp4"));
+        assert_eq!(mp4.len() as u64, copied["size"].as_u64().unwrap());
+    }
+    assert!(numbers[1] > numbers[0], "numbers {numbers:?}");
+    assert!(hooks.refused().is_empty(), "refused: {:?}", hooks.refused());
 }

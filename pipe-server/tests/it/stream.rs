@@ -502,3 +502,63 @@ async fn a_second_server_on_the_same_data_dir_is_refused() {
         200
     );
 }
+
+/// `PIPE_WEBHOOK_EVENTS` subscribes the endpoint: subscribed to `video_converted`, it gets
+/// that event and none of the others, even once the recording is copied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_subscribed_to_video_converted_gets_only_that() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, hooks) =
+        server_with_hooks(dir.path(), &[("PIPE_WEBHOOK_EVENTS", "video_converted")]).await;
+    let key = crate::api::create_key(&server, &["--role", "viewer"]).await;
+    let good = webm(dir.path());
+    let good_id = stream_recording(&server, &good).await;
+    let failed_id = stream_recording(&server, &noise(64 << 10)).await;
+
+    let converted = hooks
+        .wait_for(&good_id, "video_converted", Duration::from_secs(60))
+        .await;
+    converted.verify(WEBHOOK_SECRET).unwrap();
+    let client = reqwest::Client::new();
+    for (id, state) in [(&good_id, "copied"), (&failed_id, "failed")] {
+        crate::util::eventually(Duration::from_secs(60), state, async || {
+            let recording: Value = client
+                .get(format!("{}/v1/recordings/{id}", server.url()))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (recording["state"] == state).then_some(())
+        })
+        .await;
+    }
+    // Every notification has been tried: what the endpoint got is all it will get.
+    crate::util::eventually(
+        Duration::from_secs(30),
+        "no notification left",
+        async || {
+            let metrics = client
+                .get(format!("{}/metrics", server.url()))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            let busy = metrics.lines().any(|line| {
+                line.starts_with("pipe_jobs{")
+                    && line.contains("kind=\"notify\"")
+                    && (line.contains("status=\"queued\"") || line.contains("status=\"running\""))
+                    && !line.ends_with(" 0")
+            });
+            (!busy).then_some(())
+        },
+    )
+    .await;
+    let events: Vec<String> = hooks.all().iter().map(|d| d.event().to_owned()).collect();
+    assert_eq!(events, ["video_converted"], "{events:?}");
+}

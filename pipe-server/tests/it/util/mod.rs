@@ -3,6 +3,7 @@
 
 pub mod browser;
 pub mod media;
+pub mod pipe_receiver;
 pub mod receiver;
 
 use std::net::SocketAddr;
