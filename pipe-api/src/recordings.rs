@@ -97,12 +97,15 @@ pub(crate) struct RecordingDetail {
 /// One step (a durable job) of a recording's way.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct StepView {
-    /// `probe`, `convert`, `copy`, `notify`, `cleanup`, …
+    /// `probe`, `convert`, `copy`, `notify`, `deliver`, `cleanup`, …
     step: &'static str,
     /// For `copy`: the sink.
     sink: Option<String>,
-    /// For `notify`: the event.
+    /// For `notify` and `deliver`: the event.
     event: Option<String>,
+    /// For `deliver`: the webhook endpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    endpoint: Option<String>,
     /// `queued`, `running`, `done` or `dead`.
     status: &'static str,
     /// Attempts made so far.
@@ -485,15 +488,19 @@ pub(crate) async fn link(
 }
 
 fn step(job: &JobRecord, with_errors: bool) -> StepView {
-    let (sink, event) = match &job.kind {
-        JobKind::Copy { sink, .. } => (Some(sink.to_string()), None),
-        JobKind::Notify { event } => (None, Some(event.name.to_string())),
-        _ => (None, None),
+    let (sink, event, endpoint) = match &job.kind {
+        JobKind::Copy { sink, .. } => (Some(sink.to_string()), None, None),
+        JobKind::Notify { event } => (None, Some(event.name.to_string()), None),
+        JobKind::Deliver { event, endpoint } => {
+            (None, Some(event.name.to_string()), Some(endpoint.clone()))
+        }
+        _ => (None, None, None),
     };
     StepView {
         step: job.kind.name(),
         sink,
         event,
+        endpoint,
         status: job.status.as_str(),
         attempts: job.attempts,
         last_error: job.last_error.clone().filter(|_| with_errors),

@@ -37,10 +37,20 @@ pub enum JobKind {
         /// Which sink.
         sink: SinkId,
     },
-    /// Deliver one event to the operator's endpoints.
+    /// Tell one event: one `deliver` job per endpoint subscribed to it (or, with a
+    /// notifier that names no endpoints, one delivery to all of them).
     Notify {
         /// The event, with the id it keeps across attempts.
         event: Event,
+    },
+    /// Deliver one event to one endpoint, so that an endpoint that is down never delays
+    /// another. Deliveries of one recording to one endpoint run in the order they were
+    /// enqueued ([`JobKind::sequence`]).
+    Deliver {
+        /// The event, with the id it keeps across attempts.
+        event: Event,
+        /// The endpoint's id, as the notifier names it.
+        endpoint: String,
     },
     /// Remove the spool entry and working files of a recording every sink holds.
     Cleanup {
@@ -55,13 +65,15 @@ pub enum JobKind {
 }
 
 impl JobKind {
-    /// The kind's name (`probe`, `convert`, `copy`, `notify`, `cleanup`, `erase`).
+    /// The kind's name (`probe`, `convert`, `copy`, `notify`, `deliver`, `cleanup`,
+    /// `erase`).
     pub fn name(&self) -> &'static str {
         match self {
             Self::Probe { .. } => "probe",
             Self::Convert { .. } => "convert",
             Self::Copy { .. } => "copy",
             Self::Notify { .. } => "notify",
+            Self::Deliver { .. } => "deliver",
             Self::Cleanup { .. } => "cleanup",
             Self::Erase { .. } => "erase",
         }
@@ -75,16 +87,34 @@ impl JobKind {
             | Self::Copy { recording, .. }
             | Self::Cleanup { recording }
             | Self::Erase { recording } => recording,
-            Self::Notify { event } => &event.recording,
+            Self::Notify { event } | Self::Deliver { event, .. } => &event.recording,
+        }
+    }
+
+    /// Jobs with the same sequence run one after another, in the order they were
+    /// enqueued: a catalog does not hand out a job while an older job of its sequence is
+    /// queued or running (even one waiting for a retry). Events of one recording are told
+    /// in order (`notify:<recording>`), and delivered to each endpoint in order
+    /// (`deliver:<recording>:<endpoint>`), so `video_recorded` reaches a receiver before
+    /// `video_converted` however often it had to be retried. Other kinds have none.
+    pub fn sequence(&self) -> Option<String> {
+        match self {
+            Self::Notify { event } => Some(format!("notify:{}", event.recording)),
+            Self::Deliver { event, endpoint } => {
+                Some(format!("deliver:{}:{endpoint}", event.recording))
+            }
+            _ => None,
         }
     }
 
     /// A key that is the same for the same logical step, so enqueueing it twice keeps
-    /// one job (`convert:<id>`, `copy:<id>:<sink>`, `notify:<event id>`, …).
+    /// one job (`convert:<id>`, `copy:<id>:<sink>`, `notify:<event id>`,
+    /// `deliver:<event id>:<endpoint>`, …).
     pub fn dedupe_key(&self) -> String {
         match self {
             Self::Copy { recording, sink } => format!("copy:{recording}:{sink}"),
             Self::Notify { event } => format!("notify:{}", event.id),
+            Self::Deliver { event, endpoint } => format!("deliver:{}:{endpoint}", event.id),
             other => format!("{}:{}", other.name(), other.recording()),
         }
     }

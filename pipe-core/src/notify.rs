@@ -164,10 +164,36 @@ pub trait Signer: Send + Sync + Debug + 'static {
 ///   retryable ([`crate::Error::is_retryable`]); answers that will not change are not.
 /// - `Ok` means every configured endpoint accepted the event (a 2xx answer), or that
 ///   there is no endpoint to tell.
+///
+/// A notifier that names its endpoints ([`Notifier::subscribers`]) has each event
+/// delivered to each endpoint by its own job ([`crate::JobKind::Deliver`]) through
+/// [`Notifier::deliver_to`]: retried, ordered and dead-lettered per endpoint.
 #[async_trait]
 pub trait Notifier: Send + Sync + Debug + 'static {
-    /// Delivers `event` once.
+    /// Delivers `event` once to every endpoint subscribed to it.
     async fn deliver(&self, event: &Event) -> Result<()>;
+
+    /// The ids of the endpoints subscribed to `event`. The default names none, and
+    /// events are then delivered with [`Notifier::deliver`].
+    fn subscribers(&self, event: &Event) -> Vec<String> {
+        let _ = event;
+        Vec::new()
+    }
+
+    /// Delivers `event` once to the endpoint `endpoint` (an id from
+    /// [`Notifier::subscribers`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Notifier::deliver`]; [`Error::NotFound`] (permanent) if no endpoint has that
+    /// id any more. The default is [`Error::NotSupported`].
+    async fn deliver_to(&self, event: &Event, endpoint: &str) -> Result<()> {
+        let _ = (event, endpoint);
+        Err(Error::NotSupported {
+            backend: "notifier",
+            operation: "delivery to one endpoint",
+        })
+    }
 }
 
 #[cfg(test)]

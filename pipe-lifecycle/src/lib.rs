@@ -28,7 +28,13 @@
 //!                     [+ state copied + cleanup, by the copy that completes the last sink]
 //! cleanup  ── delete <work>/<id>/, the staged files and the spool entry
 //!             (with no sink configured there is no cleanup: those are the only copies)
-//! notify   ── Notifier::deliver, once per attempt, same event id every attempt
+//! notify   ── commit: deliver(event, endpoint) for every endpoint Notifier::subscribers
+//!             names (a notifier naming none: Notifier::deliver here, once per attempt)
+//! deliver  ── Notifier::deliver_to, once per attempt, same event id every attempt; after
+//!             5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (svix's schedule) it is dead.
+//!             One recording's deliveries to one endpoint run in order (job sequences),
+//!             so a receiver gets video_recorded before video_converted, however long
+//!             it was down, and an endpoint that is down holds up no other
 //!
 //! deletion ── commit: deleting + queued jobs dead + erase   (e.g. DELETE /v1/recordings/{id})
 //! erase    ── wait for the recording's running jobs; delete every artifact key in every
@@ -50,7 +56,8 @@
 //! jitter); when a job gives up:
 //!
 //! - `probe` and `convert` fail the recording (`video_failed` tells the operator why);
-//! - `copy`, `notify`, `cleanup` and `erase` are dead-lettered with the reason, visible through
+//! - `copy`, `notify`, `deliver` and `cleanup` are dead-lettered with the reason (`erase`
+//!   never gives up), visible through
 //!   [`Catalog::jobs`](pipe_core::Catalog::jobs).
 //!
 //! The pipeline knows its parts only by their `pipe-core` traits; it never names a
@@ -108,4 +115,4 @@ mod retry;
 #[cfg_attr(docsrs, doc(cfg(feature = "catalog-sqlite")))]
 pub use catalog::SqliteCatalog;
 pub use pipeline::{Pipeline, PipelineConfig};
-pub use retry::RetryPolicy;
+pub use retry::{DELIVERY_SCHEDULE, RetryPolicy};

@@ -23,7 +23,7 @@ pub(crate) fn job_ran(kind: &JobKind, ok: bool, took: Duration) {
     metrics::histogram!(JOB_SECONDS, "kind" => kind.name(), "outcome" => outcome)
         .record(took.as_secs_f64());
     match kind {
-        JobKind::Notify { .. } => {
+        JobKind::Deliver { .. } => {
             let outcome = if ok { "delivered" } else { "failed" };
             metrics::counter!(WEBHOOK_DELIVERIES, "outcome" => outcome).increment(1);
         }

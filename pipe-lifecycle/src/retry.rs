@@ -26,7 +26,21 @@ pub struct RetryPolicy {
     cap: Duration,
     max_attempts: u32,
     notify_max_attempts: u32,
+    delivery_schedule: Vec<Duration>,
 }
+
+/// The waits between the attempts of one delivery to one endpoint, as svix spaces them:
+/// the first attempt at once, then after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h —
+/// eight attempts over about 27.5 hours, which rides out a receiver down for a day.
+pub const DELIVERY_SCHEDULE: [Duration; 7] = [
+    Duration::from_secs(5),
+    Duration::from_secs(5 * 60),
+    Duration::from_secs(30 * 60),
+    Duration::from_secs(2 * 3600),
+    Duration::from_secs(5 * 3600),
+    Duration::from_secs(10 * 3600),
+    Duration::from_secs(10 * 3600),
+];
 
 impl Default for RetryPolicy {
     /// Base 1 s, factor 2, cap 10 min, 12 attempts for every kind: a temporary failure
@@ -39,6 +53,7 @@ impl Default for RetryPolicy {
             cap: Duration::from_secs(600),
             max_attempts: 12,
             notify_max_attempts: 12,
+            delivery_schedule: DELIVERY_SCHEDULE.to_vec(),
         }
     }
 }
@@ -80,11 +95,38 @@ impl RetryPolicy {
         self
     }
 
+    /// Waits `schedule[n - 1]` after the `n`-th failed delivery to one endpoint, and gives
+    /// up after `schedule.len() + 1` attempts ([`DELIVERY_SCHEDULE`] unless set).
+    #[must_use]
+    pub fn with_delivery_schedule(mut self, schedule: impl Into<Vec<Duration>>) -> Self {
+        self.delivery_schedule = schedule.into();
+        self
+    }
+
     /// How many attempts a job of `kind` gets.
     pub fn max_attempts(&self, kind: &JobKind) -> u32 {
         match kind {
             JobKind::Notify { .. } => self.notify_max_attempts,
+            JobKind::Deliver { .. } => {
+                u32::try_from(self.delivery_schedule.len() + 1).unwrap_or(u32::MAX)
+            }
             _ => self.max_attempts,
+        }
+    }
+
+    /// How long to wait after failed attempt `attempt` (1 for the first) of a job of
+    /// `kind`: the delivery schedule for deliveries, else [`RetryPolicy::backoff`].
+    pub fn wait(&self, kind: &JobKind, attempt: u32) -> Duration {
+        match kind {
+            JobKind::Deliver { .. } => {
+                let n = usize::try_from(attempt.saturating_sub(1)).unwrap_or(usize::MAX);
+                self.delivery_schedule
+                    .get(n)
+                    .or(self.delivery_schedule.last())
+                    .copied()
+                    .unwrap_or_default()
+            }
+            _ => self.backoff(attempt),
         }
     }
 
@@ -167,6 +209,26 @@ mod tests {
     }
 
     #[test]
+    fn deliveries_follow_the_schedule() {
+        let policy = RetryPolicy::default();
+        let deliver = JobKind::Deliver {
+            event: Event::new(
+                "video_recorded",
+                RecordingId::generate(),
+                serde_json::json!({}),
+            ),
+            endpoint: "a".into(),
+        };
+        let waits: Vec<u64> = (1..=7)
+            .map(|n| policy.wait(&deliver, n).as_secs())
+            .collect();
+        assert_eq!(waits, [5, 300, 1800, 7200, 18_000, 36_000, 36_000]);
+        let fast = RetryPolicy::default().with_delivery_schedule([Duration::from_millis(10)]);
+        assert_eq!(fast.max_attempts(&deliver), 2);
+        assert_eq!(fast.wait(&deliver, 5), Duration::from_millis(10));
+    }
+
+    #[test]
     fn jitter_spreads() {
         let policy = RetryPolicy::default();
         let samples: std::collections::HashSet<_> = (0..20).map(|_| policy.backoff(8)).collect();
@@ -202,6 +264,19 @@ mod tests {
             detail: "sha256".into(),
         };
         assert!(policy.should_retry(&copy, &mismatch, 1));
+        let deliver = JobKind::Deliver {
+            event: Event::new(
+                "video_recorded",
+                RecordingId::generate(),
+                serde_json::json!({}),
+            ),
+            endpoint: "a".into(),
+        };
+        assert!(policy.should_retry(&deliver, &busy, 7));
+        assert!(
+            !policy.should_retry(&deliver, &busy, 8),
+            "more than eight attempts"
+        );
         assert!(!policy.should_retry(
             &convert,
             &Error::Media {

@@ -29,6 +29,7 @@ use pipe_core::{BodyEncoding, Event, EventFilter, Signer, WireFormat};
 /// ```
 #[derive(Clone)]
 pub struct WebhookEndpoint {
+    id: Option<String>,
     url: String,
     signers: Vec<Arc<dyn Signer>>,
     format: WireFormat,
@@ -41,12 +42,27 @@ impl WebhookEndpoint {
     /// event in the standard format as JSON.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
+            id: None,
             url: url.into(),
             signers: Vec::new(),
             format: WireFormat::default(),
             encoding: BodyEncoding::default(),
             events: EventFilter::default(),
         }
+    }
+
+    /// Names the endpoint. Deliveries are queued per endpoint id, so an id must stay the
+    /// same across restarts for queued deliveries to find their endpoint again. Unnamed
+    /// endpoints are `endpoint-1`, `endpoint-2`, … in the order given to the builder.
+    #[must_use]
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// The id, if one was given.
+    pub fn id(&self) -> Option<&str> {
+        self.id.as_deref()
     }
 
     /// Speaks `format`.
@@ -130,6 +146,7 @@ impl fmt::Debug for WebhookEndpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let host = reqwest::Url::parse(&self.url).ok().map(|url| host_of(&url));
         f.debug_struct("WebhookEndpoint")
+            .field("id", &self.id)
             .field("host", &host.as_deref().unwrap_or("<not a URL>"))
             .field("signers", &self.signers)
             .field("format", &self.format)

@@ -61,8 +61,10 @@
 //!
 //! ## What it does not do (yet)
 //!
-//! - **Retry on a schedule.** `deliver` makes one attempt; the job system in
-//!   `pipe-lifecycle` retries with backoff, presenting the same event (same id).
+//! - **Retry on a schedule.** `deliver` and `deliver_to` make one attempt; the job system
+//!   in `pipe-lifecycle` runs one delivery job per endpoint and event
+//!   ([`Notifier::subscribers`](pipe_core::Notifier::subscribers) names the endpoints) and
+//!   retries it on svix's schedule, presenting the same event (same id).
 //! - **SSRF-safe address filtering.** Endpoint URLs are only checked to be `http(s)` with
 //!   a host; refusing loopback, private and link-local addresses (after DNS resolution)
 //!   is a later step. Until then, only operators should configure endpoints.

@@ -53,9 +53,10 @@ pub struct WebhookNotifier {
     timeout: Duration,
 }
 
-/// An endpoint with its URL parsed once.
+/// An endpoint with its id and its URL parsed once.
 #[derive(Clone)]
 struct Target {
+    id: String,
     endpoint: WebhookEndpoint,
     url: reqwest::Url,
     host: String,
@@ -164,8 +165,48 @@ fn describe(e: reqwest::Error) -> String {
     text
 }
 
+impl WebhookNotifier {
+    /// One signed POST of `event` to `target`.
+    async fn attempt(
+        &self,
+        target: &Target,
+        event: &Event,
+    ) -> pipe_core::Result<Result<(), EndpointError>> {
+        let (body, json) = target.endpoint.body(event);
+        let timestamp = Timestamp::now().as_secs();
+        let headers = target.headers(event.id.as_str(), timestamp, &json)?;
+        Ok(self.post(target, headers, body).await)
+    }
+}
+
 #[async_trait]
 impl Notifier for WebhookNotifier {
+    fn subscribers(&self, event: &Event) -> Vec<String> {
+        self.targets
+            .iter()
+            .filter(|target| target.endpoint.wants(event))
+            .map(|target| target.id.clone())
+            .collect()
+    }
+
+    async fn deliver_to(&self, event: &Event, endpoint: &str) -> pipe_core::Result<()> {
+        let Some(target) = self.targets.iter().find(|t| t.id == endpoint) else {
+            return Err(pipe_core::Error::not_found(format_args!(
+                "webhook endpoint {endpoint:?}"
+            )));
+        };
+        match self.attempt(target, event).await? {
+            Ok(()) => {
+                tracing::debug!(event = %event.id, name = %event.name, endpoint, "webhook delivered");
+                Ok(())
+            }
+            Err(failure) => {
+                tracing::warn!(event = %event.id, name = %event.name, endpoint, error = %failure, "webhook not accepted");
+                Err(DeliveryError::new(vec![failure], 1).into())
+            }
+        }
+    }
+
     async fn deliver(&self, event: &Event) -> pipe_core::Result<()> {
         let targets: Vec<&Target> = self
             .targets
@@ -175,18 +216,13 @@ impl Notifier for WebhookNotifier {
         if targets.is_empty() {
             return Ok(());
         }
-        let timestamp = Timestamp::now().as_secs();
-        let mut requests = Vec::with_capacity(targets.len());
-        for target in &targets {
-            let (body, json) = target.endpoint.body(event);
-            let headers = target.headers(event.id.as_str(), timestamp, &json)?;
-            requests.push(self.post(target, headers, body));
+        let attempts = targets.iter().map(|target| self.attempt(target, event));
+        let mut failures = Vec::new();
+        for outcome in futures::future::join_all(attempts).await {
+            if let Err(failure) = outcome? {
+                failures.push(failure);
+            }
         }
-        let failures: Vec<EndpointError> = futures::future::join_all(requests)
-            .await
-            .into_iter()
-            .filter_map(Result::err)
-            .collect();
         for failure in &failures {
             tracing::warn!(event = %event.id, name = %event.name, error = %failure, "webhook not accepted");
         }
@@ -278,13 +314,24 @@ impl WebhookNotifierBuilder {
                     ));
                 }
                 let host = host_of(&url);
+                let id = endpoint
+                    .id()
+                    .map_or_else(|| format!("endpoint-{}", i + 1), str::to_owned);
                 Ok(Target {
+                    id,
                     endpoint,
                     url,
                     host,
                 })
             })
             .collect::<pipe_core::Result<Vec<_>>>()?;
+        let mut ids = std::collections::BTreeSet::new();
+        if let Some(twice) = targets.iter().find(|t| !ids.insert(t.id.as_str())) {
+            return Err(pipe_core::Error::invalid(
+                "webhook endpoint id",
+                format!("{:?} is given to two endpoints", twice.id),
+            ));
+        }
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)

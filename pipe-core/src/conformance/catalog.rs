@@ -51,6 +51,7 @@ pub async fn run_all(c: &dyn Catalog) {
     jobs_filter(c).await;
     deletion_stops_every_step_and_purge_removes_everything(c).await;
     numbers_are_unique_increasing_and_never_reused(c).await;
+    a_sequence_runs_in_order_and_other_sequences_pass_it(c).await;
 }
 
 /// `create_recording` starts in `receiving` with what the client said; `recording` finds
@@ -1367,6 +1368,71 @@ pub async fn numbers_are_unique_increasing_and_never_reused(c: &dyn Catalog) {
         third.number,
         second.number
     );
+}
+
+/// Jobs of one [`JobKind::sequence`] are claimed one after another in the order they were
+/// enqueued, even when the older waits for a retry; a job of another sequence is not held
+/// up by them.
+pub async fn a_sequence_runs_in_order_and_other_sequences_pass_it(c: &dyn Catalog) {
+    let id = create(c).await.id;
+    let window = Window::new();
+    let deliver = |name: &str, endpoint: &str| {
+        NewJob::new(JobKind::Deliver {
+            event: Event::new(name, id.clone(), serde_json::json!({})),
+            endpoint: endpoint.to_owned(),
+        })
+        .at(window.at(0))
+    };
+    c.commit(
+        Change::new(id.clone())
+            .enqueue(deliver("video_recorded", "a"))
+            .enqueue(deliver("video_converted", "a"))
+            .enqueue(deliver("video_recorded", "b")),
+    )
+    .await
+    .expect("sequence: commit failed");
+    let name = |job: &Job| match &job.kind {
+        JobKind::Deliver { event, endpoint } => format!("{}@{endpoint}", event.name),
+        other => format!("{other:?}"),
+    };
+    let first = claim_own(c, &id, window.at(0)).await;
+    assert_eq!(
+        name(&first),
+        "video_recorded@a",
+        "sequence: not the oldest first"
+    );
+    c.retry_job(&first.lease, "endpoint down", window.at(50))
+        .await
+        .expect("sequence: retry failed");
+    let other = claim_own(c, &id, window.at(1)).await;
+    assert_eq!(
+        name(&other),
+        "video_recorded@b",
+        "sequence: a job passed the older job of its sequence that waits for a retry"
+    );
+    assert_no_own_claim(
+        c,
+        &id,
+        window.at(1),
+        "sequence: a job was claimed while an older one of its sequence waits",
+    )
+    .await;
+    let again = claim_own(c, &id, window.at(50)).await;
+    assert_eq!(name(&again), "video_recorded@a");
+    c.commit(Change::new(id.clone()).complete(again.lease))
+        .await
+        .expect("sequence: complete failed");
+    let next = claim_own(c, &id, window.at(50)).await;
+    assert_eq!(
+        name(&next),
+        "video_converted@a",
+        "sequence: the next job of the sequence is not free once the older is done"
+    );
+    for job in [other, next] {
+        c.commit(Change::new(id.clone()).complete(job.lease))
+            .await
+            .expect("sequence: complete failed");
+    }
 }
 
 // ---- helpers -------------------------------------------------------------------------

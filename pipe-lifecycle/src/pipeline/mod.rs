@@ -142,6 +142,7 @@ impl Pipeline {
                 JobKind::Convert { recording } => self.convert(&job, recording).await,
                 JobKind::Copy { recording, sink } => self.copy(&job, recording, sink).await,
                 JobKind::Notify { event } => self.notify(&job, event).await,
+                JobKind::Deliver { event, endpoint } => self.deliver(&job, event, endpoint).await,
                 JobKind::Cleanup { recording } => self.cleanup(&job, recording).await,
                 JobKind::Erase { recording } => self.erase(&job, recording).await,
                 other => Err(Error::invalid(
@@ -197,7 +198,7 @@ impl Pipeline {
         let catalog = &self.config.catalog;
         let retry = &self.config.retry;
         if retry.should_retry(&job.kind, error, job.attempt) {
-            let delay = retry.backoff(job.attempt);
+            let delay = retry.wait(&job.kind, job.attempt);
             info!(error = %error, retry_in = ?delay, "job failed; will retry");
             return catalog
                 .retry_job(&job.lease, &error.to_string(), Timestamp::now().plus(delay))

@@ -3,6 +3,7 @@
 
 mod api_keys;
 mod catalog;
+mod delivery;
 mod environments;
 mod pipeline;
 mod util;

@@ -35,6 +35,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "numbers",
         include_str!("../../../migrations/0004_numbers.sql"),
     ),
+    (
+        5,
+        "job sequences",
+        include_str!("../../../migrations/0005_job_sequences.sql"),
+    ),
 ];
 
 /// The migrations compiled into this binary, as a [`MigrationSource`].

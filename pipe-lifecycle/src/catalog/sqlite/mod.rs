@@ -296,8 +296,8 @@ impl Catalog for SqliteCatalog {
         for job in &change.enqueue {
             let payload = serde_json::to_string(&job.kind).map_err(|e| Error::invalid("job", e))?;
             sqlx::query(
-                "INSERT INTO jobs (kind, recording, payload, dedupe_key, status, attempts, run_at, created, updated) \
-                 VALUES (?1, ?2, ?3, ?4, 'queued', 0, ?5, ?6, ?6) \
+                "INSERT INTO jobs (kind, recording, payload, dedupe_key, status, attempts, run_at, created, updated, sequence) \
+                 VALUES (?1, ?2, ?3, ?4, 'queued', 0, ?5, ?6, ?6, ?7) \
                  ON CONFLICT (dedupe_key) DO NOTHING",
             )
             .bind(job.kind.name())
@@ -306,6 +306,7 @@ impl Catalog for SqliteCatalog {
             .bind(job.kind.dedupe_key())
             .bind(job.run_at.map_or(now, Timestamp::as_millis))
             .bind(now)
+            .bind(job.kind.sequence())
             .execute(&mut *tx)
             .await
             .map_err(from_sqlx)?;
@@ -362,13 +363,18 @@ impl Catalog for SqliteCatalog {
         .execute(&self.pool)
         .await
         .map_err(from_sqlx)?;
-        // One statement: the choice and the claim are one atomic write.
+        // One statement: the choice and the claim are one atomic write. A queued job waits
+        // while an older job of its sequence is queued or running.
         let row = sqlx::query(
             "UPDATE jobs SET status = 'running', attempts = attempts + 1, \
                lease_token = ?1, lease_expires = ?2, updated = ?3 \
              WHERE id = ( \
                SELECT id FROM ( \
-                 SELECT id, run_at FROM jobs WHERE status = 'queued' AND run_at <= ?3 \
+                 SELECT id, run_at FROM jobs AS j WHERE status = 'queued' AND run_at <= ?3 \
+                   AND (sequence IS NULL OR NOT EXISTS ( \
+                     SELECT 1 FROM jobs AS older \
+                     WHERE older.sequence = j.sequence AND older.id < j.id \
+                       AND older.status IN ('queued', 'running'))) \
                  UNION ALL \
                  SELECT id, run_at FROM jobs WHERE status = 'running' AND lease_expires <= ?3 \
                ) ORDER BY run_at, id LIMIT 1) \
