@@ -104,6 +104,36 @@ impl Error {
         }
     }
 
+    /// A temporary backend failure whose cause said when to try again (an HTTP
+    /// `Retry-After`); retry machinery waits at least `after` ([`Error::retry_after`]).
+    pub fn temporary_after(
+        backend: &'static str,
+        source: impl Into<Source>,
+        after: std::time::Duration,
+    ) -> Self {
+        Self::Backend {
+            backend,
+            retryable: true,
+            source: Box::new(RetryAfter {
+                after,
+                source: source.into(),
+            }),
+        }
+    }
+
+    /// How long the failed call asked to be left alone, if it said
+    /// ([`Error::temporary_after`]).
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::Backend {
+                retryable: true,
+                source,
+                ..
+            } => source.downcast_ref::<RetryAfter>().map(|r| r.after),
+            _ => None,
+        }
+    }
+
     /// A permanent backend failure: retrying will not help.
     pub fn permanent(backend: &'static str, source: impl Into<Source>) -> Self {
         Self::Backend {
@@ -149,5 +179,45 @@ impl From<std::io::Error> for Error {
             },
             _ => Self::temporary("io", e),
         }
+    }
+}
+
+/// The source of an [`Error::temporary_after`]: the failure, and when to try again. It
+/// reads as the failure itself.
+#[derive(Debug)]
+struct RetryAfter {
+    after: std::time::Duration,
+    source: Source,
+}
+
+impl fmt::Display for RetryAfter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.source.fmt(f)
+    }
+}
+
+impl std::error::Error for RetryAfter {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.source()
+    }
+}
+
+#[cfg(test)]
+mod retry_after_tests {
+    use std::time::Duration;
+
+    use super::Error;
+
+    #[test]
+    fn a_retry_after_is_kept_and_the_error_reads_as_its_cause() {
+        let e = Error::temporary_after(
+            "webhook",
+            "hooks.example answered 503",
+            Duration::from_secs(120),
+        );
+        assert!(e.is_retryable());
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(120)));
+        assert_eq!(e.to_string(), "webhook: hooks.example answered 503");
+        assert_eq!(Error::temporary("webhook", "503").retry_after(), None);
     }
 }

@@ -29,6 +29,9 @@ pub struct RetryPolicy {
     delivery_schedule: Vec<Duration>,
 }
 
+/// The longest wait a failure may ask for: a receiver asking for more is retried anyway.
+const MAX_ASKED_WAIT: Duration = Duration::from_secs(24 * 3600);
+
 /// The waits between the attempts of one delivery to one endpoint, as svix spaces them:
 /// the first attempt at once, then after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h —
 /// eight attempts over about 27.5 hours, which rides out a receiver down for a day.
@@ -115,8 +118,17 @@ impl RetryPolicy {
     }
 
     /// How long to wait after failed attempt `attempt` (1 for the first) of a job of
-    /// `kind`: the delivery schedule for deliveries, else [`RetryPolicy::backoff`].
-    pub fn wait(&self, kind: &JobKind, attempt: u32) -> Duration {
+    /// `kind`: the delivery schedule for deliveries, else [`RetryPolicy::backoff`]; longer
+    /// if the failure asked for a longer wait (`asked`, an HTTP `Retry-After`), up to a day.
+    pub fn wait(&self, kind: &JobKind, attempt: u32, asked: Option<Duration>) -> Duration {
+        let planned = self.planned(kind, attempt);
+        match asked {
+            Some(asked) => planned.max(asked.min(MAX_ASKED_WAIT)),
+            None => planned,
+        }
+    }
+
+    fn planned(&self, kind: &JobKind, attempt: u32) -> Duration {
         match kind {
             JobKind::Deliver { .. } => {
                 let n = usize::try_from(attempt.saturating_sub(1)).unwrap_or(usize::MAX);
@@ -220,12 +232,20 @@ mod tests {
             endpoint: "a".into(),
         };
         let waits: Vec<u64> = (1..=7)
-            .map(|n| policy.wait(&deliver, n).as_secs())
+            .map(|n| policy.wait(&deliver, n, None).as_secs())
             .collect();
         assert_eq!(waits, [5, 300, 1800, 7200, 18_000, 36_000, 36_000]);
         let fast = RetryPolicy::default().with_delivery_schedule([Duration::from_millis(10)]);
         assert_eq!(fast.max_attempts(&deliver), 2);
-        assert_eq!(fast.wait(&deliver, 5), Duration::from_millis(10));
+        assert_eq!(fast.wait(&deliver, 5, None), Duration::from_millis(10));
+        // Retry-After: a longer wait is honoured, a shorter one does not hurry the schedule,
+        // and no receiver parks a delivery for more than a day.
+        let secs = |asked: u64| {
+            policy
+                .wait(&deliver, 1, Some(Duration::from_secs(asked)))
+                .as_secs()
+        };
+        assert_eq!((secs(120), secs(1), secs(10 * 86_400)), (120, 5, 86_400));
     }
 
     #[test]

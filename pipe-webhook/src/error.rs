@@ -118,6 +118,7 @@ impl EndpointError {
 pub struct DeliveryError {
     failures: Vec<EndpointError>,
     endpoints: usize,
+    retry_after: Option<Duration>,
 }
 
 impl DeliveryError {
@@ -126,7 +127,20 @@ impl DeliveryError {
         Self {
             failures,
             endpoints,
+            retry_after: None,
         }
+    }
+
+    /// The same failure, with the wait the endpoint asked for (`Retry-After`).
+    pub(crate) fn with_retry_after(mut self, after: Option<Duration>) -> Self {
+        self.retry_after = after;
+        self
+    }
+
+    /// How long the endpoint asked to be left alone (its `Retry-After`, in seconds), if
+    /// it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
     }
 
     /// The endpoints that did not accept the event, and why.
@@ -167,7 +181,9 @@ impl std::error::Error for DeliveryError {}
 
 impl From<DeliveryError> for pipe_core::Error {
     fn from(e: DeliveryError) -> Self {
-        if e.is_retryable() {
+        if let (true, Some(after)) = (e.is_retryable(), e.retry_after) {
+            pipe_core::Error::temporary_after("webhook", e, after)
+        } else if e.is_retryable() {
             pipe_core::Error::temporary("webhook", e)
         } else {
             pipe_core::Error::permanent("webhook", e)

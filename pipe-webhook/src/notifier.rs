@@ -107,13 +107,14 @@ impl WebhookNotifier {
         self.targets.iter().map(|target| &target.endpoint)
     }
 
-    /// One POST to `target`.
+    /// One POST to `target`. A refusal comes with the wait the endpoint asked for, if its
+    /// answer had a `Retry-After` in seconds (an HTTP-date is not read).
     async fn post(
         &self,
         target: &Target,
         headers: HeaderMap,
         body: Vec<u8>,
-    ) -> Result<(), EndpointError> {
+    ) -> Result<(), (EndpointError, Option<Duration>)> {
         let host = || target.host.clone();
         let response = self
             .client
@@ -123,7 +124,7 @@ impl WebhookNotifier {
             .send()
             .await
             .map_err(|e| {
-                if e.is_timeout() {
+                let error = if e.is_timeout() {
                     EndpointError::Timeout {
                         host: host(),
                         timeout: self.timeout,
@@ -133,22 +134,31 @@ impl WebhookNotifier {
                         host: host(),
                         detail: describe(e),
                     }
-                }
+                };
+                (error, None)
             })?;
         let status = response.status();
         if status.is_success() {
-            Ok(())
-        } else if status.is_redirection() {
-            Err(EndpointError::Redirect {
-                host: host(),
-                status: status.as_u16(),
-            })
-        } else {
-            Err(EndpointError::Status {
-                host: host(),
-                status: status.as_u16(),
-            })
+            return Ok(());
         }
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let error = if status.is_redirection() {
+            EndpointError::Redirect {
+                host: host(),
+                status: status.as_u16(),
+            }
+        } else {
+            EndpointError::Status {
+                host: host(),
+                status: status.as_u16(),
+            }
+        };
+        Err((error, retry_after))
     }
 }
 
@@ -171,7 +181,7 @@ impl WebhookNotifier {
         &self,
         target: &Target,
         event: &Event,
-    ) -> pipe_core::Result<Result<(), EndpointError>> {
+    ) -> pipe_core::Result<Result<(), (EndpointError, Option<Duration>)>> {
         let (body, json) = target.endpoint.body(event);
         let timestamp = Timestamp::now().as_secs();
         let headers = target.headers(event.id.as_str(), timestamp, &json)?;
@@ -200,9 +210,11 @@ impl Notifier for WebhookNotifier {
                 tracing::debug!(event = %event.id, name = %event.name, endpoint, "webhook delivered");
                 Ok(())
             }
-            Err(failure) => {
+            Err((failure, retry_after)) => {
                 tracing::warn!(event = %event.id, name = %event.name, endpoint, error = %failure, "webhook not accepted");
-                Err(DeliveryError::new(vec![failure], 1).into())
+                Err(DeliveryError::new(vec![failure], 1)
+                    .with_retry_after(retry_after)
+                    .into())
             }
         }
     }
@@ -219,7 +231,7 @@ impl Notifier for WebhookNotifier {
         let attempts = targets.iter().map(|target| self.attempt(target, event));
         let mut failures = Vec::new();
         for outcome in futures::future::join_all(attempts).await {
-            if let Err(failure) = outcome? {
+            if let Err((failure, _)) = outcome? {
                 failures.push(failure);
             }
         }

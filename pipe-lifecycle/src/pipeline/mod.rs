@@ -198,7 +198,7 @@ impl Pipeline {
         let catalog = &self.config.catalog;
         let retry = &self.config.retry;
         if retry.should_retry(&job.kind, error, job.attempt) {
-            let delay = retry.wait(&job.kind, job.attempt);
+            let delay = retry.wait(&job.kind, job.attempt, error.retry_after());
             info!(error = %error, retry_in = ?delay, "job failed; will retry");
             return catalog
                 .retry_job(&job.lease, &error.to_string(), Timestamp::now().plus(delay))

@@ -214,6 +214,22 @@ async fn a_redirect_is_not_followed_and_is_permanent() {
 }
 
 #[tokio::test]
+async fn an_endpoints_retry_after_is_carried_to_the_retry_machinery() {
+    let receiver = Receiver::start().await;
+    let notifier = notifier([receiver.url("/busy"), receiver.url("/status/503")]);
+    let event = event();
+    assert_eq!(notifier.subscribers(&event), ["endpoint-1", "endpoint-2"]);
+    let busy = notifier.deliver_to(&event, "endpoint-1").await.unwrap_err();
+    assert!(busy.is_retryable(), "{busy}");
+    assert_eq!(busy.retry_after(), Some(Duration::from_secs(120)));
+    assert!(busy.to_string().contains("503"), "{busy}");
+    let plain = notifier.deliver_to(&event, "endpoint-2").await.unwrap_err();
+    assert_eq!(plain.retry_after(), None);
+    let gone = notifier.deliver_to(&event, "endpoint-3").await.unwrap_err();
+    assert!(gone.is_not_found() && !gone.is_retryable(), "{gone}");
+}
+
+#[tokio::test]
 async fn a_closed_port_is_retryable() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();

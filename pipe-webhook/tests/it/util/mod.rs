@@ -3,6 +3,7 @@
 //! - `/status/{code}`: answers `code`;
 //! - `/redirect`: answers `302 Found` to `/landed`;
 //! - `/slow`: answers 200 after 5 s;
+//! - `/busy`: answers `503` with `Retry-After: 120`;
 //! - anything else: `200 OK`.
 
 use std::sync::{Arc, Mutex};
@@ -105,6 +106,11 @@ async fn record(
     }
     match path.as_str() {
         "/redirect" => (StatusCode::FOUND, [(header::LOCATION, "/landed")]).into_response(),
+        "/busy" => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "120")],
+        )
+            .into_response(),
         "/slow" => {
             tokio::time::sleep(Duration::from_secs(5)).await;
             StatusCode::OK.into_response()
