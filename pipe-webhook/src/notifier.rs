@@ -176,15 +176,21 @@ fn describe(e: reqwest::Error) -> String {
 }
 
 impl WebhookNotifier {
+    /// The signed headers and the body of `event` for `target`, signed now.
+    fn request(target: &Target, event: &Event) -> pipe_core::Result<(HeaderMap, Vec<u8>)> {
+        let (body, json) = target.endpoint.body(event);
+        let timestamp = Timestamp::now().as_secs();
+        let headers = target.headers(event.id.as_str(), timestamp, &json)?;
+        Ok((headers, body))
+    }
+
     /// One signed POST of `event` to `target`.
     async fn attempt(
         &self,
         target: &Target,
         event: &Event,
     ) -> pipe_core::Result<Result<(), (EndpointError, Option<Duration>)>> {
-        let (body, json) = target.endpoint.body(event);
-        let timestamp = Timestamp::now().as_secs();
-        let headers = target.headers(event.id.as_str(), timestamp, &json)?;
+        let (headers, body) = Self::request(target, event)?;
         Ok(self.post(target, headers, body).await)
     }
 }
@@ -228,13 +234,20 @@ impl Notifier for WebhookNotifier {
         if targets.is_empty() {
             return Ok(());
         }
-        let attempts = targets.iter().map(|target| self.attempt(target, event));
-        let mut failures = Vec::new();
-        for outcome in futures::future::join_all(attempts).await {
-            if let Err((failure, _)) = outcome? {
-                failures.push(failure);
-            }
-        }
+        // Every request is signed before any is sent: a signer that cannot sign fails the
+        // delivery without telling some endpoints and not others.
+        let requests = targets
+            .iter()
+            .map(|target| Ok((*target, Self::request(target, event)?)))
+            .collect::<pipe_core::Result<Vec<_>>>()?;
+        let posts = requests
+            .into_iter()
+            .map(|(target, (headers, body))| self.post(target, headers, body));
+        let failures: Vec<EndpointError> = futures::future::join_all(posts)
+            .await
+            .into_iter()
+            .filter_map(|outcome| outcome.err().map(|(failure, _)| failure))
+            .collect();
         for failure in &failures {
             tracing::warn!(event = %event.id, name = %event.name, error = %failure, "webhook not accepted");
         }
