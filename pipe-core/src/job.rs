@@ -128,12 +128,44 @@ pub struct NewJob {
     pub kind: JobKind,
     /// Not before this time; `None` means now.
     pub run_at: Option<Timestamp>,
+    /// Attempts already made elsewhere (a delivery tried at once by the job that made
+    /// this one): the first claim is attempt `attempts + 1`.
+    #[serde(default)]
+    pub attempts: u32,
+    /// Why the attempts already made failed.
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// Enqueued dead: the attempts already made failed for good, and the job is kept
+    /// only to be seen (and redelivered by hand).
+    #[serde(default)]
+    pub dead: bool,
 }
 
 impl NewJob {
     /// A job to run as soon as a worker is free.
     pub fn new(kind: JobKind) -> Self {
-        Self { kind, run_at: None }
+        Self {
+            kind,
+            run_at: None,
+            attempts: 0,
+            last_error: None,
+            dead: false,
+        }
+    }
+
+    /// A job whose first `attempts` attempts were made elsewhere and failed with `error`.
+    #[must_use]
+    pub fn after_failures(mut self, attempts: u32, error: impl Into<String>) -> Self {
+        self.attempts = attempts;
+        self.last_error = Some(error.into());
+        self
+    }
+
+    /// Enqueued dead (see [`NewJob::dead`]).
+    #[must_use]
+    pub fn into_dead(mut self) -> Self {
+        self.dead = true;
+        self
     }
 
     /// Runs no earlier than `at`.

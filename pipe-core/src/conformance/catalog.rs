@@ -52,6 +52,7 @@ pub async fn run_all(c: &dyn Catalog) {
     deletion_stops_every_step_and_purge_removes_everything(c).await;
     numbers_are_unique_increasing_and_never_reused(c).await;
     a_sequence_runs_in_order_and_other_sequences_pass_it(c).await;
+    jobs_enqueued_after_failures_count_them_or_start_dead(c).await;
 }
 
 /// `create_recording` starts in `receiving` with what the client said; `recording` finds
@@ -1433,6 +1434,58 @@ pub async fn a_sequence_runs_in_order_and_other_sequences_pass_it(c: &dyn Catalo
             .await
             .expect("sequence: complete failed");
     }
+}
+
+/// A job enqueued [`NewJob::after_failures`] is claimed as the next attempt and shows the
+/// earlier error; one enqueued [`NewJob::into_dead`] is never claimed and shows as dead.
+pub async fn jobs_enqueued_after_failures_count_them_or_start_dead(c: &dyn Catalog) {
+    let id = create(c).await.id;
+    let window = Window::new();
+    let deliver = |endpoint: &str| {
+        NewJob::new(JobKind::Deliver {
+            event: Event::new("video_recorded", id.clone(), serde_json::json!({})),
+            endpoint: endpoint.to_owned(),
+        })
+        .at(window.at(0))
+    };
+    c.commit(
+        Change::new(id.clone())
+            .enqueue(deliver("retry").after_failures(1, "503 at once"))
+            .enqueue(deliver("gone").after_failures(1, "410 at once").into_dead()),
+    )
+    .await
+    .expect("after failures: commit failed");
+    let job = claim_own(c, &id, window.at(0)).await;
+    assert_eq!(
+        job.attempt, 2,
+        "after failures: the attempt made is not counted"
+    );
+    let dead = jobs_of(c, &id)
+        .await
+        .into_iter()
+        .find(|j| j.id != job.id)
+        .expect("after failures: the dead job is missing");
+    assert_eq!(
+        dead.status,
+        JobStatus::Dead,
+        "after failures: not enqueued dead"
+    );
+    assert_eq!(dead.attempts, 1, "after failures: attempts not kept");
+    assert_eq!(
+        dead.last_error.as_deref(),
+        Some("410 at once"),
+        "after failures: the error is not kept"
+    );
+    assert_no_own_claim(
+        c,
+        &id,
+        window.at(1),
+        "after failures: a dead job was claimed",
+    )
+    .await;
+    c.commit(Change::new(id.clone()).complete(job.lease))
+        .await
+        .expect("after failures: complete failed");
 }
 
 // ---- helpers -------------------------------------------------------------------------

@@ -296,8 +296,9 @@ impl Catalog for SqliteCatalog {
         for job in &change.enqueue {
             let payload = serde_json::to_string(&job.kind).map_err(|e| Error::invalid("job", e))?;
             sqlx::query(
-                "INSERT INTO jobs (kind, recording, payload, dedupe_key, status, attempts, run_at, created, updated, sequence) \
-                 VALUES (?1, ?2, ?3, ?4, 'queued', 0, ?5, ?6, ?6, ?7) \
+                "INSERT INTO jobs (kind, recording, payload, dedupe_key, status, attempts, run_at, \
+                   created, updated, sequence, last_error) \
+                 VALUES (?1, ?2, ?3, ?4, ?8, ?9, ?5, ?6, ?6, ?7, ?10) \
                  ON CONFLICT (dedupe_key) DO NOTHING",
             )
             .bind(job.kind.name())
@@ -307,6 +308,9 @@ impl Catalog for SqliteCatalog {
             .bind(job.run_at.map_or(now, Timestamp::as_millis))
             .bind(now)
             .bind(job.kind.sequence())
+            .bind(if job.dead { "dead" } else { "queued" })
+            .bind(i64::from(job.attempts))
+            .bind(job.last_error.as_deref())
             .execute(&mut *tx)
             .await
             .map_err(from_sqlx)?;

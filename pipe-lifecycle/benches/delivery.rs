@@ -1,0 +1,166 @@
+//! Webhook deliveries through the whole job system: a real SQLite catalog, the pipeline's
+//! workers, `WebhookNotifier` signing with Standard Webhooks, and a receiver on loopback.
+//!
+//! For 1, 10 and 100 endpoints it enqueues events (one `notify` job each, fanned out into
+//! one `deliver` job per endpoint) while the workers run, and measures signed deliveries
+//! per second until the receiver has every one, and the time from each event's commit to
+//! its first attempt at each endpoint (p50, p99).
+//!
+//! `cargo bench -p pipe-lifecycle --bench delivery` (`PIPE_BENCH_DELIVERIES` sets the
+//! deliveries per run, default 6000; `PIPE_BENCH_WORKERS` the workers, default 8).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::routing::post;
+use pipe_core::{Catalog, Change, Event, JobKind, NewRecording, Notifier};
+use pipe_lifecycle::{Pipeline, PipelineConfig, SqliteCatalog};
+use pipe_webhook::{StandardWebhooks, WebhookEndpoint, WebhookNotifier};
+
+/// First arrival of each (event id, endpoint).
+type Arrivals = Arc<Mutex<HashMap<(String, String), Instant>>>;
+
+async fn receive(
+    State(arrivals): State<Arrivals>,
+    Path(endpoint): Path<String>,
+    headers: HeaderMap,
+) -> &'static str {
+    let id = headers["webhook-id"].to_str().unwrap().to_owned();
+    arrivals
+        .lock()
+        .unwrap()
+        .entry((id, endpoint))
+        .or_insert_with(Instant::now);
+    "ok"
+}
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((sorted.len() as f64) * p).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+async fn run(endpoints: usize, deliveries: usize, workers: usize) {
+    let arrivals: Arrivals = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = Router::new()
+        .route("/hooks/{endpoint}", post(receive))
+        .with_state(Arc::clone(&arrivals));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = Arc::new(
+        SqliteCatalog::open(dir.path().join("catalog.db"))
+            .await
+            .unwrap(),
+    );
+    let secret = StandardWebhooks::generate_secret();
+    let mut builder = WebhookNotifier::builder();
+    for n in 0..endpoints {
+        builder = builder.endpoint(
+            WebhookEndpoint::new(format!("http://{addr}/hooks/{n}"))
+                .with_id(n.to_string())
+                .with_signer(Arc::new(StandardWebhooks::new(&secret).unwrap())),
+        );
+    }
+    let notifier: Arc<dyn Notifier> = Arc::new(builder.build().unwrap());
+    let spool = Arc::new(
+        pipe_storage::LocalSpool::open(dir.path().join("spool"))
+            .await
+            .unwrap(),
+    );
+    let config = PipelineConfig::new(
+        Arc::clone(&catalog) as Arc<dyn Catalog>,
+        spool,
+        Arc::new(pipe_transcode::FfmpegTranscoder::new()),
+        notifier,
+        dir.path().join("work"),
+    )
+    .with_workers(workers)
+    .with_poll_interval(Duration::from_millis(50));
+    let pipeline = Arc::new(Pipeline::new(config));
+
+    let events = deliveries.div_ceil(endpoints);
+    let mut recordings = Vec::with_capacity(events);
+    for _ in 0..events {
+        recordings.push(
+            catalog
+                .create_recording(NewRecording::new())
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(Arc::clone(&pipeline).run(async {
+        let _ = stopped.await;
+    }));
+
+    let started = Instant::now();
+    let mut committed = HashMap::with_capacity(events);
+    for id in recordings {
+        let event = Event::new(
+            "video_converted",
+            id.clone(),
+            serde_json::json!({"id": id.as_str()}),
+        );
+        let event_id = event.id.to_string();
+        catalog
+            .commit(Change::new(id).enqueue(JobKind::Notify { event }))
+            .await
+            .unwrap();
+        committed.insert(event_id, Instant::now());
+        pipeline.wake();
+    }
+    let total = events * endpoints;
+    let limit = Instant::now() + Duration::from_secs(600);
+    while arrivals.lock().unwrap().len() < total {
+        assert!(
+            Instant::now() < limit,
+            "deliveries did not finish in 10 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = started.elapsed();
+    let _ = stop.send(());
+    running.await.unwrap();
+
+    let mut latencies: Vec<Duration> = arrivals
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|((event, _), at)| at.saturating_duration_since(committed[event]))
+        .collect();
+    latencies.sort();
+    println!(
+        "{endpoints:>3} endpoints: {total} deliveries ({events} events) in {:.2} s = {:.0}/s; \
+         event to first attempt p50 {:.1} ms, p99 {:.1} ms ({workers} workers)",
+        elapsed.as_secs_f64(),
+        total as f64 / elapsed.as_secs_f64(),
+        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+    );
+}
+
+fn main() {
+    let deliveries = env_number("PIPE_BENCH_DELIVERIES", 6000);
+    let workers = env_number("PIPE_BENCH_WORKERS", 8);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for endpoints in [1, 10, 100] {
+        runtime.block_on(run(endpoints, deliveries, workers));
+    }
+}
