@@ -19,7 +19,7 @@ use axum::http::HeaderMap;
 use axum::routing::post;
 use pipe_core::{Catalog, Change, Event, JobKind, NewRecording, Notifier};
 use pipe_lifecycle::{Pipeline, PipelineConfig, SqliteCatalog};
-use pipe_webhook::{StandardWebhooks, WebhookEndpoint, WebhookNotifier};
+use pipe_webhook::{AddressPolicy, StandardWebhooks, WebhookEndpoint, WebhookNotifier};
 
 /// First arrival of each (event id, endpoint).
 type Arrivals = Arc<Mutex<HashMap<(String, String), Instant>>>;
@@ -66,7 +66,8 @@ async fn run(endpoints: usize, deliveries: usize, workers: usize) {
             .unwrap(),
     );
     let secret = StandardWebhooks::generate_secret();
-    let mut builder = WebhookNotifier::builder();
+    let mut builder = WebhookNotifier::builder()
+        .address_policy(AddressPolicy::new().allow(std::net::Ipv4Addr::LOCALHOST));
     for n in 0..endpoints {
         builder = builder.endpoint(
             WebhookEndpoint::new(format!("http://{addr}/hooks/{n}"))

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use pipe_core::{BodyEncoding, EventFilter, EventName, WireFormat};
 use pipe_ingest::HostAllowList;
+use pipe_webhook::{AddressPolicy, IpNet};
 use serde::Deserialize;
 
 /// Everything `pipe serve` needs to know. Its `Debug` output leaves the webhook secret out.
@@ -37,6 +38,11 @@ pub struct Config {
     /// The events the endpoint gets (`PIPE_WEBHOOK_EVENTS`, comma-separated names; unset
     /// or `all`: every event of its format).
     pub webhook_events: EventFilter,
+    /// Networks webhooks may be sent to although the SSRF guard refuses them: loopback,
+    /// private, link-local… (`PIPE_WEBHOOK_ALLOW_ADDRESSES`, comma-separated addresses
+    /// or CIDR networks such as `127.0.0.1,10.1.0.0/16`; default none: public addresses
+    /// only).
+    pub webhook_addresses: AddressPolicy,
     /// Hosts allowed to record (`PIPE_ALLOWED_HOSTS`, comma-separated; empty: any).
     pub allowed_hosts: HostAllowList,
     /// How long links in webhooks stay valid (`PIPE_LINK_TTL_SECS`, default 7 days).
@@ -74,6 +80,7 @@ impl std::fmt::Debug for Config {
             )
             .field("webhook_encoding", &self.webhook_encoding)
             .field("webhook_events", &self.webhook_events)
+            .field("webhook_addresses", &self.webhook_addresses.allowed())
             .field("allowed_hosts", &self.allowed_hosts)
             .field("link_ttl", &self.link_ttl)
             .field("workers", &self.workers)
@@ -126,6 +133,7 @@ struct FileConfig {
     webhook_key: Option<String>,
     webhook_content_type: Option<String>,
     webhook_events: Option<Vec<String>>,
+    webhook_allow_addresses: Option<Vec<String>>,
     allowed_hosts: Option<Vec<String>>,
     link_ttl_secs: Option<u64>,
     workers: Option<usize>,
@@ -257,6 +265,21 @@ impl Config {
             }
             EventFilter::Only(events.into_iter().map(EventName::new).collect())
         };
+        let allowed_networks: Vec<String> = match env("PIPE_WEBHOOK_ALLOW_ADDRESSES") {
+            Some(list) => list.split(',').map(|n| n.trim().to_owned()).collect(),
+            None => f.webhook_allow_addresses.take().unwrap_or_default(),
+        };
+        let webhook_addresses = allowed_networks.iter().filter(|n| !n.is_empty()).try_fold(
+            AddressPolicy::new(),
+            |policy, net| {
+                net.parse::<IpNet>()
+                    .map(|net| policy.allow(net))
+                    .map_err(|e| ConfigError::Invalid {
+                        setting: "PIPE_WEBHOOK_ALLOW_ADDRESSES",
+                        detail: e.to_string(),
+                    })
+            },
+        )?;
         let encryption = match env("PIPE_ENCRYPTION") {
             Some(v) => match v.trim().to_ascii_lowercase().as_str() {
                 "on" | "true" | "1" => true,
@@ -322,6 +345,7 @@ impl Config {
             webhook_key,
             webhook_encoding,
             webhook_events,
+            webhook_addresses,
             allowed_hosts,
             link_ttl,
             workers,
@@ -435,6 +459,34 @@ mod tests {
         ] {
             let e = Config::load(None, env(&bad)).unwrap_err();
             assert!(e.to_string().starts_with(setting), "{setting}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_webhook_address_allow_list_is_read_as_networks() {
+        let c = Config::load(
+            None,
+            env(&[("PIPE_WEBHOOK_ALLOW_ADDRESSES", "127.0.0.1, 10.1.0.0/16,::1")]),
+        )
+        .unwrap();
+        let allowed: Vec<String> = c
+            .webhook_addresses
+            .allowed()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(allowed, ["127.0.0.1/32", "10.1.0.0/16", "::1/128"]);
+        assert_eq!(
+            Config::load(None, env(&[])).unwrap().webhook_addresses,
+            AddressPolicy::new()
+        );
+        for bad in ["localhost", "10.1.0.1/16", "10.0.0.0/33"] {
+            let e = Config::load(None, env(&[("PIPE_WEBHOOK_ALLOW_ADDRESSES", bad)])).unwrap_err();
+            assert!(
+                e.to_string().starts_with("PIPE_WEBHOOK_ALLOW_ADDRESSES")
+                    && e.to_string().contains(bad),
+                "{bad}: {e}"
+            );
         }
     }
 

@@ -9,7 +9,7 @@
 //! | spool | local disk (`pipe-storage`) | `<data>/spool/` |
 //! | own storage | object_store on local disk (`pipe-storage`), served by signed links | `<data>/storage/` |
 //! | transcoder | in-process FFmpeg (`pipe-transcode`) | `<data>/work/` for outputs |
-//! | webhooks | Standard Webhooks (`pipe-webhook`) | `PIPE_WEBHOOK_URL` |
+//! | webhooks | Standard Webhooks or Pipe's format (`pipe-webhook`) | `PIPE_WEBHOOK_URL` |
 //!
 //! Routes: `/` (the demo recorder page), `/v1/stream` and `/recorder/*` (ingest),
 //! `/v1/files/*` (artifacts behind signed, expiring links, with range requests), the
@@ -26,6 +26,10 @@
 //! `keys/` (the key-encryption keys of encryption at rest, unless `PIPE_ENCRYPTION_KEYS`
 //! gives them; **back it up**: without it nothing stored can be read) and, when webhooks
 //! are configured without `PIPE_WEBHOOK_SECRET`, `webhook.secret`.
+//!
+//! Webhooks go only to public addresses (`pipe-webhook`'s SSRF guard): a receiver on
+//! loopback or the operator's private network is re-admitted with
+//! `PIPE_WEBHOOK_ALLOW_ADDRESSES`.
 //!
 //! Encryption at rest is on by default: the spool and the server's own storage hold only
 //! AES-256-GCM ciphertext (`pipe-storage/ENCRYPTION.md`), and the download links decrypt
@@ -56,7 +60,9 @@ use pipe_ingest::{Ingest, IngestConfig};
 use pipe_lifecycle::{Pipeline, PipelineConfig, SqliteCatalog};
 use pipe_storage::{EncryptedSink, LocalSpool, ObjectStoreSink};
 use pipe_transcode::FfmpegTranscoder;
-use pipe_webhook::{PipeSignature, StandardWebhooks, WebhookEndpoint, WebhookNotifier};
+use pipe_webhook::{
+    AddressPolicy, PipeSignature, SsrfError, StandardWebhooks, WebhookEndpoint, WebhookNotifier,
+};
 use tokio::sync::watch;
 
 pub use config::{Config, ConfigError};
@@ -191,8 +197,9 @@ pub async fn serve(
     .metrics(metrics::render()?)
     .build();
 
-    let mut notifier = WebhookNotifier::builder();
+    let mut notifier = WebhookNotifier::builder().address_policy(config.webhook_addresses.clone());
     if let Some(url) = &config.webhook_url {
+        check_webhook_url(&config.webhook_addresses, url).await?;
         let endpoint = WebhookEndpoint::new(url.clone())
             .with_format(config.webhook_format)
             .with_encoding(config.webhook_encoding)
@@ -349,6 +356,28 @@ pub async fn serve(
 /// Creates the default environment, `production`, on the first start, from the
 /// variables that configured a server before environments existed. Later starts leave it
 /// to the API, and say so when the variables no longer match it.
+/// Refuses to start with a webhook URL whose host is, or resolves to, an address the SSRF
+/// guard refuses, and says how to re-admit it. A name that does not resolve now only
+/// warns: DNS may be down for a moment, and each delivery resolves it again.
+async fn check_webhook_url(policy: &AddressPolicy, url: &str) -> Result<(), ServeError> {
+    let refuse = |detail: String| ServeError::Part {
+        part: "PIPE_WEBHOOK_URL",
+        source: pipe_core::Error::invalid("webhook endpoint URL", detail),
+    };
+    let url = pipe_webhook::Url::parse(url).map_err(|e| refuse(e.to_string()))?;
+    match policy.check_url_resolving(&url).await {
+        Ok(()) => Ok(()),
+        Err(e @ (SsrfError::Resolve { .. } | SsrfError::NoAddress { .. })) => {
+            tracing::warn!(error = %e, "the webhook URL does not resolve now; deliveries will try again");
+            Ok(())
+        }
+        Err(e @ SsrfError::Forbidden { addr, .. }) => Err(refuse(format!(
+            "{e}; to send webhooks there anyway, set PIPE_WEBHOOK_ALLOW_ADDRESSES={addr}"
+        ))),
+        Err(e) => Err(refuse(e.to_string())),
+    }
+}
+
 async fn seed_default_environment(
     store: &dyn EnvironmentStore,
     config: &Config,

@@ -85,6 +85,16 @@ pub enum EndpointError {
         /// What failed, without the URL.
         detail: String,
     },
+    /// The SSRF guard refused the address the endpoint's host name resolved to (or the
+    /// name did not resolve at all): nothing was sent. See
+    /// [`AddressPolicy`](crate::AddressPolicy).
+    #[error("{host} was not contacted: {error}")]
+    Refused {
+        /// The endpoint's host and port.
+        host: String,
+        /// What the guard said.
+        error: crate::SsrfError,
+    },
 }
 
 /// `404 Not Found`: the code and, where HTTP defines one, its reason phrase.
@@ -106,6 +116,9 @@ impl EndpointError {
             Self::Status { status, .. } => matches!(status, 408 | 429 | 500..=599),
             Self::Redirect { .. } => false,
             Self::Timeout { .. } | Self::Network { .. } => true,
+            // A name that does not resolve may resolve later; one that resolves inside
+            // the network is a configuration to change, not a failure to wait out.
+            Self::Refused { error, .. } => matches!(error, crate::SsrfError::Resolve { .. }),
         }
     }
 }

@@ -24,6 +24,12 @@
 //! - **Delivery**: [`WebhookNotifier`] implements [`pipe_core::Notifier`]: one POST per
 //!   endpoint per attempt, with a timeout, never following redirects, and errors that say
 //!   whether a retry can help ([`pipe_core::Error::is_retryable`]).
+//! - **SSRF guard** ([`AddressPolicy`]): webhooks go only to public addresses. Loopback,
+//!   private, link-local (cloud metadata), unique-local, multicast and the other special
+//!   ranges are refused, in every spelling (IPv4-mapped, NAT64, 6to4, decimal or octal
+//!   IPv4); a name is resolved once and the connection goes to the address that was
+//!   checked, so DNS rebinding cannot slip past. An explicit allow-list re-admits a
+//!   receiver on the operator's own network, or a test's receiver on `127.0.0.1`.
 //!
 //! ## Example: sign a body, verify it as a receiver would
 //!
@@ -65,9 +71,6 @@
 //!   in `pipe-lifecycle` runs one delivery job per endpoint and event
 //!   ([`Notifier::subscribers`](pipe_core::Notifier::subscribers) names the endpoints) and
 //!   retries it on svix's schedule, presenting the same event (same id).
-//! - **SSRF-safe address filtering.** Endpoint URLs are only checked to be `http(s)` with
-//!   a host; refusing loopback, private and link-local addresses (after DNS resolution)
-//!   is a later step. Until then, only operators should configure endpoints.
 //! - **Asymmetric signatures** (`v1a`, ed25519): verifiers skip them; signing is not
 //!   offered.
 //! - Secrets are not zeroed in memory when dropped.
@@ -78,10 +81,15 @@ mod endpoint;
 mod error;
 mod notifier;
 mod pipe;
+pub mod ssrf;
 mod standard;
 
 pub use endpoint::WebhookEndpoint;
 pub use error::{DeliveryError, EndpointError, VerifyError};
 pub use notifier::{WebhookNotifier, WebhookNotifierBuilder};
 pub use pipe::{PipeSignature, X_PIPE_SIGNATURE};
+/// The URL type of [`AddressPolicy::check_url`] (the `url` crate's, through reqwest), so
+/// a caller needs no dependency of its own to call it.
+pub use reqwest::Url;
+pub use ssrf::{AddressPolicy, Forbidden, GuardedResolver, IpNet, IpNetError, SsrfError, classify};
 pub use standard::{StandardWebhooks, Verifier, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP};

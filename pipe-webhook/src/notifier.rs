@@ -9,7 +9,7 @@ use pipe_core::{BodyEncoding, Event, Notifier, OutgoingWebhook, Timestamp, WireF
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 
 use crate::endpoint::host_of;
-use crate::{DeliveryError, EndpointError, WebhookEndpoint};
+use crate::{AddressPolicy, DeliveryError, EndpointError, SsrfError, WebhookEndpoint};
 
 /// The `user-agent` of every request.
 const USER_AGENT: &str = concat!("pipe-webhook/", env!("CARGO_PKG_VERSION"));
@@ -124,7 +124,12 @@ impl WebhookNotifier {
             .send()
             .await
             .map_err(|e| {
-                let error = if e.is_timeout() {
+                let error = if let Some(refused) = ssrf_cause(&e) {
+                    EndpointError::Refused {
+                        host: host(),
+                        error: refused,
+                    }
+                } else if e.is_timeout() {
                     EndpointError::Timeout {
                         host: host(),
                         timeout: self.timeout,
@@ -160,6 +165,18 @@ impl WebhookNotifier {
         };
         Err((error, retry_after))
     }
+}
+
+/// The guard's refusal, when that is why the request could not be sent.
+fn ssrf_cause(e: &reqwest::Error) -> Option<SsrfError> {
+    let mut source = e.source();
+    while let Some(cause) = source {
+        if let Some(refused) = cause.downcast_ref::<SsrfError>() {
+            return Some(refused.clone());
+        }
+        source = cause.source();
+    }
+    None
 }
 
 /// A reqwest error and its causes in one line, without the URL (which may carry tokens).
@@ -278,6 +295,7 @@ impl fmt::Debug for WebhookNotifier {
 pub struct WebhookNotifierBuilder {
     endpoints: Vec<WebhookEndpoint>,
     timeout: Option<Duration>,
+    addresses: AddressPolicy,
 }
 
 impl WebhookNotifierBuilder {
@@ -300,12 +318,27 @@ impl WebhookNotifierBuilder {
         self
     }
 
-    /// Checks the configuration and makes the HTTP client (rustls, no redirects).
+    /// Which addresses endpoints may be at: by default ([`AddressPolicy::new`]) only
+    /// public ones. Re-admit a receiver on the operator's own network, or a test's on
+    /// `127.0.0.1`, with [`AddressPolicy::allow`].
+    pub fn address_policy(mut self, addresses: AddressPolicy) -> Self {
+        self.addresses = addresses;
+        self
+    }
+
+    /// Checks the configuration and makes the HTTP client (rustls, no redirects, no
+    /// proxy, names resolved through the [`AddressPolicy`]'s guard).
+    ///
+    /// An endpoint whose host is an IP address is checked here, once: the client never
+    /// resolves such a host, and the endpoints do not change afterwards. A host name is
+    /// checked at every connection, as it resolves then
+    /// ([`EndpointError::Refused`] when it resolves inside the network).
     ///
     /// # Errors
     ///
     /// [`pipe_core::Error::Invalid`] if an endpoint URL is not an absolute `http` or
-    /// `https` URL with a host, or the timeout is zero; a permanent
+    /// `https` URL with a host, if its host is an address the policy refuses, or the
+    /// timeout is zero; a permanent
     /// [`pipe_core::Error::Backend`] if the TLS client cannot be made.
     pub fn build(self) -> pipe_core::Result<WebhookNotifier> {
         let timeout = self.timeout.unwrap_or(WebhookNotifier::DEFAULT_TIMEOUT);
@@ -331,6 +364,7 @@ impl WebhookNotifierBuilder {
                 if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
                     return Err(invalid(&"expected an http or https URL with a host"));
                 }
+                self.addresses.check_url(&url).map_err(|e| invalid(&e))?;
                 if endpoint.format() == WireFormat::Standard
                     && endpoint.encoding() == BodyEncoding::Form
                 {
@@ -357,8 +391,9 @@ impl WebhookNotifierBuilder {
                 format!("{:?} is given to two endpoints", twice.id),
             ));
         }
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
+        let client = self
+            .addresses
+            .client_builder()
             .timeout(timeout)
             .user_agent(USER_AGENT)
             .build()

@@ -91,7 +91,10 @@ fn root() -> PathBuf {
 fn test(extra: &[String]) -> Result {
     ensure_packages(&[SYSTEM_PACKAGES, TEST_PACKAGES].concat())?;
     let browser_dir = root().join("pipe-server/tests/browser");
-    if !browser_dir.join("node_modules/playwright-core").exists() {
+    let installed = ["playwright-core", "standardwebhooks"]
+        .iter()
+        .all(|package| browser_dir.join("node_modules").join(package).exists());
+    if !installed {
         step("installing the browser test driver (npm ci)");
         run(Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund"])

@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use pipe_core::{Catalog, Change, Event, JobKind, NewRecording, Notifier};
 use pipe_lifecycle::RetryPolicy;
-use pipe_webhook::{StandardWebhooks, WebhookEndpoint, WebhookNotifier};
+use pipe_webhook::{AddressPolicy, StandardWebhooks, WebhookEndpoint, WebhookNotifier};
 
 use crate::util::{Harness, Parts, eventually};
 
@@ -100,6 +100,7 @@ async fn a_down_or_hanging_endpoint_never_delays_a_healthy_one_and_gets_everythi
     };
     let notifier: Arc<dyn Notifier> = Arc::new(
         WebhookNotifier::builder()
+            .address_policy(AddressPolicy::new().allow(std::net::Ipv4Addr::LOCALHOST))
             .endpoint(endpoint("healthy", &healthy.url))
             .endpoint(endpoint("down", &down.url))
             .endpoint(endpoint("hanging", &hanging.url))

@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 
 use crate::util::media::{codecs, duration, ffprobe, recognisable_media, top_level_boxes};
 use crate::util::pipe_receiver::PipeReceiver;
+use crate::util::receiver::verify_with_reference_library;
 use crate::util::{Driver, PipeServer, Proxy, WEBHOOK_SECRET, WebhookReceiver};
 
 const COPIED: &str = "video_copied_pipe_storage";
@@ -73,6 +74,17 @@ async fn a_browser_recording_becomes_a_playable_mp4_a_snapshot_and_signed_webhoo
         assert!(delivery.webhook_id().starts_with("msg_"));
         assert_eq!(delivery.json["version"], "1.0");
     }
+    // And by the specification's reference library, as a JavaScript receiver would.
+    let verdicts = verify_with_reference_library(WEBHOOK_SECRET, &deliveries).await;
+    assert_eq!(
+        verdicts,
+        vec!["ok"; deliveries.len()],
+        "the reference library refused a delivery"
+    );
+    let mut forged = deliveries[0].clone();
+    forged.body.push(b' ');
+    let verdict = verify_with_reference_library(WEBHOOK_SECRET, &[forged]).await;
+    assert!(verdict[0].starts_with("error"), "{verdict:?}");
 
     let data = &copied.json["data"];
     let (status, content_type, mp4) = download(data["url"].as_str().unwrap()).await;

@@ -562,3 +562,48 @@ async fn an_endpoint_subscribed_to_video_converted_gets_only_that() {
     let events: Vec<String> = hooks.all().iter().map(|d| d.event().to_owned()).collect();
     assert_eq!(events, ["video_converted"], "{events:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_url_inside_the_network_stops_the_start_and_says_how_to_allow_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = |url: &str, allow: &str| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_pipe"))
+            .arg("serve")
+            .env(
+                "PIPE_LISTEN",
+                format!("127.0.0.1:{}", crate::util::free_port()),
+            )
+            .env("PIPE_DATA_DIR", dir.path().join("data"))
+            .env("PIPE_WEBHOOK_URL", url)
+            .env("PIPE_WEBHOOK_ALLOW_ADDRESSES", allow)
+            .kill_on_drop(true)
+            .output()
+    };
+    for (url, why) in [
+        (
+            "http://169.254.169.254/latest/meta-data/",
+            "169.254.169.254: the address is link-local",
+        ),
+        (
+            "http://2130706433:9/hooks",
+            "127.0.0.1: the address is loopback",
+        ),
+        // A name: resolved at start (to 127.0.0.1 or ::1).
+        ("http://localhost:9/hooks", "the address is loopback"),
+    ] {
+        // Only 10.0.0.0/8 re-admitted: not these.
+        let out = start(url, "10.0.0.0/8").await.unwrap();
+        assert!(!out.status.success(), "{url}: started");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("PIPE_WEBHOOK_URL")
+                && stderr.contains(why)
+                && stderr.contains("set PIPE_WEBHOOK_ALLOW_ADDRESSES="),
+            "{url}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("meta-data") && !stderr.contains("/hooks"),
+            "{stderr}"
+        );
+    }
+}

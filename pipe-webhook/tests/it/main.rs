@@ -1,5 +1,6 @@
 //! `WebhookNotifier` against a real HTTP receiver (axum on 127.0.0.1).
 
+mod ssrf;
 mod util;
 
 use std::sync::Arc;
@@ -7,8 +8,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pipe_core::{Event, Notifier};
 use pipe_webhook::{
-    DeliveryError, EndpointError, PipeSignature, StandardWebhooks, Verifier, WebhookEndpoint,
-    WebhookNotifier,
+    AddressPolicy, DeliveryError, EndpointError, PipeSignature, StandardWebhooks, Verifier,
+    WebhookEndpoint, WebhookNotifier,
 };
 use serde_json::json;
 use util::Receiver;
@@ -37,8 +38,15 @@ fn endpoint(url: String) -> WebhookEndpoint {
         .with_signer(Arc::new(PipeSignature::new(PIPE_KEY).unwrap()))
 }
 
+/// The receivers of these tests listen on 127.0.0.1, which the SSRF guard refuses
+/// unless it is re-admitted.
+fn loopback() -> AddressPolicy {
+    AddressPolicy::new().allow(std::net::Ipv4Addr::LOCALHOST)
+}
+
 fn notifier(urls: impl IntoIterator<Item = String>) -> WebhookNotifier {
     WebhookNotifier::builder()
+        .address_policy(loopback())
         .endpoints(urls.into_iter().map(endpoint))
         .timeout(Duration::from_millis(500))
         .build()
@@ -324,6 +332,7 @@ impl pipe_core::Signer for BrokenSigner {
 async fn a_signer_making_an_impossible_header_sends_nothing() {
     let receiver = Receiver::start().await;
     let notifier = WebhookNotifier::builder()
+        .address_policy(loopback())
         .endpoint(endpoint(receiver.url("/ok")))
         .endpoint(WebhookEndpoint::new(receiver.url("/broken")).with_signer(Arc::new(BrokenSigner)))
         .build()

@@ -77,6 +77,9 @@ impl PipeServer {
             .env("PIPE_LISTEN", self.addr().to_string())
             .env("PIPE_DATA_DIR", &self.data_dir)
             .env("RUST_LOG", "info,pipe_ingest=debug")
+            // The tests' webhook receivers listen on loopback, which the SSRF guard
+            // refuses unless it is re-admitted.
+            .env("PIPE_WEBHOOK_ALLOW_ADDRESSES", "127.0.0.1")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())

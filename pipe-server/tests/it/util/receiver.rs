@@ -51,6 +51,52 @@ impl Delivery {
     }
 }
 
+/// What the Standard Webhooks reference library (`standardwebhooks` on npm, run by
+/// `tests/browser/verify-webhooks.mjs`) says of each delivery: `ok` or `error: <why>`.
+pub async fn verify_with_reference_library(secret: &str, deliveries: &[Delivery]) -> Vec<String> {
+    use base64::Engine as _;
+    use tokio::io::AsyncWriteExt as _;
+
+    let requests: Vec<Value> = deliveries
+        .iter()
+        .map(|d| {
+            let headers: serde_json::Map<String, Value> = d
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+                .collect();
+            serde_json::json!({
+                "headers": headers,
+                "body": base64::engine::general_purpose::STANDARD.encode(&d.body),
+            })
+        })
+        .collect();
+    let input = serde_json::json!({"secret": secret, "requests": requests}).to_string();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/browser/verify-webhooks.mjs"
+    );
+    let mut child = tokio::process::Command::new("node")
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("node runs the reference verifier");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).await.unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "the reference verifier failed: {out:?}"
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
 #[derive(Clone, Default)]
 pub struct WebhookReceiver {
     pub url: String,

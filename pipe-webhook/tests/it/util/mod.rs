@@ -2,6 +2,7 @@
 //!
 //! - `/status/{code}`: answers `code`;
 //! - `/redirect`: answers `302 Found` to `/landed`;
+//! - `/redirect-to/{host:port}`: answers `302 Found` to `http://{host:port}/landed`;
 //! - `/slow`: answers 200 after 5 s;
 //! - `/busy`: answers `503` with `Retry-After: 120`;
 //! - anything else: `200 OK`.
@@ -104,6 +105,10 @@ async fn record(
             .unwrap()
             .into_response();
     }
+    if let Some(authority) = path.strip_prefix("/redirect-to/") {
+        let location = format!("http://{authority}/landed");
+        return (StatusCode::FOUND, [(header::LOCATION, location)]).into_response();
+    }
     match path.as_str() {
         "/redirect" => (StatusCode::FOUND, [(header::LOCATION, "/landed")]).into_response(),
         "/busy" => (
@@ -116,5 +121,53 @@ async fn record(
             StatusCode::OK.into_response()
         }
         _ => StatusCode::OK.into_response(),
+    }
+}
+
+/// A listener that answers nothing and counts the connections it gets: where a request
+/// must never arrive.
+pub struct Tripwire {
+    addr: std::net::SocketAddr,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Tripwire {
+    /// Listens on `ip`, any port.
+    pub async fn on(ip: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = Arc::clone(&connections);
+        let server = tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(socket);
+            }
+        });
+        Self {
+            addr,
+            connections,
+            server,
+        }
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for Tripwire {
+    fn drop(&mut self) {
+        self.server.abort();
     }
 }
