@@ -4,8 +4,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::{
-    Artifact, Copy, EnvironmentId, Job, JobKind, JobLease, JobRecord, JobStatus, MediaInfo, NewJob,
-    NewRecording, Recording, RecordingId, RecordingState, Result, Timestamp,
+    Artifact, Copy, DeliveryAttempt, DeliveryFilter, EnvironmentId, Job, JobId, JobKind, JobLease,
+    JobRecord, JobStatus, MediaInfo, NewJob, NewRecording, Recording, RecordingId, RecordingState,
+    Result, Timestamp,
 };
 
 /// Recordings, their states and artifacts, and the durable jobs that move them on.
@@ -78,6 +79,23 @@ pub trait Catalog: Send + Sync + Debug + 'static {
     /// erasure, once every stored copy is gone. `Precondition` if the recording is not
     /// being deleted or the lease is not held.
     async fn purge_recording(&self, id: &RecordingId, lease: &JobLease) -> Result<()>;
+
+    /// Puts a finished job (done or dead) back in the queue, due at `at`, with its
+    /// attempts counted from zero: a delivery an operator asks to make again. A job that
+    /// is queued or running already is left as it is.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if there is no such job.
+    async fn requeue_job(&self, id: JobId, at: Timestamp) -> Result<()>;
+
+    /// Adds one entry to the delivery log, on its own (a failed attempt; an accepted one
+    /// goes in with the [`Change`] that completes its job, [`Change::log_attempt`]).
+    async fn log_delivery_attempt(&self, attempt: DeliveryAttempt) -> Result<()>;
+
+    /// Delivery log entries matching `filter`, oldest first. Purging a recording removes
+    /// its entries: an endpoint's answer can hold personal data.
+    async fn delivery_attempts(&self, filter: DeliveryFilter) -> Result<Vec<DeliveryAttempt>>;
 
     /// How many jobs there are of each kind in each status, and the earliest `run_at` of
     /// each group: what a metrics endpoint shows. The default reads every job through
@@ -172,6 +190,8 @@ pub struct Change {
     pub complete: Option<JobLease>,
     /// Marks the recording as being deleted and dead-letters its queued jobs.
     pub delete: bool,
+    /// Delivery log entries to add.
+    pub attempts: Vec<DeliveryAttempt>,
 }
 
 impl Change {
@@ -190,6 +210,7 @@ impl Change {
             enqueue: Vec::new(),
             complete: None,
             delete: false,
+            attempts: Vec::new(),
         }
     }
 
@@ -269,6 +290,13 @@ impl Change {
     #[must_use]
     pub fn complete(mut self, lease: JobLease) -> Self {
         self.complete = Some(lease);
+        self
+    }
+
+    /// Adds an entry to the delivery log with this change.
+    #[must_use]
+    pub fn log_attempt(mut self, attempt: DeliveryAttempt) -> Self {
+        self.attempts.push(attempt);
         self
     }
 }

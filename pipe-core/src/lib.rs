@@ -34,6 +34,7 @@
 mod access;
 mod artifact;
 mod catalog;
+mod delivery;
 mod environment;
 mod error;
 mod event;
@@ -59,6 +60,7 @@ pub use artifact::{Artifact, ArtifactKind, Copy, ObjectKey, SinkId, SinkKind};
 pub use catalog::{
     Catalog, Change, ClaimOptions, JobFilter, JobStats, ListOptions, RecordingCursor,
 };
+pub use delivery::{Attempted, DeliveryAttempt, DeliveryFilter};
 pub use environment::{
     Environment, EnvironmentId, EnvironmentSettings, EnvironmentStore, EnvironmentUpdate,
     NewEnvironment,

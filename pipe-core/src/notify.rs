@@ -194,6 +194,15 @@ pub trait Notifier: Send + Sync + Debug + 'static {
             operation: "delivery to one endpoint",
         })
     }
+
+    /// [`Notifier::deliver_to`], with what the delivery log keeps of it: the endpoint's
+    /// status and the start of its answer, and how long it took. The default times
+    /// `deliver_to` and has no answer to show; a notifier that speaks HTTP should.
+    async fn attempt(&self, event: &Event, endpoint: &str) -> crate::Attempted {
+        let started = std::time::Instant::now();
+        let outcome = self.deliver_to(event, endpoint).await;
+        crate::Attempted::new(outcome, started.elapsed())
+    }
 }
 
 #[cfg(test)]

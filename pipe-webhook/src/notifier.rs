@@ -2,10 +2,13 @@
 
 use std::error::Error as _;
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use pipe_core::{BodyEncoding, Event, Notifier, OutgoingWebhook, Timestamp, WireFormat};
+use pipe_core::{
+    Attempted, BodyEncoding, DeliveryAttempt, Event, Notifier, OutgoingWebhook, Timestamp,
+    WireFormat,
+};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 
 use crate::endpoint::host_of;
@@ -115,56 +118,103 @@ impl WebhookNotifier {
         headers: HeaderMap,
         body: Vec<u8>,
     ) -> Result<(), (EndpointError, Option<Duration>)> {
-        let host = || target.host.clone();
-        let response = self
+        self.post_and_read(target, headers, body).await.outcome
+    }
+
+    /// One POST to `target`, and the start of the answer, for the delivery log.
+    async fn post_and_read(&self, target: &Target, headers: HeaderMap, body: Vec<u8>) -> Posted {
+        let sent = self
             .client
             .post(target.url.clone())
             .headers(headers)
             .body(body)
             .send()
-            .await
-            .map_err(|e| {
-                let error = if let Some(refused) = ssrf_cause(&e) {
-                    EndpointError::Refused {
-                        host: host(),
-                        error: refused,
-                    }
-                } else if e.is_timeout() {
-                    EndpointError::Timeout {
-                        host: host(),
-                        timeout: self.timeout,
-                    }
-                } else {
-                    EndpointError::Network {
-                        host: host(),
-                        detail: describe(e),
-                    }
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(e) => {
+                return Posted {
+                    outcome: Err((self.unsent(target, e), None)),
+                    status: None,
+                    answer: Vec::new(),
                 };
-                (error, None)
-            })?;
+            }
+        };
         let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
+        let answer = read_start(response).await;
+        let posted = |outcome| Posted {
+            outcome,
+            status: Some(status.as_u16()),
+            answer,
+        };
+        if status.is_success() {
+            return posted(Ok(()));
+        }
+        let host = target.host.clone();
         let error = if status.is_redirection() {
             EndpointError::Redirect {
-                host: host(),
+                host,
                 status: status.as_u16(),
             }
         } else {
             EndpointError::Status {
-                host: host(),
+                host,
                 status: status.as_u16(),
             }
         };
-        Err((error, retry_after))
+        posted(Err((error, retry_after)))
     }
+
+    /// Why a request to `target` got no answer.
+    fn unsent(&self, target: &Target, e: reqwest::Error) -> EndpointError {
+        let host = target.host.clone();
+        if let Some(refused) = ssrf_cause(&e) {
+            EndpointError::Refused {
+                host,
+                error: refused,
+            }
+        } else if e.is_timeout() {
+            EndpointError::Timeout {
+                host,
+                timeout: self.timeout,
+            }
+        } else {
+            EndpointError::Network {
+                host,
+                detail: describe(e),
+            }
+        }
+    }
+}
+
+/// What one POST gave.
+struct Posted {
+    outcome: Result<(), (EndpointError, Option<Duration>)>,
+    status: Option<u16>,
+    /// The start of the answer's body.
+    answer: Vec<u8>,
+}
+
+/// The first [`DeliveryAttempt::RESPONSE_LIMIT`] bytes of an answer, or what arrived of
+/// them before the answer failed or the timeout struck; the rest is never read.
+async fn read_start(mut response: reqwest::Response) -> Vec<u8> {
+    let limit = DeliveryAttempt::RESPONSE_LIMIT;
+    let mut answer = Vec::new();
+    while answer.len() < limit {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                answer.extend_from_slice(&chunk[..chunk.len().min(limit - answer.len())])
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    answer
 }
 
 /// The guard's refusal, when that is why the request could not be sent.
@@ -201,15 +251,25 @@ impl WebhookNotifier {
         Ok((headers, body))
     }
 
-    /// One signed POST of `event` to `target`.
-    async fn attempt(
-        &self,
-        target: &Target,
-        event: &Event,
-    ) -> pipe_core::Result<Result<(), (EndpointError, Option<Duration>)>> {
-        let (headers, body) = Self::request(target, event)?;
-        Ok(self.post(target, headers, body).await)
+    /// The endpoint `id`.
+    fn target(&self, id: &str) -> pipe_core::Result<&Target> {
+        self.targets
+            .iter()
+            .find(|t| t.id == id)
+            .ok_or_else(|| pipe_core::Error::not_found(format_args!("webhook endpoint {id:?}")))
     }
+}
+
+/// A refusal by one endpoint as the error of a delivery to it.
+fn refusal(
+    event: &Event,
+    endpoint: &str,
+    (failure, retry_after): (EndpointError, Option<Duration>),
+) -> pipe_core::Error {
+    tracing::warn!(event = %event.id, name = %event.name, endpoint, error = %failure, "webhook not accepted");
+    DeliveryError::new(vec![failure], 1)
+        .with_retry_after(retry_after)
+        .into()
 }
 
 #[async_trait]
@@ -223,22 +283,29 @@ impl Notifier for WebhookNotifier {
     }
 
     async fn deliver_to(&self, event: &Event, endpoint: &str) -> pipe_core::Result<()> {
-        let Some(target) = self.targets.iter().find(|t| t.id == endpoint) else {
-            return Err(pipe_core::Error::not_found(format_args!(
-                "webhook endpoint {endpoint:?}"
-            )));
+        self.attempt(event, endpoint).await.outcome
+    }
+
+    async fn attempt(&self, event: &Event, endpoint: &str) -> Attempted {
+        let started = Instant::now();
+        let prepared = self
+            .target(endpoint)
+            .and_then(|target| Ok((target, Self::request(target, event)?)));
+        let (target, (headers, body)) = match prepared {
+            Ok(prepared) => prepared,
+            Err(e) => return Attempted::new(Err(e), started.elapsed()),
         };
-        match self.attempt(target, event).await? {
-            Ok(()) => {
-                tracing::debug!(event = %event.id, name = %event.name, endpoint, "webhook delivered");
-                Ok(())
-            }
-            Err((failure, retry_after)) => {
-                tracing::warn!(event = %event.id, name = %event.name, endpoint, error = %failure, "webhook not accepted");
-                Err(DeliveryError::new(vec![failure], 1)
-                    .with_retry_after(retry_after)
-                    .into())
-            }
+        let posted = self.post_and_read(target, headers, body).await;
+        let outcome = posted
+            .outcome
+            .map_err(|refused| refusal(event, endpoint, refused));
+        if outcome.is_ok() {
+            tracing::debug!(event = %event.id, name = %event.name, endpoint, "webhook delivered");
+        }
+        let attempted = Attempted::new(outcome, started.elapsed());
+        match posted.status {
+            Some(status) => attempted.with_answer(status, posted.answer),
+            None => attempted,
         }
     }
 

@@ -22,10 +22,10 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use crate::{
-    Artifact, ArtifactKind, Catalog, Change, ClaimOptions, Copy, EnvironmentId, Error, Event, Job,
-    JobFilter, JobId, JobKind, JobLease, JobRecord, JobStatus, ListOptions, MediaInfo, NewJob,
-    NewRecording, ObjectKey, Recording, RecordingCursor, RecordingId, RecordingState, SinkId,
-    Timestamp,
+    Artifact, ArtifactKind, Attempted, Catalog, Change, ClaimOptions, Copy, DeliveryAttempt,
+    DeliveryFilter, EnvironmentId, Error, Event, Job, JobFilter, JobId, JobKind, JobLease,
+    JobRecord, JobStatus, ListOptions, MediaInfo, NewJob, NewRecording, ObjectKey, Recording,
+    RecordingCursor, RecordingId, RecordingState, SinkId, Timestamp,
 };
 
 const LEASE: Duration = Duration::from_secs(60);
@@ -53,6 +53,8 @@ pub async fn run_all(c: &dyn Catalog) {
     numbers_are_unique_increasing_and_never_reused(c).await;
     a_sequence_runs_in_order_and_other_sequences_pass_it(c).await;
     jobs_enqueued_after_failures_count_them_or_start_dead(c).await;
+    requeue_puts_a_finished_job_back_with_its_attempts_from_zero(c).await;
+    delivery_log_keeps_attempts_filters_them_and_goes_with_the_recording(c).await;
 }
 
 /// `create_recording` starts in `receiving` with what the client said; `recording` finds
@@ -1486,6 +1488,177 @@ pub async fn jobs_enqueued_after_failures_count_them_or_start_dead(c: &dyn Catal
     c.commit(Change::new(id.clone()).complete(job.lease))
         .await
         .expect("after failures: complete failed");
+}
+
+/// `requeue_job` puts a done or dead job back in the queue, due when asked, counting its
+/// attempts from zero; a queued job is left as it is; an unknown job is `NotFound`.
+pub async fn requeue_puts_a_finished_job_back_with_its_attempts_from_zero(c: &dyn Catalog) {
+    let (id, window, job) = claimed_job(
+        c,
+        |recording| JobKind::Deliver {
+            event: Event::new("video_recorded", recording, serde_json::json!({})),
+            endpoint: "requeued".into(),
+        },
+        "requeue",
+    )
+    .await;
+    c.dead_letter_job(&job.lease, "410 Gone")
+        .await
+        .expect("requeue: dead-lettering failed");
+    c.requeue_job(job.id, window.at(10))
+        .await
+        .expect("requeue: requeueing a dead job failed");
+    let record = job_record(c, &id, job.id).await;
+    assert_eq!(
+        (record.status, record.attempts, record.run_at),
+        (JobStatus::Queued, 0, window.at(10)),
+        "requeue: a dead job is not queued again, due when asked, with no attempts"
+    );
+    assert_no_own_claim(c, &id, window.at(5), "requeue: claimed before it is due").await;
+    let again = claim_own(c, &id, window.at(10)).await;
+    assert_eq!(
+        (again.id, again.attempt),
+        (job.id, 1),
+        "requeue: the requeued job is not claimed as a first attempt"
+    );
+    c.commit(Change::new(id.clone()).complete(again.lease))
+        .await
+        .expect("requeue: completing failed");
+    c.requeue_job(job.id, window.at(20))
+        .await
+        .expect("requeue: requeueing a done job failed");
+    c.requeue_job(job.id, window.at(30))
+        .await
+        .expect("requeue: requeueing a queued job failed");
+    assert_eq!(
+        job_record(c, &id, job.id).await.run_at,
+        window.at(20),
+        "requeue: a queued job was moved"
+    );
+    let last = claim_own(c, &id, window.at(20)).await;
+    c.commit(Change::new(id).complete(last.lease))
+        .await
+        .expect("requeue: completing failed");
+    match c.requeue_job(JobId(i64::MAX), window.at(0)).await {
+        Err(e) if e.is_not_found() => {}
+        other => panic!("requeue: an unknown job gave {other:?}"),
+    }
+}
+
+/// The delivery log keeps every attempt, logged alone or with a change, as it was given;
+/// `delivery_attempts` filters by recording, endpoint, event, outcome, time and
+/// environment, oldest first, up to the limit; purging the recording removes its
+/// entries.
+pub async fn delivery_log_keeps_attempts_filters_them_and_goes_with_the_recording(c: &dyn Catalog) {
+    let environment = EnvironmentId::generate();
+    let id = create_in(c, &environment).await.id;
+    let other = create(c).await.id;
+    let window = Window::new();
+    let recorded = Event::new("video_recorded", id.clone(), serde_json::json!({}));
+    let converted = Event::new("video_converted", id.clone(), serde_json::json!({}));
+    let refused = Attempted::new(
+        Err(Error::temporary("webhook", "hooks.example answered 503")),
+        Duration::from_millis(120),
+    )
+    .with_answer(503, b"busy, try later".to_vec());
+    let accepted = Attempted::new(Ok(()), Duration::from_millis(8)).with_answer(204, Vec::new());
+    let log = [
+        DeliveryAttempt::new(&recorded, "a", window.at(0), &refused),
+        DeliveryAttempt::new(&recorded, "b", window.at(1), &accepted),
+        DeliveryAttempt::new(&recorded, "a", window.at(2), &accepted),
+        DeliveryAttempt::new(&converted, "a", window.at(3), &accepted),
+    ];
+    c.log_delivery_attempt(log[0].clone())
+        .await
+        .expect("delivery log: logging an attempt failed");
+    c.commit(
+        Change::new(id.clone())
+            .log_attempt(log[1].clone())
+            .log_attempt(log[2].clone()),
+    )
+    .await
+    .expect("delivery log: a change with attempts failed");
+    c.log_delivery_attempt(log[3].clone())
+        .await
+        .expect("delivery log: logging an attempt failed");
+    let elsewhere = Event::new("video_recorded", other.clone(), serde_json::json!({}));
+    c.log_delivery_attempt(DeliveryAttempt::new(
+        &elsewhere,
+        "a",
+        window.at(0),
+        &refused,
+    ))
+    .await
+    .expect("delivery log: logging an attempt failed");
+
+    let query = |filter: DeliveryFilter| async move {
+        c.delivery_attempts(filter.clone())
+            .await
+            .unwrap_or_else(|e| panic!("delivery log: {filter:?} failed: {e}"))
+    };
+    let mine = DeliveryFilter::default().recording(id.clone());
+    assert_eq!(
+        query(mine.clone()).await,
+        log,
+        "delivery log: not every attempt came back as given, oldest first"
+    );
+    assert_eq!(query(mine.clone().endpoint("b")).await, [log[1].clone()]);
+    assert_eq!(
+        query(mine.clone().event(converted.id.clone())).await,
+        [log[3].clone()]
+    );
+    assert_eq!(
+        query(mine.clone().delivered(false)).await,
+        [log[0].clone()],
+        "delivery log: filtering failures"
+    );
+    assert_eq!(query(mine.clone().delivered(true)).await.len(), 3);
+    assert_eq!(
+        query(mine.clone().since(window.at(2))).await,
+        log[2..],
+        "delivery log: filtering by time"
+    );
+    assert_eq!(query(mine.clone().limit(1)).await, log[..1]);
+    assert_eq!(
+        query(DeliveryFilter::default().environments(vec![environment.clone()])).await,
+        log,
+        "delivery log: filtering by environment"
+    );
+    assert!(
+        query(DeliveryFilter::default().environments(vec![EnvironmentId::generate()]))
+            .await
+            .is_empty(),
+        "delivery log: another environment's attempts were listed"
+    );
+
+    // Erasure: the entries go with the recording.
+    c.commit(
+        Change::new(id.clone()).delete().enqueue(
+            NewJob::new(JobKind::Erase {
+                recording: id.clone(),
+            })
+            .at(window.at(10)),
+        ),
+    )
+    .await
+    .expect("delivery log: deleting failed");
+    let erase = claim_own(c, &id, window.at(10)).await;
+    c.purge_recording(&id, &erase.lease)
+        .await
+        .expect("delivery log: purging failed");
+    assert!(
+        query(DeliveryFilter::default().recording(id))
+            .await
+            .is_empty(),
+        "delivery log: a purged recording's attempts are left"
+    );
+    assert_eq!(
+        query(DeliveryFilter::default().recording(other))
+            .await
+            .len(),
+        1,
+        "delivery log: purging took another recording's attempts"
+    );
 }
 
 // ---- helpers -------------------------------------------------------------------------

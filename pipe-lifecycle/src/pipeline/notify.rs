@@ -5,8 +5,10 @@
 use std::collections::BTreeSet;
 
 use futures::future::join_all;
-use pipe_core::{Change, Event, Job, JobFilter, JobKind, JobStatus, NewJob, Result, Timestamp};
-use tracing::debug;
+use pipe_core::{
+    Change, DeliveryAttempt, Event, Job, JobFilter, JobKind, JobStatus, NewJob, Result, Timestamp,
+};
+use tracing::{debug, warn};
 
 use super::Pipeline;
 
@@ -48,9 +50,10 @@ impl Pipeline {
             .collect();
         let (behind, now): (Vec<String>, Vec<String>) =
             endpoints.into_iter().partition(|e| waiting.contains(e));
-        let attempts = now
-            .iter()
-            .map(|endpoint| notifier.deliver_to(event, endpoint));
+        let attempts = now.iter().map(|endpoint| async move {
+            let at = Timestamp::now();
+            (at, notifier.attempt(event, endpoint).await)
+        });
         let outcomes = join_all(attempts).await;
         let deliver = |endpoint: String| {
             NewJob::new(JobKind::Deliver {
@@ -61,9 +64,12 @@ impl Pipeline {
         for endpoint in behind {
             change = change.enqueue(deliver(endpoint));
         }
-        for (endpoint, outcome) in now.into_iter().zip(outcomes) {
-            crate::metrics::webhook_attempt(outcome.is_ok());
-            let Err(error) = outcome else { continue };
+        for (endpoint, (at, attempted)) in now.into_iter().zip(outcomes) {
+            crate::metrics::webhook_attempt(attempted.outcome.is_ok());
+            change = change.log_attempt(DeliveryAttempt::new(event, &endpoint, at, &attempted));
+            let Err(error) = attempted.outcome else {
+                continue;
+            };
             debug!(%endpoint, error = %error, "first delivery attempt failed");
             let job = deliver(endpoint).after_failures(1, error.to_string());
             let retry = &self.config.retry;
@@ -79,12 +85,25 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Delivers `event` to `endpoint` once.
+    /// Delivers `event` to `endpoint` once, and logs the attempt: with the job's
+    /// completion when it was accepted, on its own before the job is retried when not.
     pub(super) async fn deliver(&self, job: &Job, event: &Event, endpoint: &str) -> Result<()> {
-        self.config.notifier.deliver_to(event, endpoint).await?;
-        self.config
-            .catalog
-            .commit(Change::new(event.recording.clone()).complete(job.lease.clone()))
+        let catalog = &self.config.catalog;
+        let at = Timestamp::now();
+        let attempted = self.config.notifier.attempt(event, endpoint).await;
+        let entry = DeliveryAttempt::new(event, endpoint, at, &attempted);
+        if let Err(error) = attempted.outcome {
+            if let Err(e) = catalog.log_delivery_attempt(entry).await {
+                warn!(%endpoint, error = %e, "the failed delivery attempt could not be logged");
+            }
+            return Err(error);
+        }
+        catalog
+            .commit(
+                Change::new(event.recording.clone())
+                    .complete(job.lease.clone())
+                    .log_attempt(entry),
+            )
             .await?;
         Ok(())
     }

@@ -10,7 +10,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use pipe_core::{Catalog, Change, Event, JobKind, NewRecording, Notifier};
+use pipe_core::{Catalog, Change, DeliveryFilter, Event, JobKind, NewRecording, Notifier};
 use pipe_lifecycle::RetryPolicy;
 use pipe_webhook::{AddressPolicy, StandardWebhooks, WebhookEndpoint, WebhookNotifier};
 
@@ -191,6 +191,61 @@ async fn a_down_or_hanging_endpoint_never_delays_a_healthy_one_and_gets_everythi
     assert!(
         hanging.requests().is_empty(),
         "the hanging receiver answered"
+    );
+
+    // The delivery log has every attempt with what the endpoint said.
+    let log = |endpoint: &str| {
+        let filter = DeliveryFilter::default()
+            .recording(rec.id.clone())
+            .endpoint(endpoint);
+        let catalog = Arc::clone(&h.catalog);
+        async move { catalog.delivery_attempts(filter).await.unwrap() }
+    };
+    let healthy_log = log("healthy").await;
+    assert_eq!(healthy_log.len(), EVENTS.len(), "{healthy_log:?}");
+    assert!(
+        healthy_log
+            .iter()
+            .zip(EVENTS)
+            .all(|(a, event)| a.delivered()
+                && a.status == Some(200)
+                && a.event_name.as_str() == event),
+        "{healthy_log:?}"
+    );
+    eventually(
+        Duration::from_secs(20),
+        "every accepted delivery is logged",
+        || async { log("down").await.iter().filter(|a| a.delivered()).count() == EVENTS.len() },
+    )
+    .await;
+    let down_log = log("down").await;
+    let (refused, taken): (Vec<_>, Vec<_>) = down_log.iter().partition(|a| !a.delivered());
+    assert!(
+        refused.len() >= 3
+            && refused
+                .iter()
+                .all(|a| a.status == Some(500)
+                    && a.error.as_deref().is_some_and(|e| e.contains("500"))),
+        "{refused:?}"
+    );
+    assert_eq!(
+        taken
+            .iter()
+            .map(|a| a.event_name.as_str())
+            .collect::<Vec<_>>(),
+        EVENTS,
+        "{taken:?}"
+    );
+    // As many log entries as requests the receiver saw.
+    assert_eq!(down_log.len(), down.requests().len());
+    let hanging_log = log("hanging").await;
+    assert!(
+        !hanging_log.is_empty()
+            && hanging_log.iter().all(|a| a.status.is_none()
+                && a.error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("did not answer"))),
+        "{hanging_log:?}"
     );
 
     let _ = stop.send(());

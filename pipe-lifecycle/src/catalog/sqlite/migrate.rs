@@ -40,6 +40,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "job sequences",
         include_str!("../../../migrations/0005_job_sequences.sql"),
     ),
+    (
+        6,
+        "delivery attempts",
+        include_str!("../../../migrations/0006_delivery_attempts.sql"),
+    ),
 ];
 
 /// The migrations compiled into this binary, as a [`MigrationSource`].

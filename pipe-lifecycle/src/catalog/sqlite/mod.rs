@@ -1,5 +1,6 @@
 //! [`SqliteCatalog`]: the embedded catalog, one SQLite file.
 
+mod deliveries;
 mod environments;
 mod error;
 mod keys;
@@ -15,9 +16,9 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use pipe_core::{
-    Artifact, Catalog, Change, ClaimOptions, Copy, Error, Job, JobFilter, JobId, JobLease,
-    JobRecord, JobStats, JobStatus, ListOptions, NewRecording, Recording, RecordingId,
-    RecordingState, Result, Timestamp,
+    Artifact, Catalog, Change, ClaimOptions, Copy, DeliveryAttempt, DeliveryFilter, Error, Job,
+    JobFilter, JobId, JobLease, JobRecord, JobStats, JobStatus, ListOptions, NewRecording,
+    Recording, RecordingId, RecordingState, Result, Timestamp,
 };
 
 use self::error::from_sqlx;
@@ -316,6 +317,10 @@ impl Catalog for SqliteCatalog {
             .map_err(from_sqlx)?;
         }
 
+        for attempt in &change.attempts {
+            deliveries::insert(&mut *tx, attempt).await?;
+        }
+
         let sql = format!("SELECT {RECORDING_COLUMNS} FROM recordings WHERE id = ?1");
         let row = sqlx::query(&sql)
             .bind(id)
@@ -491,6 +496,36 @@ impl Catalog for SqliteCatalog {
         rows.iter().map(rows::job_record).collect()
     }
 
+    async fn requeue_job(&self, id: JobId, at: Timestamp) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE jobs SET \
+               status = CASE WHEN status IN ('done', 'dead') THEN 'queued' ELSE status END, \
+               attempts = CASE WHEN status IN ('done', 'dead') THEN 0 ELSE attempts END, \
+               run_at = CASE WHEN status IN ('done', 'dead') THEN ?2 ELSE run_at END, \
+               updated = ?3 \
+             WHERE id = ?1",
+        )
+        .bind(id.0)
+        .bind(at.as_millis())
+        .bind(Timestamp::now().as_millis())
+        .execute(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(Error::not_found(format_args!("job {}", id.0)))
+        }
+    }
+
+    async fn log_delivery_attempt(&self, attempt: DeliveryAttempt) -> Result<()> {
+        deliveries::insert(&self.pool, &attempt).await
+    }
+
+    async fn delivery_attempts(&self, filter: DeliveryFilter) -> Result<Vec<DeliveryAttempt>> {
+        self.select_attempts(filter).await
+    }
+
     async fn purge_recording(&self, id: &RecordingId, lease: &JobLease) -> Result<()> {
         let mut tx = self
             .pool
@@ -519,7 +554,8 @@ impl Catalog for SqliteCatalog {
                 "recording {id} is not being deleted"
             )));
         }
-        // Artifacts and copies go with the recording (ON DELETE CASCADE).
+        // Artifacts, copies and delivery log entries go with the recording (ON DELETE
+        // CASCADE).
         for sql in [
             "DELETE FROM jobs WHERE recording = ?1",
             "DELETE FROM recordings WHERE id = ?1",
