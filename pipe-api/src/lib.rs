@@ -3,7 +3,8 @@
 //! The operator's API of Pipe as an axum [`Router`] that any Rust service can mount over
 //! its own catalog and sinks: recordings (list with cursor pagination, get with every
 //! step, copy and download link), environments (create, read, update, delete, every
-//! version kept) and API keys (create, list, revoke), all under `/v1/`, JSON in and out,
+//! version kept), API keys (create, list, revoke) and webhook deliveries (the log of every
+//! attempt, redelivery), all under `/v1/`, JSON in and out,
 //! errors as RFC 9457 problem documents, described by an OpenAPI 3.1 document at
 //! `/v1/openapi.json` that is generated from the handlers themselves (utoipa), so it
 //! cannot drift from them. [`files`] serves stored artifacts behind signed, expiring
@@ -27,7 +28,7 @@
 //!
 //! Every route but the OpenAPI document needs an API key, sent as `Authorization: Bearer
 //! pk_…` or, as Pipe's REST API reads it, `X-PIPE-AUTH: pk_…` ([`auth`]). `viewer` keys
-//! read; `editor` keys also manage recordings (and, later, webhooks); `admin` keys do
+//! read; `editor` keys also manage recordings and redeliver webhooks; `admin` keys do
 //! everything. A key may be limited to some environments: it then sees nothing of the
 //! others, and a recording or environment it may not see answers 404, exactly as one that
 //! does not exist. Keys are managed, and environments created and deleted, only with
@@ -51,6 +52,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod auth;
+mod deliveries;
 mod environments;
 mod extract;
 pub mod files;
@@ -208,6 +210,15 @@ impl Api {
             .route(
                 "/v1/recordings/{id}",
                 get(recordings::get).delete(recordings::delete),
+            )
+            .route(
+                "/v1/recordings/{id}/deliveries",
+                get(deliveries::of_recording),
+            )
+            .route("/v1/deliveries", get(deliveries::log))
+            .route(
+                "/v1/deliveries/redeliver",
+                axum::routing::post(deliveries::redeliver),
             )
             .route(
                 "/v1/environments",

@@ -5,7 +5,7 @@ use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::{environments, keys, recordings};
+use crate::{deliveries, environments, keys, recordings};
 
 /// An error (RFC 9457), answered with `Content-Type: application/problem+json`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -28,13 +28,16 @@ pub(crate) struct ProblemDoc {
 #[openapi(
     info(
         title = "Pipe API",
-        description = "The operator's API of a self-hosted Pipe server: recordings, environments and API keys.",
+        description = "The operator's API of a self-hosted Pipe server: recordings, environments, API keys and webhook deliveries.",
         license(name = "MIT OR Apache-2.0", identifier = "MIT OR Apache-2.0")
     ),
     paths(
         recordings::list,
         recordings::get,
         recordings::delete,
+        deliveries::of_recording,
+        deliveries::log,
+        deliveries::redeliver,
         environments::list,
         environments::create,
         environments::get,
@@ -50,6 +53,7 @@ pub(crate) struct ProblemDoc {
         (name = "recordings", description = "Recordings and their files"),
         (name = "environments", description = "An operator's sites or stages and their settings"),
         (name = "keys", description = "API keys"),
+        (name = "webhooks", description = "Webhook deliveries: the log of every attempt, and redelivery"),
     )
 )]
 struct ApiDoc;

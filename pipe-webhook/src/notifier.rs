@@ -451,6 +451,14 @@ impl WebhookNotifierBuilder {
                 })
             })
             .collect::<pipe_core::Result<Vec<_>>>()?;
+        if let Some(bad) = targets.iter().find(|t| {
+            !(1..=128).contains(&t.id.len()) || !t.id.bytes().all(|b| b.is_ascii_graphic())
+        }) {
+            return Err(pipe_core::Error::invalid(
+                "webhook endpoint id",
+                format!("{:?}: 1 to 128 visible ASCII characters", bad.id),
+            ));
+        }
         let mut ids = std::collections::BTreeSet::new();
         if let Some(twice) = targets.iter().find(|t| !ids.insert(t.id.as_str())) {
             return Err(pipe_core::Error::invalid(

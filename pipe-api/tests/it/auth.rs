@@ -68,22 +68,35 @@ async fn every_route_answers_every_caller_as_documented() {
         (Method::DELETE, format!("/video/{}", rec_a.id), None),
         (Method::GET, "/account".into(), None),
         (Method::GET, "/environment".into(), None),
+        (Method::GET, "/v1/deliveries".into(), None),
+        (
+            Method::GET,
+            format!("/v1/recordings/{}/deliveries", rec_a.id),
+            None,
+        ),
+        (
+            Method::POST,
+            "/v1/deliveries/redeliver".into(),
+            Some(json!({"failed_since": "2000-01-01T00:00:00Z"})),
+        ),
     ];
     const U: u16 = 401;
-    let unauthenticated = [U, U, U, U, U, U, U, U, U, U, U, U, U, 200, U, U, U, U, U, U];
+    let unauthenticated = [
+        U, U, U, U, U, U, U, U, U, U, U, U, U, 200, U, U, U, U, U, U, U, U, U,
+    ];
     // Columns: the routes above, in order.
     #[rustfmt::skip]
-    let callers: Vec<(&str, Option<&str>, [u16; 20])> = vec![
+    let callers: Vec<(&str, Option<&str>, [u16; 23])> = vec![
         ("no key", None, unauthenticated),
         ("unknown key", Some(&unknown), unauthenticated),
         ("forged key", Some(&forged), unauthenticated),
         ("malformed key", Some("pk_nope"), unauthenticated),
         ("revoked key", Some(&revoked), unauthenticated),
-        ("viewer", Some(&viewer), [200, 200, 403, 200, 200, 403, 403, 403, 403, 200, 403, 403, 403, 200, 200, 200, 200, 403, 200, 200]),
-        ("editor", Some(&editor), [200, 200, 202, 200, 200, 403, 403, 403, 403, 200, 403, 403, 403, 200, 200, 200, 200, 200, 200, 200]),
-        ("admin", Some(&admin), [200, 200, 202, 200, 200, 201, 200, 200, 409, 200, 200, 201, 200, 200, 200, 200, 200, 200, 200, 200]),
-        ("admin of b", Some(&admin_b), [200, 404, 404, 200, 404, 403, 404, 200, 404, 404, 403, 403, 403, 200, 200, 200, 404, 404, 200, 200]),
-        ("viewer of b", Some(&viewer_b), [200, 404, 404, 200, 404, 403, 404, 403, 404, 404, 403, 403, 403, 200, 200, 200, 404, 404, 200, 200]),
+        ("viewer", Some(&viewer), [200, 200, 403, 200, 200, 403, 403, 403, 403, 200, 403, 403, 403, 200, 200, 200, 200, 403, 200, 200, 200, 200, 403]),
+        ("editor", Some(&editor), [200, 200, 202, 200, 200, 403, 403, 403, 403, 200, 403, 403, 403, 200, 200, 200, 200, 200, 200, 200, 200, 200, 202]),
+        ("admin", Some(&admin), [200, 200, 202, 200, 200, 201, 200, 200, 409, 200, 200, 201, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 202]),
+        ("admin of b", Some(&admin_b), [200, 404, 404, 200, 404, 403, 404, 200, 404, 404, 403, 403, 403, 200, 200, 200, 404, 404, 200, 200, 200, 404, 202]),
+        ("viewer of b", Some(&viewer_b), [200, 404, 404, 200, 404, 403, 404, 403, 404, 404, 403, 403, 403, 200, 200, 200, 404, 404, 200, 200, 200, 404, 403]),
     ];
     assert_eq!(
         routes.len(),

@@ -1,6 +1,7 @@
 //! pipe-api against a real SQLite catalog, through the router as a server would call it.
 
 mod auth;
+mod deliveries;
 mod environments;
 mod openapi;
 mod pipe_compat;

@@ -81,6 +81,9 @@ async fn every_operation_answers_as_its_document_says() {
                 ("POST", "/v1/environments") => Some(json!({"id": "walked"})),
                 ("PATCH", _) => Some(json!({"name": "Walked"})),
                 ("POST", "/v1/keys") => Some(json!({"role": "viewer"})),
+                ("POST", "/v1/deliveries/redeliver") => {
+                    Some(json!({"failed_since": "2000-01-01T00:00:00Z"}))
+                }
                 _ => None,
             };
             let what = format!("{method} {uri}");

@@ -542,3 +542,84 @@ async fn a_deleted_recording_leaves_every_place_it_was_stored() {
     .await;
     assert_eq!(files_of(&server.data_dir, &second), Vec::<String>::new());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_delivery_log_shows_what_the_receiver_said_and_a_redelivery_is_signed_afresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let hooks = crate::util::WebhookReceiver::start().await;
+    let server = PipeServer::start(
+        dir.path(),
+        &[
+            ("PIPE_ALLOWED_HOSTS", ""),
+            ("PIPE_WEBHOOK_URL", hooks.url.as_str()),
+            ("PIPE_WEBHOOK_SECRET", crate::util::WEBHOOK_SECRET),
+        ],
+    )
+    .await;
+    let key = create_key(&server, &["--role", "editor"]).await;
+    let id = stream_recording(&server, &webm(dir.path())).await;
+    let first = hooks
+        .wait_for(&id, "video_converted", Duration::from_secs(60))
+        .await;
+
+    // The log: each event accepted by the one endpoint, with the receiver's status.
+    let url = format!("{}/v1/recordings/{id}/deliveries", server.url());
+    let deliveries = eventually(
+        Duration::from_secs(30),
+        "every event to be logged",
+        async || {
+            let (status, body) = get(&url, &key).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let list = body["deliveries"].as_array()?.clone();
+            (list.len() == 3).then_some(list)
+        },
+    )
+    .await;
+    for delivery in &deliveries {
+        assert_eq!(delivery["endpoint"], "endpoint-1");
+        assert_eq!(delivery["state"], "delivered", "{delivery}");
+        assert_eq!(delivery["attempts"][0]["status"], 200, "{delivery}");
+    }
+    let converted = deliveries
+        .iter()
+        .find(|d| d["event_name"] == "video_converted")
+        .expect("video_converted was logged");
+    assert_eq!(converted["event"], first.webhook_id());
+
+    // Sent again: the same body under the same webhook-id, a fresh timestamp and
+    // signature (one second later at least, so the timestamp must differ).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let answer = reqwest::Client::new()
+        .post(format!("{}/v1/deliveries/redeliver", server.url()))
+        .bearer_auth(&key)
+        .json(&json!({"event": first.webhook_id(), "endpoint": "endpoint-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::ACCEPTED);
+    let again = eventually(Duration::from_secs(30), "the redelivery", async || {
+        hooks
+            .for_recording(&id)
+            .into_iter()
+            .filter(|d| d.webhook_id() == first.webhook_id())
+            .nth(1)
+    })
+    .await;
+    assert_eq!(again.body, first.body, "the same body");
+    assert_ne!(
+        again.header("webhook-timestamp"),
+        first.header("webhook-timestamp"),
+        "a fresh timestamp"
+    );
+    assert_ne!(
+        again.header("webhook-signature"),
+        first.header("webhook-signature")
+    );
+    again.verify(crate::util::WEBHOOK_SECRET).unwrap();
+    let verdicts = crate::util::receiver::verify_with_reference_library(
+        crate::util::WEBHOOK_SECRET,
+        std::slice::from_ref(&again),
+    )
+    .await;
+    assert_eq!(verdicts, ["ok"]);
+}
