@@ -2,7 +2,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{RecordingId, Timestamp};
+use crate::{EnvironmentId, RecordingId, Timestamp};
 
 /// The id of one event, sent as `webhook-id`. It is made once, when the event is
 /// enqueued, and kept across every delivery attempt so receivers can deduplicate.
@@ -86,6 +86,10 @@ pub struct Event {
     pub name: EventName,
     /// To which recording.
     pub recording: RecordingId,
+    /// The recording's environment, whose endpoints are told. Events stored before
+    /// environments existed belong to the default one, as their recordings do.
+    #[serde(default)]
+    pub environment: EnvironmentId,
     /// When the event was made; its signature timestamp is the time of each attempt.
     pub created: Timestamp,
     /// The event's `data` object in our own documented form (the `standard` wire format).
@@ -125,10 +129,18 @@ impl Event {
             id: EventId::generate(),
             name: EventName::new(name),
             recording,
+            environment: EnvironmentId::default(),
             created: Timestamp::now(),
             data,
             pipe: None,
         }
+    }
+
+    /// The same event, about a recording of `environment` (the default one unless told).
+    #[must_use]
+    pub fn in_environment(mut self, environment: EnvironmentId) -> Self {
+        self.environment = environment;
+        self
     }
 
     /// The same event with its form for Pipe's wire format.

@@ -35,6 +35,7 @@ mod access;
 mod artifact;
 mod catalog;
 mod delivery;
+mod endpoint;
 mod environment;
 mod error;
 mod event;
@@ -61,6 +62,7 @@ pub use catalog::{
     Catalog, Change, ClaimOptions, JobFilter, JobStats, ListOptions, RecordingCursor,
 };
 pub use delivery::{Attempted, DeliveryAttempt, DeliveryFilter};
+pub use endpoint::{EndpointStore, PreviousSecret, StoredEndpoint};
 pub use environment::{
     Environment, EnvironmentId, EnvironmentSettings, EnvironmentStore, EnvironmentUpdate,
     NewEnvironment,

@@ -173,11 +173,17 @@ pub trait Notifier: Send + Sync + Debug + 'static {
     /// Delivers `event` once to every endpoint subscribed to it.
     async fn deliver(&self, event: &Event) -> Result<()>;
 
-    /// The ids of the endpoints subscribed to `event`. The default names none, and
-    /// events are then delivered with [`Notifier::deliver`].
-    fn subscribers(&self, event: &Event) -> Vec<String> {
+    /// The ids of the endpoints subscribed to `event` (those of its environment that are
+    /// enabled and want it). The default names none, and events are then delivered with
+    /// [`Notifier::deliver`].
+    ///
+    /// # Errors
+    ///
+    /// When the endpoints could not be read (a retryable store error): the event is told
+    /// later.
+    async fn subscribers(&self, event: &Event) -> Result<Vec<String>> {
         let _ = event;
-        Vec::new()
+        Ok(Vec::new())
     }
 
     /// Delivers `event` once to the endpoint `endpoint` (an id from

@@ -87,6 +87,7 @@ pub fn video_recorded(recording: &Recording, original: &MediaInfo) -> Event {
         "ua": "",
     });
     Event::new(EventName::VIDEO_RECORDED, recording.id.clone(), data)
+        .in_environment(recording.environment.clone())
         .with_pipe(PipeEvent::new(EventName::VIDEO_RECORDED, pipe))
 }
 
@@ -129,6 +130,7 @@ pub fn video_converted(
         "payload": payload(recording),
     });
     Event::new(EventName::VIDEO_CONVERTED, recording.id.clone(), data)
+        .in_environment(recording.environment.clone())
         .with_pipe(PipeEvent::new(EventName::VIDEO_CONVERTED, pipe))
 }
 
@@ -151,7 +153,8 @@ pub fn video_copied(
         "rawRecordingUrl": urls.original,
         "payload": payload(recording),
     });
-    let event = Event::new(sink.copied_event(), recording.id.clone(), data);
+    let event = Event::new(sink.copied_event(), recording.id.clone(), data)
+        .in_environment(recording.environment.clone());
     match pipe_copied(sink, recording, mp4, urls) {
         Some(pipe) => event.with_pipe(pipe),
         None => event,
@@ -266,6 +269,7 @@ pub fn video_failed(recording: &Recording, reason: &str) -> Event {
         "payload": payload(recording),
     });
     Event::new(EventName::VIDEO_FAILED, recording.id.clone(), data)
+        .in_environment(recording.environment.clone())
 }
 
 /// The original's file extension, from the MIME type the recorder declared: `mp4`,

@@ -1,18 +1,23 @@
 //! [`WebhookNotifier`]: signs an [`Event`] and POSTs it to every endpoint, once.
 
+use std::borrow::Cow;
 use std::error::Error as _;
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use pipe_core::{
-    Attempted, BodyEncoding, DeliveryAttempt, Event, Notifier, OutgoingWebhook, Timestamp,
-    WireFormat,
+    Attempted, BodyEncoding, DeliveryAttempt, EndpointStore, Event, Notifier, OutgoingWebhook,
+    Signer, StoredEndpoint, Timestamp, WireFormat,
 };
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 
 use crate::endpoint::host_of;
-use crate::{AddressPolicy, DeliveryError, EndpointError, SsrfError, WebhookEndpoint};
+use crate::{
+    AddressPolicy, DeliveryError, EndpointError, PipeSignature, SsrfError, StandardWebhooks,
+    WebhookEndpoint,
+};
 
 /// The `user-agent` of every request.
 const USER_AGENT: &str = concat!("pipe-webhook/", env!("CARGO_PKG_VERSION"));
@@ -54,6 +59,9 @@ pub struct WebhookNotifier {
     client: reqwest::Client,
     targets: Vec<Target>,
     timeout: Duration,
+    /// Endpoints kept by environments, read at each delivery.
+    store: Option<Arc<dyn EndpointStore>>,
+    addresses: AddressPolicy,
 }
 
 /// An endpoint with its id and its URL parsed once.
@@ -66,6 +74,58 @@ struct Target {
 }
 
 impl Target {
+    /// `endpoint` under `id`, its URL checked: `http(s)` with a host that `addresses`
+    /// allows when it is an IP address, and form encoding only for the `pipe` format.
+    /// The error says why, without quoting the URL (it may hold a token).
+    fn new(
+        id: String,
+        endpoint: WebhookEndpoint,
+        addresses: &AddressPolicy,
+    ) -> Result<Self, String> {
+        let url = reqwest::Url::parse(endpoint.url()).map_err(|e| e.to_string())?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err("expected an http or https URL with a host".into());
+        }
+        addresses.check_url(&url).map_err(|e| e.to_string())?;
+        if endpoint.format() == WireFormat::Standard && endpoint.encoding() == BodyEncoding::Form {
+            return Err("form encoding is Pipe's: use it with the `pipe` format".into());
+        }
+        Ok(Target {
+            id,
+            host: host_of(&url),
+            endpoint,
+            url,
+        })
+    }
+
+    /// A stored endpoint as one to post to, signed with its secrets of `now`.
+    fn stored(stored: &StoredEndpoint, addresses: &AddressPolicy) -> pipe_core::Result<Self> {
+        let secrets = stored.signing_secrets(Timestamp::now());
+        let signer: Arc<dyn Signer> = match stored.format {
+            WireFormat::Standard => {
+                let mut signer = StandardWebhooks::new(secrets[0])?;
+                for previous in &secrets[1..] {
+                    signer = signer.with_previous_secret(previous)?;
+                }
+                Arc::new(signer)
+            }
+            // Pipe's receivers read one X-Pipe-Signature: the current key's.
+            WireFormat::Pipe => Arc::new(PipeSignature::new(secrets[0])?),
+        };
+        let endpoint = WebhookEndpoint::new(stored.url.clone())
+            .with_id(stored.id.clone())
+            .with_format(stored.format)
+            .with_encoding(stored.encoding)
+            .with_events(stored.events.clone())
+            .with_signer(signer);
+        Target::new(stored.id.clone(), endpoint, addresses).map_err(|why| {
+            pipe_core::Error::invalid(
+                "webhook endpoint URL",
+                format!("endpoint {}: {why}", stored.id),
+            )
+        })
+    }
+
     /// The signed headers of one request to this endpoint, whose JSON document is `json`.
     fn headers(&self, id: &str, timestamp: i64, json: &[u8]) -> pipe_core::Result<HeaderMap> {
         let request = OutgoingWebhook {
@@ -251,12 +311,50 @@ impl WebhookNotifier {
         Ok((headers, body))
     }
 
-    /// The endpoint `id`.
-    fn target(&self, id: &str) -> pipe_core::Result<&Target> {
-        self.targets
-            .iter()
-            .find(|t| t.id == id)
-            .ok_or_else(|| pipe_core::Error::not_found(format_args!("webhook endpoint {id:?}")))
+    /// The endpoint `id`: given to the builder, or stored and enabled.
+    async fn target(&self, id: &str) -> pipe_core::Result<Cow<'_, Target>> {
+        if let Some(target) = self.targets.iter().find(|t| t.id == id) {
+            return Ok(Cow::Borrowed(target));
+        }
+        let not_found = || pipe_core::Error::not_found(format_args!("webhook endpoint {id:?}"));
+        let Some(store) = &self.store else {
+            return Err(not_found());
+        };
+        let stored = match store.endpoint(id).await {
+            Err(e) if e.is_not_found() => return Err(not_found()),
+            other => other?,
+        };
+        if let Some(why) = &stored.disabled {
+            return Err(pipe_core::Error::permanent(
+                "webhook",
+                format!("webhook endpoint {id} is disabled: {why}"),
+            ));
+        }
+        Target::stored(&stored, &self.addresses).map(Cow::Owned)
+    }
+
+    /// Disables the stored endpoint `id`, saying why; a failure is only logged (the
+    /// delivery's own outcome stands).
+    async fn disable(&self, id: &str, why: &str) {
+        let Some(store) = &self.store else { return };
+        if self.targets.iter().any(|t| t.id == id) {
+            return;
+        }
+        let now = Timestamp::now();
+        let result = match store.endpoint(id).await {
+            Ok(mut stored) => {
+                stored.disabled = Some(format!("{why} at {}", now.to_rfc3339()));
+                stored.updated = now;
+                store.replace_endpoint(stored).await.map(drop)
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => tracing::warn!(endpoint = id, reason = why, "webhook endpoint disabled"),
+            Err(e) => {
+                tracing::warn!(endpoint = id, error = %e, "could not disable the webhook endpoint")
+            }
+        }
     }
 }
 
@@ -274,12 +372,24 @@ fn refusal(
 
 #[async_trait]
 impl Notifier for WebhookNotifier {
-    fn subscribers(&self, event: &Event) -> Vec<String> {
-        self.targets
+    async fn subscribers(&self, event: &Event) -> pipe_core::Result<Vec<String>> {
+        let mut ids: Vec<String> = self
+            .targets
             .iter()
             .filter(|target| target.endpoint.wants(event))
             .map(|target| target.id.clone())
-            .collect()
+            .collect();
+        if let Some(store) = &self.store {
+            for stored in store.endpoints(&event.environment).await? {
+                if stored.is_enabled()
+                    && stored.events.accepts(event, stored.format)
+                    && !ids.contains(&stored.id)
+                {
+                    ids.push(stored.id);
+                }
+            }
+        }
+        Ok(ids)
     }
 
     async fn deliver_to(&self, event: &Event, endpoint: &str) -> pipe_core::Result<()> {
@@ -288,14 +398,18 @@ impl Notifier for WebhookNotifier {
 
     async fn attempt(&self, event: &Event, endpoint: &str) -> Attempted {
         let started = Instant::now();
-        let prepared = self
-            .target(endpoint)
-            .and_then(|target| Ok((target, Self::request(target, event)?)));
+        let prepared = match self.target(endpoint).await {
+            Ok(target) => Self::request(&target, event).map(|request| (target, request)),
+            Err(e) => Err(e),
+        };
         let (target, (headers, body)) = match prepared {
             Ok(prepared) => prepared,
             Err(e) => return Attempted::new(Err(e), started.elapsed()),
         };
-        let posted = self.post_and_read(target, headers, body).await;
+        let posted = self.post_and_read(&target, headers, body).await;
+        if posted.status == Some(410) {
+            self.disable(endpoint, "it answered 410 Gone").await;
+        }
         let outcome = posted
             .outcome
             .map_err(|refused| refusal(event, endpoint, refused));
@@ -363,6 +477,7 @@ pub struct WebhookNotifierBuilder {
     endpoints: Vec<WebhookEndpoint>,
     timeout: Option<Duration>,
     addresses: AddressPolicy,
+    store: Option<Arc<dyn EndpointStore>>,
 }
 
 impl WebhookNotifierBuilder {
@@ -393,6 +508,17 @@ impl WebhookNotifierBuilder {
         self
     }
 
+    /// Also delivers to the endpoints that environments keep in `store`, read at each
+    /// delivery, so endpoints made, changed or disabled through the API apply to the next
+    /// event without a restart. An event goes to the enabled endpoints of its
+    /// environment that want it. An endpoint that answers `410 Gone` is disabled in the
+    /// store, with the reason. An endpoint given with [`endpoint`](Self::endpoint) wins
+    /// over a stored one of the same id.
+    pub fn endpoint_store(mut self, store: Arc<dyn EndpointStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
     /// Checks the configuration and makes the HTTP client (rustls, no redirects, no
     /// proxy, names resolved through the [`AddressPolicy`]'s guard).
     ///
@@ -420,34 +546,14 @@ impl WebhookNotifierBuilder {
             .into_iter()
             .enumerate()
             .map(|(i, endpoint)| {
-                // The URL itself is not quoted: it may hold a token.
-                let invalid = |why: &dyn fmt::Display| {
+                let id = endpoint
+                    .id()
+                    .map_or_else(|| format!("endpoint-{}", i + 1), str::to_owned);
+                Target::new(id, endpoint, &self.addresses).map_err(|why| {
                     pipe_core::Error::invalid(
                         "webhook endpoint URL",
                         format!("endpoint {}: {why}", i + 1),
                     )
-                };
-                let url = reqwest::Url::parse(endpoint.url()).map_err(|e| invalid(&e))?;
-                if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-                    return Err(invalid(&"expected an http or https URL with a host"));
-                }
-                self.addresses.check_url(&url).map_err(|e| invalid(&e))?;
-                if endpoint.format() == WireFormat::Standard
-                    && endpoint.encoding() == BodyEncoding::Form
-                {
-                    return Err(invalid(
-                        &"form encoding is Pipe's: use it with the `pipe` format",
-                    ));
-                }
-                let host = host_of(&url);
-                let id = endpoint
-                    .id()
-                    .map_or_else(|| format!("endpoint-{}", i + 1), str::to_owned);
-                Ok(Target {
-                    id,
-                    endpoint,
-                    url,
-                    host,
                 })
             })
             .collect::<pipe_core::Result<Vec<_>>>()?;
@@ -477,6 +583,8 @@ impl WebhookNotifierBuilder {
             client,
             targets,
             timeout,
+            store: self.store,
+            addresses: self.addresses,
         })
     }
 }

@@ -14,6 +14,7 @@
 
 pub mod api_keys;
 pub mod catalog;
+pub mod endpoints;
 pub mod environments;
 pub mod sink;
 pub mod spool;

@@ -31,7 +31,7 @@ impl Pipeline {
     pub(super) async fn notify(&self, job: &Job, event: &Event) -> Result<()> {
         let notifier = &self.config.notifier;
         let catalog = &self.config.catalog;
-        let endpoints = notifier.subscribers(event);
+        let endpoints = notifier.subscribers(event).await?;
         let mut change = Change::new(event.recording.clone()).complete(job.lease.clone());
         if endpoints.is_empty() {
             notifier.deliver(event).await?;

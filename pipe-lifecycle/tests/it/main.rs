@@ -4,6 +4,7 @@
 mod api_keys;
 mod catalog;
 mod delivery;
+mod endpoints;
 mod environments;
 mod pipeline;
 mod util;

@@ -226,7 +226,10 @@ async fn an_endpoints_retry_after_is_carried_to_the_retry_machinery() {
     let receiver = Receiver::start().await;
     let notifier = notifier([receiver.url("/busy"), receiver.url("/status/503")]);
     let event = event();
-    assert_eq!(notifier.subscribers(&event), ["endpoint-1", "endpoint-2"]);
+    assert_eq!(
+        notifier.subscribers(&event).await.unwrap(),
+        ["endpoint-1", "endpoint-2"]
+    );
     let busy = notifier.deliver_to(&event, "endpoint-1").await.unwrap_err();
     assert!(busy.is_retryable(), "{busy}");
     assert_eq!(busy.retry_after(), Some(Duration::from_secs(120)));

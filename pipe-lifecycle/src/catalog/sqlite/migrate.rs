@@ -45,6 +45,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "delivery attempts",
         include_str!("../../../migrations/0006_delivery_attempts.sql"),
     ),
+    (
+        7,
+        "webhook endpoints",
+        include_str!("../../../migrations/0007_webhook_endpoints.sql"),
+    ),
 ];
 
 /// The migrations compiled into this binary, as a [`MigrationSource`].

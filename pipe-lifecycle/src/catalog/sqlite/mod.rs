@@ -1,6 +1,7 @@
 //! [`SqliteCatalog`]: the embedded catalog, one SQLite file.
 
 mod deliveries;
+mod endpoints;
 mod environments;
 mod error;
 mod keys;

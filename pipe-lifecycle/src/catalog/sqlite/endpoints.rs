@@ -1,0 +1,95 @@
+//! [`EndpointStore`] for [`SqliteCatalog`]: the table `webhook_endpoints`, one JSON
+//! document per endpoint.
+
+use async_trait::async_trait;
+
+use pipe_core::{EndpointStore, EnvironmentId, Error, Result, StoredEndpoint};
+
+use super::SqliteCatalog;
+use super::error::{corrupt, from_sqlx};
+
+fn to_json(endpoint: &StoredEndpoint) -> Result<String> {
+    serde_json::to_string(endpoint).map_err(|e| Error::invalid("webhook endpoint", e))
+}
+
+fn from_json(json: &str) -> Result<StoredEndpoint> {
+    serde_json::from_str(json).map_err(|e| corrupt("webhook endpoint", e))
+}
+
+fn not_found(id: &str) -> Error {
+    Error::not_found(format_args!("webhook endpoint {id}"))
+}
+
+#[async_trait]
+impl EndpointStore for SqliteCatalog {
+    async fn create_endpoint(&self, endpoint: StoredEndpoint) -> Result<StoredEndpoint> {
+        StoredEndpoint::check_id(&endpoint.id)?;
+        sqlx::query(
+            "INSERT INTO webhook_endpoints (id, environment, seq, endpoint) \
+             VALUES (?1, ?2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM webhook_endpoints), ?3)",
+        )
+        .bind(&endpoint.id)
+        .bind(endpoint.environment.as_str())
+        .bind(to_json(&endpoint)?)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match from_sqlx(e) {
+            Error::AlreadyExists { .. } => Error::AlreadyExists {
+                what: format!("webhook endpoint {}", endpoint.id),
+            },
+            other => other,
+        })?;
+        Ok(endpoint)
+    }
+
+    async fn endpoint(&self, id: &str) -> Result<StoredEndpoint> {
+        let json: Option<String> =
+            sqlx::query_scalar("SELECT endpoint FROM webhook_endpoints WHERE id = ?1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(from_sqlx)?;
+        from_json(&json.ok_or_else(|| not_found(id))?)
+    }
+
+    async fn endpoints(&self, environment: &EnvironmentId) -> Result<Vec<StoredEndpoint>> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT endpoint FROM webhook_endpoints WHERE environment = ?1 ORDER BY seq",
+        )
+        .bind(environment.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        rows.iter().map(|json| from_json(json)).collect()
+    }
+
+    async fn replace_endpoint(&self, mut endpoint: StoredEndpoint) -> Result<StoredEndpoint> {
+        // The environment stays the stored one, whatever the caller's copy says.
+        let environment: Option<String> = sqlx::query_scalar(
+            "UPDATE webhook_endpoints SET endpoint = json_set(?2, '$.environment', environment) \
+             WHERE id = ?1 RETURNING environment",
+        )
+        .bind(&endpoint.id)
+        .bind(to_json(&endpoint)?)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        endpoint.environment = environment
+            .ok_or_else(|| not_found(&endpoint.id))?
+            .parse()?;
+        Ok(endpoint)
+    }
+
+    async fn delete_endpoint(&self, id: &str) -> Result<()> {
+        let done = sqlx::query("DELETE FROM webhook_endpoints WHERE id = ?1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(from_sqlx)?;
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(not_found(id))
+        }
+    }
+}

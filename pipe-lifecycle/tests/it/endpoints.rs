@@ -1,0 +1,140 @@
+//! SqliteCatalog as an EndpointStore: the conformance suite, endpoints surviving a
+//! reopen, and the notifier delivering to stored endpoints, on real files.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use pipe_core::conformance::endpoints;
+use pipe_core::{EndpointStore, EnvironmentId, Event, Notifier, StoredEndpoint, Timestamp};
+use pipe_lifecycle::SqliteCatalog;
+use pipe_webhook::{AddressPolicy, StandardWebhooks, Verifier, WebhookNotifier};
+use serde_json::json;
+
+use crate::util::catalog_in;
+
+#[tokio::test]
+async fn sqlite_endpoints_conform() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = catalog_in(dir.path()).await;
+    endpoints::run_all(catalog.as_ref()).await;
+}
+
+#[tokio::test]
+async fn endpoints_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.db");
+    let catalog = SqliteCatalog::open(&path).await.unwrap();
+    let kept = StoredEndpoint::new(
+        "endpoint-1",
+        EnvironmentId::default(),
+        "https://hooks.example.com/in",
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    );
+    catalog.create_endpoint(kept.clone()).await.unwrap();
+    catalog.close().await;
+    let reopened = SqliteCatalog::open(&path).await.unwrap();
+    assert_eq!(reopened.endpoint("endpoint-1").await.unwrap(), kept);
+}
+
+/// A receiver on loopback answering every request with `status`; it keeps each
+/// request's headers.
+async fn receiver(status: u16) -> (String, Arc<Mutex<Vec<HeaderMap>>>) {
+    let seen: Arc<Mutex<Vec<HeaderMap>>> = Arc::default();
+    let kept = Arc::clone(&seen);
+    let app = axum::Router::new().route(
+        "/hooks",
+        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let kept = Arc::clone(&kept);
+            async move {
+                kept.lock().unwrap().push(headers);
+                let _ = body;
+                axum::http::StatusCode::from_u16(status).unwrap()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn stored_endpoints_get_their_environments_events_and_a_410_disables_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = catalog_in(dir.path()).await;
+    let (a, b): (EnvironmentId, EnvironmentId) = ("a".parse().unwrap(), "b".parse().unwrap());
+    let (ok_url, ok_seen) = receiver(200).await;
+    let (gone_url, gone_seen) = receiver(410).await;
+    let (other_url, other_seen) = receiver(200).await;
+    let old = StandardWebhooks::generate_secret();
+    let new = StandardWebhooks::generate_secret();
+    let ok = StoredEndpoint::new("ok", a.clone(), ok_url, old.clone())
+        .rotated(new.clone(), Duration::from_secs(3600));
+    let gone = StoredEndpoint::new("gone", a.clone(), gone_url, old.clone());
+    let mut off = StoredEndpoint::new("off", a.clone(), other_url.clone(), old.clone());
+    off.disabled = Some("turned off by an operator".into());
+    let elsewhere = StoredEndpoint::new("elsewhere", b.clone(), other_url, old.clone());
+    for endpoint in [ok, gone, off, elsewhere] {
+        catalog.create_endpoint(endpoint).await.unwrap();
+    }
+    let notifier = WebhookNotifier::builder()
+        .address_policy(AddressPolicy::new().allow(std::net::Ipv4Addr::LOCALHOST))
+        .endpoint_store(catalog.clone())
+        .build()
+        .unwrap();
+
+    let event = Event::new("video_recorded", "r1".parse().unwrap(), json!({"id": "r1"}))
+        .in_environment(a.clone());
+    assert_eq!(
+        notifier.subscribers(&event).await.unwrap(),
+        ["ok", "gone"],
+        "the enabled endpoints of the event's environment"
+    );
+
+    // Signed with both secrets while the rotation's overlap lasts.
+    let accepted = notifier.attempt(&event, "ok").await;
+    assert!(accepted.outcome.is_ok(), "{:?}", accepted.outcome);
+    let headers = ok_seen.lock().unwrap()[0].clone();
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned()))
+        .collect();
+    let body = event.envelope().to_bytes();
+    let now = Timestamp::now().as_secs();
+    for secret in [&old, &new] {
+        Verifier::new(secret)
+            .unwrap()
+            .verify(&headers, &body, now)
+            .expect("a receiver with either secret verifies");
+    }
+
+    // 410: refused for good, and the endpoint is disabled with the reason.
+    let refused = notifier.attempt(&event, "gone").await;
+    assert!(refused.outcome.is_err_and(|e| !e.is_retryable()));
+    assert_eq!(refused.status, Some(410));
+    let stored = catalog.endpoint("gone").await.unwrap();
+    assert!(
+        stored
+            .disabled
+            .as_deref()
+            .is_some_and(|why| why.contains("410")),
+        "{stored:?}"
+    );
+    assert_eq!(notifier.subscribers(&event).await.unwrap(), ["ok"]);
+    let again = notifier.attempt(&event, "gone").await;
+    assert!(
+        again
+            .outcome
+            .is_err_and(|e| e.to_string().contains("disabled")),
+        "a disabled endpoint is not contacted"
+    );
+    assert_eq!(gone_seen.lock().unwrap().len(), 1);
+    assert!(other_seen.lock().unwrap().is_empty());
+
+    // Changes apply to the next event without a new notifier.
+    catalog.delete_endpoint("ok").await.unwrap();
+    assert!(notifier.subscribers(&event).await.unwrap().is_empty());
+    let unknown = notifier.attempt(&event, "ok").await;
+    assert!(unknown.outcome.is_err_and(|e| e.is_not_found()));
+}
