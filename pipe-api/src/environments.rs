@@ -326,8 +326,8 @@ pub(crate) async fn update(
     Ok(Json(EnvironmentView::from(&updated)))
 }
 
-/// Delete an environment; refused (409) while it holds recordings or valid keys are
-/// limited to it.
+/// Delete an environment; refused (409) while it holds recordings or webhook endpoints,
+/// or valid keys are limited to it.
 #[utoipa::path(
     delete,
     path = "/v1/environments/{id}",
@@ -338,7 +338,7 @@ pub(crate) async fn update(
         (status = 401, description = "No valid key", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
         (status = 403, description = "The key may not manage environments", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "No such environment, or the key may not see it", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
-        (status = 409, description = "It still holds recordings, or valid keys are limited to it", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "It still holds recordings or webhook endpoints, or valid keys are limited to it", body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -369,6 +369,20 @@ pub(crate) async fn delete(
                 naming.join(", ")
             ),
         ));
+    }
+    if let Some(store) = &api.inner.endpoints {
+        let endpoints = store.endpoints(&env.id).await?;
+        if !endpoints.is_empty() {
+            let ids: Vec<&str> = endpoints.iter().map(|e| e.id.as_str()).collect();
+            return Err(Problem::new(
+                ProblemType::Conflict,
+                format!(
+                    "environment {} still has webhook endpoints ({}); delete them first",
+                    env.id,
+                    ids.join(", ")
+                ),
+            ));
+        }
     }
     api.inner.environments.delete_environment(&env.id).await?;
     tracing::info!(environment = %env.id, "environment deleted");

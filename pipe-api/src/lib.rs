@@ -3,8 +3,9 @@
 //! The operator's API of Pipe as an axum [`Router`] that any Rust service can mount over
 //! its own catalog and sinks: recordings (list with cursor pagination, get with every
 //! step, copy and download link), environments (create, read, update, delete, every
-//! version kept), API keys (create, list, revoke) and webhook deliveries (the log of every
-//! attempt, redelivery), all under `/v1/`, JSON in and out,
+//! version kept), API keys (create, list, revoke), webhook endpoints (create with the
+//! secret shown once, change, disable, rotate the secret with an overlap) and webhook
+//! deliveries (the log of every attempt, redelivery), all under `/v1/`, JSON in and out,
 //! errors as RFC 9457 problem documents, described by an OpenAPI 3.1 document at
 //! `/v1/openapi.json` that is generated from the handlers themselves (utoipa), so it
 //! cannot drift from them. [`files`] serves stored artifacts behind signed, expiring
@@ -62,6 +63,7 @@ pub mod metrics;
 mod openapi;
 pub mod pipe_compat;
 mod recordings;
+mod webhooks;
 
 use std::fmt;
 use std::sync::Arc;
@@ -69,7 +71,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use pipe_core::{ApiKeyStore, Catalog, EnvironmentStore, SinkId, StorageSink};
+use pipe_core::{
+    ApiKeyStore, Catalog, EndpointStore, EnvironmentStore, SinkId, StorageSink, UrlGuard,
+};
 use pipe_http::{Problem, ProblemType};
 
 pub use auth::{Caller, RateLimit, mint_key};
@@ -85,6 +89,8 @@ struct Inner {
     catalog: Arc<dyn Catalog>,
     environments: Arc<dyn EnvironmentStore>,
     keys: Arc<dyn ApiKeyStore>,
+    endpoints: Option<Arc<dyn EndpointStore>>,
+    url_guard: Option<Arc<dyn UrlGuard>>,
     sinks: Vec<(SinkId, Arc<dyn StorageSink>)>,
     link_ttl: Duration,
     limiter: auth::Limiter,
@@ -110,6 +116,8 @@ pub struct ApiBuilder {
     catalog: Arc<dyn Catalog>,
     environments: Arc<dyn EnvironmentStore>,
     keys: Arc<dyn ApiKeyStore>,
+    endpoints: Option<Arc<dyn EndpointStore>>,
+    url_guard: Option<Arc<dyn UrlGuard>>,
     sinks: Vec<(SinkId, Arc<dyn StorageSink>)>,
     link_ttl: Duration,
     rate_limit: RateLimit,
@@ -121,6 +129,22 @@ impl ApiBuilder {
     /// copy; sinks are asked in the order they were added.
     pub fn sink(mut self, id: SinkId, sink: Arc<dyn StorageSink>) -> Self {
         self.sinks.push((id, sink));
+        self
+    }
+
+    /// Manages the webhook endpoints of environments in `store` (the routes under
+    /// `/v1/environments/{id}/webhooks` and `/v1/webhooks/`); without it they answer 404.
+    pub fn endpoint_store(mut self, store: Arc<dyn EndpointStore>) -> Self {
+        self.endpoints = Some(store);
+        self
+    }
+
+    /// Checks every webhook URL set through the API with `guard` (the SSRF guard,
+    /// `pipe_webhook::AddressPolicy`), refusing one that points inside the network with a
+    /// 400. Without it, URLs are checked only to be `http(s)`; deliveries still go
+    /// through the notifier's own guard.
+    pub fn url_guard(mut self, guard: Arc<dyn UrlGuard>) -> Self {
+        self.url_guard = Some(guard);
         self
     }
 
@@ -149,6 +173,8 @@ impl ApiBuilder {
                 catalog: self.catalog,
                 environments: self.environments,
                 keys: self.keys,
+                endpoints: self.endpoints,
+                url_guard: self.url_guard,
                 sinks: self.sinks,
                 link_ttl: self.link_ttl,
                 limiter: auth::Limiter::new(self.rate_limit),
@@ -172,6 +198,8 @@ impl Api {
             catalog,
             environments,
             keys,
+            endpoints: None,
+            url_guard: None,
             sinks: Vec::new(),
             link_ttl: Duration::from_secs(3600),
             rate_limit: RateLimit::default(),
@@ -233,6 +261,20 @@ impl Api {
             .route(
                 "/v1/environments/{id}/versions",
                 get(environments::versions),
+            )
+            .route(
+                "/v1/environments/{id}/webhooks",
+                get(webhooks::list).post(webhooks::create),
+            )
+            .route(
+                "/v1/webhooks/{id}",
+                get(webhooks::get)
+                    .patch(webhooks::update)
+                    .delete(webhooks::delete),
+            )
+            .route(
+                "/v1/webhooks/{id}/rotate-secret",
+                axum::routing::post(webhooks::rotate),
             )
             .route("/v1/keys", get(keys::list).post(keys::create))
             .route("/v1/keys/{id}", axum::routing::delete(keys::revoke))

@@ -5,7 +5,7 @@ use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::{deliveries, environments, keys, recordings};
+use crate::{deliveries, environments, keys, recordings, webhooks};
 
 /// An error (RFC 9457), answered with `Content-Type: application/problem+json`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -44,6 +44,12 @@ pub(crate) struct ProblemDoc {
         environments::update,
         environments::delete,
         environments::versions,
+        webhooks::list,
+        webhooks::create,
+        webhooks::get,
+        webhooks::update,
+        webhooks::delete,
+        webhooks::rotate,
         keys::list,
         keys::create,
         keys::revoke,
@@ -53,7 +59,7 @@ pub(crate) struct ProblemDoc {
         (name = "recordings", description = "Recordings and their files"),
         (name = "environments", description = "An operator's sites or stages and their settings"),
         (name = "keys", description = "API keys"),
-        (name = "webhooks", description = "Webhook deliveries: the log of every attempt, and redelivery"),
+        (name = "webhooks", description = "Webhook endpoints of environments, the log of every delivery attempt, and redelivery"),
     )
 )]
 struct ApiDoc;

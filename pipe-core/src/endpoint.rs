@@ -193,6 +193,15 @@ pub trait EndpointStore: Send + Sync + fmt::Debug + 'static {
     async fn delete_endpoint(&self, id: &str) -> Result<()>;
 }
 
+/// Says whether webhooks may be sent to a URL: the SSRF guard, asked where endpoints are
+/// created so that a URL pointing inside the operator's network is refused up front.
+/// (`pipe-webhook`'s `AddressPolicy` is one; delivery checks again at each connection.)
+#[async_trait]
+pub trait UrlGuard: Send + Sync + fmt::Debug + 'static {
+    /// `Invalid`, saying why, if webhooks may not be sent to `url`.
+    async fn check_url(&self, url: &str) -> Result<()>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

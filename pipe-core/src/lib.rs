@@ -62,7 +62,7 @@ pub use catalog::{
     Catalog, Change, ClaimOptions, JobFilter, JobStats, ListOptions, RecordingCursor,
 };
 pub use delivery::{Attempted, DeliveryAttempt, DeliveryFilter};
-pub use endpoint::{EndpointStore, PreviousSecret, StoredEndpoint};
+pub use endpoint::{EndpointStore, PreviousSecret, StoredEndpoint, UrlGuard};
 pub use environment::{
     Environment, EnvironmentId, EnvironmentSettings, EnvironmentStore, EnvironmentUpdate,
     NewEnvironment,

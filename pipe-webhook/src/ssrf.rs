@@ -569,6 +569,21 @@ impl AddressPolicy {
     }
 }
 
+/// The guard where endpoints are created: a URL whose scheme, host, or any address its
+/// name resolves to is refused is `Invalid` (field `url`), saying why. A name that does
+/// not resolve now passes (DNS may be down for a moment; each delivery resolves again).
+#[async_trait::async_trait]
+impl pipe_core::UrlGuard for AddressPolicy {
+    async fn check_url(&self, url: &str) -> pipe_core::Result<()> {
+        let invalid = |why: &dyn fmt::Display| pipe_core::Error::invalid("url", why.to_string());
+        let url = Url::parse(url).map_err(|e| invalid(&e))?;
+        match self.check_url_resolving(&url).await {
+            Ok(()) | Err(SsrfError::Resolve { .. } | SsrfError::NoAddress { .. }) => Ok(()),
+            Err(e) => Err(invalid(&e)),
+        }
+    }
+}
+
 /// What a URL connects to: an address, or a name to resolve.
 enum Target<'a> {
     Ip(IpAddr),

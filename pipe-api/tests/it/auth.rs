@@ -12,6 +12,8 @@ async fn every_route_answers_every_caller_as_documented() {
     let (a, b) = (f.environment("a").await, f.environment("b").await);
     let rec_a = f.recorded(&a).await;
     let rec_b = f.recording(&b).await;
+    f.webhook("hook-a", &a).await;
+    f.webhook("hook-gone", &a).await;
 
     let admin = f.key(Role::Admin, &[]).await;
     let editor = f.key(Role::Editor, &[]).await;
@@ -79,24 +81,43 @@ async fn every_route_answers_every_caller_as_documented() {
             "/v1/deliveries/redeliver".into(),
             Some(json!({"failed_since": "2000-01-01T00:00:00Z"})),
         ),
+        (Method::GET, "/v1/environments/a/webhooks".into(), None),
+        (
+            Method::POST,
+            "/v1/environments/a/webhooks".into(),
+            Some(json!({"url": "https://1.1.1.1/hooks"})),
+        ),
+        (Method::GET, "/v1/webhooks/hook-a".into(), None),
+        (
+            Method::PATCH,
+            "/v1/webhooks/hook-a".into(),
+            Some(json!({"events": ["all"]})),
+        ),
+        (
+            Method::POST,
+            "/v1/webhooks/hook-a/rotate-secret".into(),
+            Some(json!({})),
+        ),
+        // The editor deletes it: the callers after see no endpoint.
+        (Method::DELETE, "/v1/webhooks/hook-gone".into(), None),
     ];
     const U: u16 = 401;
     let unauthenticated = [
-        U, U, U, U, U, U, U, U, U, U, U, U, U, 200, U, U, U, U, U, U, U, U, U,
+        U, U, U, U, U, U, U, U, U, U, U, U, U, 200, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U,
     ];
     // Columns: the routes above, in order.
     #[rustfmt::skip]
-    let callers: Vec<(&str, Option<&str>, [u16; 23])> = vec![
+    let callers: Vec<(&str, Option<&str>, [u16; 29])> = vec![
         ("no key", None, unauthenticated),
         ("unknown key", Some(&unknown), unauthenticated),
         ("forged key", Some(&forged), unauthenticated),
         ("malformed key", Some("pk_nope"), unauthenticated),
         ("revoked key", Some(&revoked), unauthenticated),
-        ("viewer", Some(&viewer), [200, 200, 403, 200, 200, 403, 403, 403, 403, 200, 403, 403, 403, 200, 200, 200, 200, 403, 200, 200, 200, 200, 403]),
-        ("editor", Some(&editor), [200, 200, 202, 200, 200, 403, 403, 403, 403, 200, 403, 403, 403, 200, 200, 200, 200, 200, 200, 200, 200, 200, 202]),
-        ("admin", Some(&admin), [200, 200, 202, 200, 200, 201, 200, 200, 409, 200, 200, 201, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 202]),
-        ("admin of b", Some(&admin_b), [200, 404, 404, 200, 404, 403, 404, 200, 404, 404, 403, 403, 403, 200, 200, 200, 404, 404, 200, 200, 200, 404, 202]),
-        ("viewer of b", Some(&viewer_b), [200, 404, 404, 200, 404, 403, 404, 403, 404, 404, 403, 403, 403, 200, 200, 200, 404, 404, 200, 200, 200, 404, 403]),
+        ("viewer", Some(&viewer), [200, 200, 403, 200, 200, 403, 403, 403, 403, 200, 403, 403, 403, 200, 200, 200, 200, 403, 200, 200, 200, 200, 403, 200, 403, 200, 403, 403, 403]),
+        ("editor", Some(&editor), [200, 200, 202, 200, 200, 403, 403, 403, 403, 200, 403, 403, 403, 200, 200, 200, 200, 200, 200, 200, 200, 200, 202, 200, 201, 200, 200, 200, 204]),
+        ("admin", Some(&admin), [200, 200, 202, 200, 200, 201, 200, 200, 409, 200, 200, 201, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 202, 200, 201, 200, 200, 200, 404]),
+        ("admin of b", Some(&admin_b), [200, 404, 404, 200, 404, 403, 404, 200, 404, 404, 403, 403, 403, 200, 200, 200, 404, 404, 200, 200, 200, 404, 202, 404, 404, 404, 404, 404, 404]),
+        ("viewer of b", Some(&viewer_b), [200, 404, 404, 200, 404, 403, 404, 403, 404, 404, 403, 403, 403, 200, 200, 200, 404, 404, 200, 200, 200, 404, 403, 404, 404, 404, 404, 404, 404]),
     ];
     assert_eq!(
         routes.len(),

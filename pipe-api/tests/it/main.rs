@@ -7,3 +7,4 @@ mod openapi;
 mod pipe_compat;
 mod recordings;
 mod util;
+mod webhooks;

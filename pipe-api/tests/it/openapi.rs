@@ -45,6 +45,8 @@ async fn every_operation_answers_as_its_document_says() {
     let env = f.environment("a").await;
     f.environment("doomed").await;
     let rec = f.recorded(&env).await;
+    f.webhook("a", &env).await;
+    f.webhook("doomed", &env).await;
     let admin = f.key(Role::Admin, &[]).await;
     let victim = f.key(Role::Viewer, &[]).await;
     let victim_id = pipe_api::auth::parse_key(&victim).unwrap().id.to_string();
@@ -79,7 +81,12 @@ async fn every_operation_answers_as_its_document_says() {
             let uri = template.replace("{id}", &id);
             let body = match (method.as_str(), template.as_str()) {
                 ("POST", "/v1/environments") => Some(json!({"id": "walked"})),
+                ("PATCH", "/v1/webhooks/{id}") => Some(json!({"events": ["video_converted"]})),
                 ("PATCH", _) => Some(json!({"name": "Walked"})),
+                ("POST", "/v1/environments/{id}/webhooks") => {
+                    Some(json!({"url": "https://1.1.1.1/hooks"}))
+                }
+                ("POST", "/v1/webhooks/{id}/rotate-secret") => Some(json!({})),
                 ("POST", "/v1/keys") => Some(json!({"role": "viewer"})),
                 ("POST", "/v1/deliveries/redeliver") => {
                     Some(json!({"failed_since": "2000-01-01T00:00:00Z"}))

@@ -9,8 +9,8 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use pipe_api::{Api, RateLimit, mint_key};
 use pipe_core::{
-    ApiKeyStore, Catalog, Change, EnvironmentId, EnvironmentStore, NewEnvironment, NewRecording,
-    Recording, RecordingState, Role,
+    ApiKeyStore, Catalog, Change, EndpointStore, EnvironmentId, EnvironmentStore, NewEnvironment,
+    NewRecording, Recording, RecordingState, Role,
 };
 use pipe_lifecycle::SqliteCatalog;
 use serde_json::Value;
@@ -42,6 +42,8 @@ impl Fixture {
                 .unwrap(),
         );
         let api = Api::builder(catalog.clone(), catalog.clone(), catalog.clone())
+            .endpoint_store(catalog.clone())
+            .url_guard(Arc::new(pipe_webhook::AddressPolicy::new()))
             .rate_limit(limit)
             .metrics(pipe_api::metrics::MetricsRender::new(|| {
                 "# TYPE up gauge\nup 1\n".to_owned()
@@ -65,6 +67,19 @@ impl Fixture {
             .await
             .unwrap();
         id
+    }
+
+    /// A webhook endpoint `id` of `environment` (at a public address, never contacted).
+    pub async fn webhook(&self, id: &str, environment: &EnvironmentId) {
+        self.catalog
+            .create_endpoint(pipe_core::StoredEndpoint::new(
+                id,
+                environment.clone(),
+                "https://1.1.1.1/hooks",
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            ))
+            .await
+            .unwrap();
     }
 
     pub async fn recording(&self, environment: &EnvironmentId) -> Recording {
