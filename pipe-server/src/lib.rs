@@ -27,6 +27,10 @@
 //! gives them; **back it up**: without it nothing stored can be read) and, when webhooks
 //! are configured without `PIPE_WEBHOOK_SECRET`, `webhook.secret`.
 //!
+//! Webhook endpoints belong to environments and live in the catalog; the notifier reads
+//! them at each delivery, so the API changes them without a restart. `PIPE_WEBHOOK_URL`
+//! makes `production`'s endpoint `endpoint-1` when it has none.
+//!
 //! Webhooks go only to public addresses (`pipe-webhook`'s SSRF guard): a receiver on
 //! loopback or the operator's private network is re-admitted with
 //! `PIPE_WEBHOOK_ALLOW_ADDRESSES`.
@@ -52,17 +56,15 @@ use axum::routing::get;
 use pipe_api::Api;
 use pipe_api::files::{self, LinkSigner, ServedSink};
 use pipe_core::{
-    ApiKeyStore, Catalog, EnvironmentId, EnvironmentSettings, EnvironmentStore, NewEnvironment,
-    SinkId, SinkKind, Spool, StorageSink, UrlOptions, WireFormat,
+    ApiKeyStore, Catalog, EndpointStore, EnvironmentId, EnvironmentSettings, EnvironmentStore,
+    NewEnvironment, SinkId, SinkKind, Spool, StorageSink, StoredEndpoint, UrlOptions, WireFormat,
 };
 use pipe_http::TokenSigner;
 use pipe_ingest::{Ingest, IngestConfig};
 use pipe_lifecycle::{Pipeline, PipelineConfig, SqliteCatalog};
 use pipe_storage::{EncryptedSink, LocalSpool, ObjectStoreSink};
 use pipe_transcode::FfmpegTranscoder;
-use pipe_webhook::{
-    AddressPolicy, PipeSignature, SsrfError, StandardWebhooks, WebhookEndpoint, WebhookNotifier,
-};
+use pipe_webhook::{AddressPolicy, PipeSignature, SsrfError, StandardWebhooks, WebhookNotifier};
 use tokio::sync::watch;
 
 pub use config::{Config, ConfigError};
@@ -146,10 +148,15 @@ pub async fn serve(
     let sqlite = Arc::new(sqlite);
     let catalog: Arc<dyn Catalog> = sqlite.clone();
     let environments: Arc<dyn EnvironmentStore> = sqlite.clone();
+    let endpoints: Arc<dyn EndpointStore> = sqlite.clone();
     let keys: Arc<dyn ApiKeyStore> = sqlite;
     seed_default_environment(environments.as_ref(), &config)
         .await
         .map_err(part("environments"))?;
+    if let Some(url) = &config.webhook_url {
+        check_webhook_url(&config.webhook_addresses, url).await?;
+        seed_webhook_endpoint(endpoints.as_ref(), &config, url, data).await?;
+    }
     if keys
         .list_api_keys()
         .await
@@ -194,32 +201,15 @@ pub async fn serve(
         Arc::clone(&keys),
     )
     .sink(SinkId::new(OWN_STORAGE), Arc::clone(&own))
+    .endpoint_store(Arc::clone(&endpoints))
+    .url_guard(Arc::new(config.webhook_addresses.clone()))
     .metrics(metrics::render()?)
     .build();
 
-    let mut notifier = WebhookNotifier::builder().address_policy(config.webhook_addresses.clone());
-    if let Some(url) = &config.webhook_url {
-        check_webhook_url(&config.webhook_addresses, url).await?;
-        let endpoint = WebhookEndpoint::new(url.clone())
-            .with_format(config.webhook_format)
-            .with_encoding(config.webhook_encoding)
-            .with_events(config.webhook_events.clone());
-        let endpoint = match (config.webhook_format, &config.webhook_key) {
-            // What the hosted Pipe sends, signed only as Pipe signs.
-            (WireFormat::Pipe, Some(key)) => endpoint.with_signer(Arc::new(
-                PipeSignature::new(key).map_err(part("PIPE_WEBHOOK_KEY"))?,
-            )),
-            _ => {
-                let secret = match &config.webhook_secret {
-                    Some(secret) => secret.clone(),
-                    None => secrets::webhook_secret(data)?,
-                };
-                let signer = StandardWebhooks::new(&secret).map_err(part("PIPE_WEBHOOK_SECRET"))?;
-                endpoint.with_signer(Arc::new(signer))
-            }
-        };
-        notifier = notifier.endpoint(endpoint);
-    }
+    // Every endpoint is an environment's, kept in the catalog and read at each delivery.
+    let notifier = WebhookNotifier::builder()
+        .address_policy(config.webhook_addresses.clone())
+        .endpoint_store(endpoints);
     let notifier = Arc::new(notifier.build().map_err(part("webhooks"))?);
 
     let mut pipeline = PipelineConfig::new(
@@ -375,6 +365,66 @@ async fn check_webhook_url(policy: &AddressPolicy, url: &str) -> Result<(), Serv
             "{e}; to send webhooks there anyway, set PIPE_WEBHOOK_ALLOW_ADDRESSES={addr}"
         ))),
         Err(e) => Err(refuse(e.to_string())),
+    }
+}
+
+/// The id of the endpoint made from `PIPE_WEBHOOK_URL`.
+const CONFIGURED_ENDPOINT: &str = "endpoint-1";
+
+/// Makes the default environment's endpoint from `PIPE_WEBHOOK_URL` and its companions
+/// when that environment has no endpoint yet (the first start, or after every endpoint
+/// was deleted while the variable stayed set). After that the API changes it; a variable
+/// that differs from the stored endpoint is only warned about.
+async fn seed_webhook_endpoint(
+    store: &dyn EndpointStore,
+    config: &Config,
+    url: &str,
+    data: &std::path::Path,
+) -> Result<(), ServeError> {
+    let part = |part| move |source| ServeError::Part { part, source };
+    let environment = EnvironmentId::default();
+    let existing = store
+        .endpoints(&environment)
+        .await
+        .map_err(part("webhook endpoints"))?;
+    if let Some(stored) = existing.iter().find(|e| e.id == CONFIGURED_ENDPOINT) {
+        if stored.url != url || stored.format != config.webhook_format {
+            tracing::warn!(
+                endpoint = CONFIGURED_ENDPOINT,
+                "PIPE_WEBHOOK_URL or PIPE_WEBHOOK_FORMAT differs from the stored endpoint, \
+                 which applies; change it through the API (PATCH /v1/webhooks/endpoint-1)"
+            );
+        }
+        return Ok(());
+    }
+    if !existing.is_empty() {
+        return Ok(());
+    }
+    let secret = match (config.webhook_format, &config.webhook_key) {
+        (WireFormat::Pipe, Some(key)) => key.clone(),
+        _ => match &config.webhook_secret {
+            Some(secret) => secret.clone(),
+            None => secrets::webhook_secret(data)?,
+        },
+    };
+    // Refused here rather than at the first delivery.
+    match config.webhook_format {
+        WireFormat::Standard => {
+            drop(StandardWebhooks::new(&secret).map_err(part("PIPE_WEBHOOK_SECRET"))?)
+        }
+        WireFormat::Pipe => drop(PipeSignature::new(&secret).map_err(part("PIPE_WEBHOOK_KEY"))?),
+    }
+    let mut endpoint = StoredEndpoint::new(CONFIGURED_ENDPOINT, environment, url, secret);
+    endpoint.format = config.webhook_format;
+    endpoint.encoding = config.webhook_encoding;
+    endpoint.events = config.webhook_events.clone();
+    match store.create_endpoint(endpoint).await {
+        Ok(created) => {
+            tracing::info!(endpoint = %created.id, environment = %created.environment, "made the webhook endpoint of PIPE_WEBHOOK_URL");
+            Ok(())
+        }
+        Err(pipe_core::Error::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(part("webhook endpoints")(e)),
     }
 }
 

@@ -59,7 +59,11 @@
 //! ```
 //!
 //! Delivering is [`WebhookNotifier::builder`], one [`WebhookEndpoint`] per URL with its
-//! signers, then [`Notifier::deliver`](pipe_core::Notifier::deliver) for each event.
+//! signers, then [`Notifier::deliver`](pipe_core::Notifier::deliver) for each event. With
+//! [`WebhookNotifierBuilder::endpoint_store`], the endpoints environments keep
+//! ([`pipe_core::EndpointStore`]) are read at each delivery instead: an event goes to its
+//! environment's enabled endpoints that want it, both secrets sign during a rotation, and
+//! an endpoint that answers `410 Gone` is disabled.
 //!
 //! ## Features
 //!

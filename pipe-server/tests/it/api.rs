@@ -623,3 +623,85 @@ async fn the_delivery_log_shows_what_the_receiver_said_and_a_redelivery_is_signe
     .await;
     assert_eq!(verdicts, ["ok"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_made_through_the_api_gets_its_environments_events_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let production_hooks = crate::util::WebhookReceiver::start().await;
+    let staging_hooks = crate::util::WebhookReceiver::start().await;
+    let server = PipeServer::start(
+        dir.path(),
+        &[
+            ("PIPE_ALLOWED_HOSTS", ""),
+            ("PIPE_WEBHOOK_URL", production_hooks.url.as_str()),
+            ("PIPE_WEBHOOK_SECRET", crate::util::WEBHOOK_SECRET),
+        ],
+    )
+    .await;
+    let admin = create_key(&server, &["--role", "admin"]).await;
+    let client = reqwest::Client::new();
+    let post = |path: &str, body: Value| {
+        client
+            .post(format!("{}{path}", server.url()))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+    };
+    // The endpoint of PIPE_WEBHOOK_URL is production's, and listed as such.
+    let (status, listed) = get(
+        &format!("{}/v1/environments/production/webhooks", server.url()),
+        &admin,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed["webhooks"][0]["id"], "endpoint-1", "{listed}");
+    assert_eq!(listed["webhooks"][0]["url"], production_hooks.url.as_str());
+
+    let made = post("/v1/environments", json!({"id": "staging"}))
+        .await
+        .unwrap();
+    assert_eq!(made.status(), StatusCode::CREATED);
+    let made = post(
+        "/v1/environments/staging/webhooks",
+        json!({"url": staging_hooks.url, "events": ["video_converted"]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(made.status(), StatusCode::CREATED);
+    let made: Value = made.json().await.unwrap();
+    let secret = made["secret"].as_str().unwrap().to_owned();
+
+    // No restart: a staging recording is told to staging's endpoint only, signed with
+    // the secret shown at creation.
+    let id = crate::stream::stream_recording_at(
+        &server,
+        "/v1/stream?environment=staging",
+        &webm(dir.path()),
+    )
+    .await;
+    let converted = staging_hooks
+        .wait_for(&id, "video_converted", Duration::from_secs(60))
+        .await;
+    converted.verify(&secret).unwrap();
+    let production_id = stream_recording(&server, &webm(dir.path())).await;
+    production_hooks
+        .wait_for(&production_id, "video_converted", Duration::from_secs(60))
+        .await;
+    assert!(
+        production_hooks.for_recording(&id).is_empty(),
+        "production's endpoint got staging's events"
+    );
+    assert!(
+        staging_hooks.for_recording(&production_id).is_empty(),
+        "staging's endpoint got production's events"
+    );
+    assert_eq!(
+        staging_hooks
+            .for_recording(&id)
+            .iter()
+            .map(|d| d.event().to_owned())
+            .collect::<Vec<_>>(),
+        ["video_converted"],
+        "staging's endpoint is subscribed to video_converted only"
+    );
+}

@@ -77,7 +77,12 @@ pub(crate) async fn receive(socket: &mut Socket) -> Value {
 
 /// Streams `bytes` as one new recording and finishes it; returns its id.
 pub(crate) async fn stream_recording(server: &PipeServer, bytes: &[u8]) -> String {
-    let mut socket = connect(server, None).await.unwrap();
+    stream_recording_at(server, "/v1/stream", bytes).await
+}
+
+/// [`stream_recording`] through the stream URL `path` (`/v1/stream?environment=…`).
+pub(crate) async fn stream_recording_at(server: &PipeServer, path: &str, bytes: &[u8]) -> String {
+    let mut socket = connect_to(server, path, None).await.unwrap();
     send_json(
         &mut socket,
         json!({"type": "start", "mimeType": "video/webm"}),
