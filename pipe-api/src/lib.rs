@@ -72,7 +72,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use pipe_core::{
-    ApiKeyStore, Catalog, EndpointStore, EnvironmentStore, SinkId, StorageSink, UrlGuard,
+    ApiKeyStore, Catalog, EndpointStore, EnvironmentStore, Notifier, SinkId, StorageSink, UrlGuard,
 };
 use pipe_http::{Problem, ProblemType};
 
@@ -91,6 +91,7 @@ struct Inner {
     keys: Arc<dyn ApiKeyStore>,
     endpoints: Option<Arc<dyn EndpointStore>>,
     url_guard: Option<Arc<dyn UrlGuard>>,
+    notifier: Option<Arc<dyn Notifier>>,
     sinks: Vec<(SinkId, Arc<dyn StorageSink>)>,
     link_ttl: Duration,
     limiter: auth::Limiter,
@@ -118,6 +119,7 @@ pub struct ApiBuilder {
     keys: Arc<dyn ApiKeyStore>,
     endpoints: Option<Arc<dyn EndpointStore>>,
     url_guard: Option<Arc<dyn UrlGuard>>,
+    notifier: Option<Arc<dyn Notifier>>,
     sinks: Vec<(SinkId, Arc<dyn StorageSink>)>,
     link_ttl: Duration,
     rate_limit: RateLimit,
@@ -148,6 +150,13 @@ impl ApiBuilder {
         self
     }
 
+    /// Sends test events (`POST /v1/webhooks/{id}/test`) through `notifier`, the one the
+    /// pipeline delivers with; without it that route answers 404.
+    pub fn notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
+        self.notifier = Some(notifier);
+        self
+    }
+
     /// How long the download links in answers stay valid (default 1 hour).
     pub fn link_ttl(mut self, ttl: Duration) -> Self {
         self.link_ttl = ttl;
@@ -175,6 +184,7 @@ impl ApiBuilder {
                 keys: self.keys,
                 endpoints: self.endpoints,
                 url_guard: self.url_guard,
+                notifier: self.notifier,
                 sinks: self.sinks,
                 link_ttl: self.link_ttl,
                 limiter: auth::Limiter::new(self.rate_limit),
@@ -200,6 +210,7 @@ impl Api {
             keys,
             endpoints: None,
             url_guard: None,
+            notifier: None,
             sinks: Vec::new(),
             link_ttl: Duration::from_secs(3600),
             rate_limit: RateLimit::default(),
@@ -275,6 +286,10 @@ impl Api {
             .route(
                 "/v1/webhooks/{id}/rotate-secret",
                 axum::routing::post(webhooks::rotate),
+            )
+            .route(
+                "/v1/webhooks/{id}/test",
+                axum::routing::post(webhooks::test),
             )
             .route("/v1/keys", get(keys::list).post(keys::create))
             .route("/v1/keys/{id}", axum::routing::delete(keys::revoke))

@@ -50,6 +50,7 @@ pub(crate) struct ProblemDoc {
         webhooks::update,
         webhooks::delete,
         webhooks::rotate,
+        webhooks::test,
         keys::list,
         keys::create,
         keys::revoke,

@@ -44,6 +44,9 @@ pub(crate) struct EndpointView {
     enabled: bool,
     /// Why not, when it is disabled (by an operator, or because it answered 410).
     disabled_reason: Option<String>,
+    /// Since when (RFC 3339) every delivery to it has failed; absent while it accepts
+    /// events. After 5 days of that it is disabled.
+    failing_since: Option<String>,
     /// Until when (RFC 3339) the previous secret signs as well, during a rotation.
     previous_secret_until: Option<String>,
     /// When it was created (RFC 3339).
@@ -67,6 +70,7 @@ impl EndpointView {
             },
             enabled: endpoint.is_enabled(),
             disabled_reason: endpoint.disabled.clone(),
+            failing_since: endpoint.failing_since.map(Timestamp::to_rfc3339),
             previous_secret_until: endpoint
                 .previous_secret
                 .as_ref()
@@ -126,7 +130,8 @@ pub(crate) struct UpdateEndpoint {
     content_type: Option<String>,
     /// The event names it gets, or `["all"]`.
     events: Option<Vec<String>>,
-    /// `false` stops deliveries to it; `true` resumes them (also after a 410).
+    /// `false` stops deliveries to it; `true` resumes them (also after a 410 or days of
+    /// failures).
     enabled: Option<bool>,
 }
 
@@ -433,7 +438,10 @@ pub(crate) async fn update(
         endpoint.events = events(names)?;
     }
     match body.enabled {
-        Some(true) => endpoint.disabled = None,
+        Some(true) => {
+            endpoint.disabled = None;
+            endpoint.failing_since = None;
+        }
         Some(false) if endpoint.disabled.is_none() => {
             endpoint.disabled = Some(format!("disabled through the API by key {}", caller.key.id));
         }
@@ -518,5 +526,66 @@ pub(crate) async fn rotate(
     Ok(Json(EndpointWithSecret {
         endpoint: EndpointView::new(&rotated, &caller),
         secret: rotated.secret,
+    }))
+}
+
+/// What a test event gave.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TestResult {
+    /// Whether the endpoint accepted it (a 2xx answer).
+    delivered: bool,
+    /// The endpoint's HTTP status, if it answered.
+    status: Option<u16>,
+    /// How long it took, in milliseconds.
+    duration_ms: u64,
+    /// The first 4 KiB of the endpoint's answer.
+    response: String,
+    /// Why it failed, if it did.
+    error: Option<String>,
+}
+
+/// Send a test event (`webhook_test`, about no recording) to an endpoint now, signed as
+/// its events are, and answer what it said. Not retried, not in the delivery log.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/{id}/test",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "The endpoint's id")),
+    responses(
+        (status = 200, description = "Sent; whether the endpoint accepted it is in the answer", body = TestResult),
+        (status = 401, description = "No valid key", body = crate::openapi::ProblemDoc, content_type = PROBLEM),
+        (status = 403, description = "The key may not manage webhooks", body = crate::openapi::ProblemDoc, content_type = PROBLEM),
+        (status = 404, description = "No such endpoint, the key may not see it, or this API sends no webhooks", body = crate::openapi::ProblemDoc, content_type = PROBLEM),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn test(
+    State(api): State<Api>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<TestResult>, Problem> {
+    caller.require(Role::Viewer)?;
+    let endpoint = visible(&api, &caller, &id).await?;
+    caller.require(Role::Editor)?;
+    let notifier = api.inner.notifier.as_ref().ok_or_else(|| {
+        Problem::not_found("webhook tests: this API was built without a notifier")
+    })?;
+    let event = pipe_core::Event::new(
+        "webhook_test",
+        pipe_core::RecordingId::generate(),
+        serde_json::json!({
+            "message": "A test event from Pipe: no recording is behind it.",
+            "endpoint": endpoint.id,
+        }),
+    )
+    .in_environment(endpoint.environment.clone());
+    let attempted = notifier.attempt(&event, &endpoint.id).await;
+    tracing::info!(endpoint = %endpoint.id, delivered = attempted.outcome.is_ok(), "webhook test event sent");
+    Ok(Json(TestResult {
+        delivered: attempted.outcome.is_ok(),
+        status: attempted.status,
+        duration_ms: u64::try_from(attempted.duration.as_millis()).unwrap_or(u64::MAX),
+        response: String::from_utf8_lossy(&attempted.response).into_owned(),
+        error: attempted.outcome.err().map(|e| e.to_string()),
     }))
 }

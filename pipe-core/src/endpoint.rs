@@ -40,6 +40,10 @@ pub struct StoredEndpoint {
     /// answered `410 Gone`. `None`: enabled.
     #[serde(default)]
     pub disabled: Option<String>,
+    /// Since when every attempt at it has failed (the first failure after a success);
+    /// `None` while it accepts events. An endpoint failing for days is disabled.
+    #[serde(default)]
+    pub failing_since: Option<Timestamp>,
     /// When it was created.
     pub created: Timestamp,
     /// When it last changed.
@@ -79,6 +83,7 @@ impl StoredEndpoint {
             secret: secret.into(),
             previous_secret: None,
             disabled: None,
+            failing_since: None,
             created: now,
             updated: now,
         }
@@ -151,6 +156,7 @@ impl fmt::Debug for StoredEndpoint {
                 &self.previous_secret.as_ref().map(|p| p.until),
             )
             .field("disabled", &self.disabled)
+            .field("failing_since", &self.failing_since)
             .finish_non_exhaustive()
     }
 }

@@ -57,7 +57,8 @@ use pipe_api::Api;
 use pipe_api::files::{self, LinkSigner, ServedSink};
 use pipe_core::{
     ApiKeyStore, Catalog, EndpointStore, EnvironmentId, EnvironmentSettings, EnvironmentStore,
-    NewEnvironment, SinkId, SinkKind, Spool, StorageSink, StoredEndpoint, UrlOptions, WireFormat,
+    NewEnvironment, Notifier, SinkId, SinkKind, Spool, StorageSink, StoredEndpoint, UrlOptions,
+    WireFormat,
 };
 use pipe_http::TokenSigner;
 use pipe_ingest::{Ingest, IngestConfig};
@@ -195,22 +196,24 @@ pub async fn serve(
             Some(Arc::new(EncryptedSink::new(Arc::new(staged), crypt)) as Arc<dyn StorageSink>);
     }
     let own: Arc<dyn StorageSink> = Arc::new(ServedSink::new(Arc::clone(&disk), links.clone()));
+    // Every endpoint is an environment's, kept in the catalog and read at each delivery.
+    let notifier = WebhookNotifier::builder()
+        .address_policy(config.webhook_addresses.clone())
+        .endpoint_store(Arc::clone(&endpoints))
+        .build()
+        .map_err(part("webhooks"))?;
+    let notifier: Arc<dyn Notifier> = Arc::new(notifier);
     let api = Api::builder(
         Arc::clone(&catalog),
         Arc::clone(&environments),
         Arc::clone(&keys),
     )
     .sink(SinkId::new(OWN_STORAGE), Arc::clone(&own))
-    .endpoint_store(Arc::clone(&endpoints))
+    .endpoint_store(endpoints)
     .url_guard(Arc::new(config.webhook_addresses.clone()))
+    .notifier(Arc::clone(&notifier))
     .metrics(metrics::render()?)
     .build();
-
-    // Every endpoint is an environment's, kept in the catalog and read at each delivery.
-    let notifier = WebhookNotifier::builder()
-        .address_policy(config.webhook_addresses.clone())
-        .endpoint_store(endpoints);
-    let notifier = Arc::new(notifier.build().map_err(part("webhooks"))?);
 
     let mut pipeline = PipelineConfig::new(
         Arc::clone(&catalog),

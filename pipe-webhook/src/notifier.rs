@@ -62,6 +62,7 @@ pub struct WebhookNotifier {
     /// Endpoints kept by environments, read at each delivery.
     store: Option<Arc<dyn EndpointStore>>,
     addresses: AddressPolicy,
+    disable_after: Duration,
 }
 
 /// An endpoint with its id and its URL parsed once.
@@ -159,6 +160,11 @@ impl Target {
 impl WebhookNotifier {
     /// How long an endpoint has to answer, unless configured.
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// How long a stored endpoint may fail every delivery before it is disabled, unless
+    /// configured: 5 days, as svix does, longer than the whole retry schedule of one
+    /// delivery (about 28 hours), so one dead delivery never disables an endpoint.
+    pub const DEFAULT_DISABLE_AFTER: Duration = Duration::from_secs(5 * 24 * 3600);
 
     /// Starts the configuration.
     pub fn builder() -> WebhookNotifierBuilder {
@@ -333,26 +339,51 @@ impl WebhookNotifier {
         Target::stored(&stored, &self.addresses).map(Cow::Owned)
     }
 
-    /// Disables the stored endpoint `id`, saying why; a failure is only logged (the
-    /// delivery's own outcome stands).
-    async fn disable(&self, id: &str, why: &str) {
+    /// Keeps the stored endpoint `id`'s health after an attempt: a `410 Gone` disables
+    /// it; the first failure after a success marks when it began failing, and a failure
+    /// more than [`disable_after`](WebhookNotifierBuilder::disable_after) later disables
+    /// it; a success clears the mark. The store is written only when something changes,
+    /// and a write that fails is only logged (the delivery's own outcome stands).
+    async fn track(&self, id: &str, posted: &Posted) {
         let Some(store) = &self.store else { return };
-        if self.targets.iter().any(|t| t.id == id) {
-            return;
-        }
         let now = Timestamp::now();
-        let result = match store.endpoint(id).await {
-            Ok(mut stored) => {
-                stored.disabled = Some(format!("{why} at {}", now.to_rfc3339()));
-                stored.updated = now;
-                store.replace_endpoint(stored).await.map(drop)
+        let result = async {
+            let mut stored = store.endpoint(id).await?;
+            let disabled = match (&posted.outcome, stored.failing_since) {
+                (Ok(()), None) => return Ok(None),
+                (Ok(()), Some(_)) => {
+                    stored.failing_since = None;
+                    None
+                }
+                (Err(_), _) if posted.status == Some(410) => {
+                    Some(format!("it answered 410 Gone at {}", now.to_rfc3339()))
+                }
+                (Err(_), None) => {
+                    stored.failing_since = Some(now);
+                    None
+                }
+                (Err(_), Some(since)) if since.plus(self.disable_after) <= now => Some(format!(
+                    "every delivery failed from {} to {}",
+                    since.to_rfc3339(),
+                    now.to_rfc3339()
+                )),
+                (Err(_), Some(_)) => return Ok(None),
+            };
+            if let Some(why) = &disabled {
+                stored.disabled = Some(why.clone());
             }
-            Err(e) => Err(e),
-        };
+            stored.updated = now;
+            store.replace_endpoint(stored).await?;
+            Ok::<_, pipe_core::Error>(disabled)
+        }
+        .await;
         match result {
-            Ok(()) => tracing::warn!(endpoint = id, reason = why, "webhook endpoint disabled"),
+            Ok(Some(why)) => {
+                tracing::warn!(endpoint = id, reason = %why, "webhook endpoint disabled")
+            }
+            Ok(None) => {}
             Err(e) => {
-                tracing::warn!(endpoint = id, error = %e, "could not disable the webhook endpoint")
+                tracing::warn!(endpoint = id, error = %e, "could not keep the webhook endpoint's health")
             }
         }
     }
@@ -407,8 +438,8 @@ impl Notifier for WebhookNotifier {
             Err(e) => return Attempted::new(Err(e), started.elapsed()),
         };
         let posted = self.post_and_read(&target, headers, body).await;
-        if posted.status == Some(410) {
-            self.disable(endpoint, "it answered 410 Gone").await;
+        if matches!(target, Cow::Owned(_)) {
+            self.track(endpoint, &posted).await;
         }
         let outcome = posted
             .outcome
@@ -478,6 +509,7 @@ pub struct WebhookNotifierBuilder {
     timeout: Option<Duration>,
     addresses: AddressPolicy,
     store: Option<Arc<dyn EndpointStore>>,
+    disable_after: Option<Duration>,
 }
 
 impl WebhookNotifierBuilder {
@@ -511,11 +543,19 @@ impl WebhookNotifierBuilder {
     /// Also delivers to the endpoints that environments keep in `store`, read at each
     /// delivery, so endpoints made, changed or disabled through the API apply to the next
     /// event without a restart. An event goes to the enabled endpoints of its
-    /// environment that want it. An endpoint that answers `410 Gone` is disabled in the
+    /// environment that want it. An endpoint that answers `410 Gone`, or that has failed
+    /// every delivery for [`disable_after`](Self::disable_after), is disabled in the
     /// store, with the reason. An endpoint given with [`endpoint`](Self::endpoint) wins
     /// over a stored one of the same id.
     pub fn endpoint_store(mut self, store: Arc<dyn EndpointStore>) -> Self {
         self.store = Some(store);
+        self
+    }
+
+    /// How long a stored endpoint may fail every delivery before it is disabled
+    /// ([`WebhookNotifier::DEFAULT_DISABLE_AFTER`] unless set).
+    pub fn disable_after(mut self, after: Duration) -> Self {
+        self.disable_after = Some(after);
         self
     }
 
@@ -585,6 +625,9 @@ impl WebhookNotifierBuilder {
             timeout,
             store: self.store,
             addresses: self.addresses,
+            disable_after: self
+                .disable_after
+                .unwrap_or(WebhookNotifier::DEFAULT_DISABLE_AFTER),
         })
     }
 }

@@ -98,26 +98,27 @@ async fn every_route_answers_every_caller_as_documented() {
             "/v1/webhooks/hook-a/rotate-secret".into(),
             Some(json!({})),
         ),
+        (Method::POST, "/v1/webhooks/hook-a/test".into(), None),
         // The editor deletes it: the callers after see no endpoint.
         (Method::DELETE, "/v1/webhooks/hook-gone".into(), None),
     ];
     const U: u16 = 401;
     let unauthenticated = [
-        U, U, U, U, U, U, U, U, U, U, U, U, U, 200, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U,
+        U, U, U, U, U, U, U, U, U, U, U, U, U, 200, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U,
     ];
     // Columns: the routes above, in order.
     #[rustfmt::skip]
-    let callers: Vec<(&str, Option<&str>, [u16; 29])> = vec![
+    let callers: Vec<(&str, Option<&str>, [u16; 30])> = vec![
         ("no key", None, unauthenticated),
         ("unknown key", Some(&unknown), unauthenticated),
         ("forged key", Some(&forged), unauthenticated),
         ("malformed key", Some("pk_nope"), unauthenticated),
         ("revoked key", Some(&revoked), unauthenticated),
-        ("viewer", Some(&viewer), [200, 200, 403, 200, 200, 403, 403, 403, 403, 200, 403, 403, 403, 200, 200, 200, 200, 403, 200, 200, 200, 200, 403, 200, 403, 200, 403, 403, 403]),
-        ("editor", Some(&editor), [200, 200, 202, 200, 200, 403, 403, 403, 403, 200, 403, 403, 403, 200, 200, 200, 200, 200, 200, 200, 200, 200, 202, 200, 201, 200, 200, 200, 204]),
-        ("admin", Some(&admin), [200, 200, 202, 200, 200, 201, 200, 200, 409, 200, 200, 201, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 202, 200, 201, 200, 200, 200, 404]),
-        ("admin of b", Some(&admin_b), [200, 404, 404, 200, 404, 403, 404, 200, 404, 404, 403, 403, 403, 200, 200, 200, 404, 404, 200, 200, 200, 404, 202, 404, 404, 404, 404, 404, 404]),
-        ("viewer of b", Some(&viewer_b), [200, 404, 404, 200, 404, 403, 404, 403, 404, 404, 403, 403, 403, 200, 200, 200, 404, 404, 200, 200, 200, 404, 403, 404, 404, 404, 404, 404, 404]),
+        ("viewer", Some(&viewer), [200, 200, 403, 200, 200, 403, 403, 403, 403, 200, 403, 403, 403, 200, 200, 200, 200, 403, 200, 200, 200, 200, 403, 200, 403, 200, 403, 403, 403, 403]),
+        ("editor", Some(&editor), [200, 200, 202, 200, 200, 403, 403, 403, 403, 200, 403, 403, 403, 200, 200, 200, 200, 200, 200, 200, 200, 200, 202, 200, 201, 200, 200, 200, 200, 204]),
+        ("admin", Some(&admin), [200, 200, 202, 200, 200, 201, 200, 200, 409, 200, 200, 201, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 202, 200, 201, 200, 200, 200, 200, 404]),
+        ("admin of b", Some(&admin_b), [200, 404, 404, 200, 404, 403, 404, 200, 404, 404, 403, 403, 403, 200, 200, 200, 404, 404, 200, 200, 200, 404, 202, 404, 404, 404, 404, 404, 404, 404]),
+        ("viewer of b", Some(&viewer_b), [200, 404, 404, 200, 404, 403, 404, 403, 404, 404, 403, 403, 403, 200, 200, 200, 404, 404, 200, 200, 200, 404, 403, 404, 404, 404, 404, 404, 404, 404]),
     ];
     assert_eq!(
         routes.len(),

@@ -138,3 +138,65 @@ async fn stored_endpoints_get_their_environments_events_and_a_410_disables_one()
     let unknown = notifier.attempt(&event, "ok").await;
     assert!(unknown.outcome.is_err_and(|e| e.is_not_found()));
 }
+
+#[tokio::test]
+async fn an_endpoint_failing_every_delivery_for_long_is_disabled_and_a_success_forgives() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = catalog_in(dir.path()).await;
+    let env = EnvironmentId::default();
+    let (down_url, down_seen) = receiver(500).await;
+    let (up_url, _) = receiver(200).await;
+    let secret = StandardWebhooks::generate_secret();
+    catalog
+        .create_endpoint(StoredEndpoint::new(
+            "down",
+            env.clone(),
+            down_url,
+            secret.clone(),
+        ))
+        .await
+        .unwrap();
+    catalog
+        .create_endpoint(StoredEndpoint::new("flaky", env.clone(), up_url, secret))
+        .await
+        .unwrap();
+    // Days, shrunk to a moment.
+    let notifier = WebhookNotifier::builder()
+        .address_policy(AddressPolicy::new().allow(std::net::Ipv4Addr::LOCALHOST))
+        .endpoint_store(catalog.clone())
+        .disable_after(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let event = Event::new("video_recorded", "r1".parse().unwrap(), json!({"id": "r1"}));
+
+    assert!(notifier.attempt(&event, "down").await.outcome.is_err());
+    let since = catalog.endpoint("down").await.unwrap().failing_since;
+    assert!(since.is_some(), "the first failure is marked");
+    assert!(notifier.attempt(&event, "down").await.outcome.is_err());
+    let stored = catalog.endpoint("down").await.unwrap();
+    assert_eq!(
+        (stored.failing_since, stored.disabled.as_deref()),
+        (since, None),
+        "a second failure within the time changes nothing"
+    );
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert!(notifier.attempt(&event, "down").await.outcome.is_err());
+    let stored = catalog.endpoint("down").await.unwrap();
+    assert!(
+        stored
+            .disabled
+            .as_deref()
+            .is_some_and(|why| why.starts_with("every delivery failed from")),
+        "{stored:?}"
+    );
+    assert_eq!(notifier.subscribers(&event).await.unwrap(), ["flaky"]);
+    assert_eq!(down_seen.lock().unwrap().len(), 3);
+
+    // A failure, then a success: the mark is gone, and a later failure starts afresh.
+    let mut flaky = catalog.endpoint("flaky").await.unwrap();
+    flaky.failing_since = Some(Timestamp::from_millis(0));
+    catalog.replace_endpoint(flaky).await.unwrap();
+    assert!(notifier.attempt(&event, "flaky").await.outcome.is_ok());
+    let flaky = catalog.endpoint("flaky").await.unwrap();
+    assert_eq!((flaky.failing_since, flaky.disabled), (None, None));
+}

@@ -670,6 +670,25 @@ async fn an_endpoint_made_through_the_api_gets_its_environments_events_at_once()
     assert_eq!(made.status(), StatusCode::CREATED);
     let made: Value = made.json().await.unwrap();
     let secret = made["secret"].as_str().unwrap().to_owned();
+    let endpoint = made["id"].as_str().unwrap().to_owned();
+
+    // A test event reaches it at once, signed with that secret.
+    let tested = post(&format!("/v1/webhooks/{endpoint}/test"), json!({}))
+        .await
+        .unwrap();
+    assert_eq!(tested.status(), StatusCode::OK);
+    let tested: Value = tested.json().await.unwrap();
+    assert_eq!(
+        (&tested["delivered"], &tested["status"]),
+        (&json!(true), &json!(200)),
+        "{tested}"
+    );
+    let test_event = staging_hooks
+        .all()
+        .into_iter()
+        .find(|d| d.event() == "webhook_test")
+        .expect("the test event arrived");
+    test_event.verify(&secret).unwrap();
 
     // No restart: a staging recording is told to staging's endpoint only, signed with
     // the secret shown at creation.

@@ -44,6 +44,14 @@ impl Fixture {
         let api = Api::builder(catalog.clone(), catalog.clone(), catalog.clone())
             .endpoint_store(catalog.clone())
             .url_guard(Arc::new(pipe_webhook::AddressPolicy::new()))
+            // Test events go nowhere here (no network): they fail fast.
+            .notifier(Arc::new(
+                pipe_webhook::WebhookNotifier::builder()
+                    .endpoint_store(catalog.clone())
+                    .timeout(std::time::Duration::from_millis(300))
+                    .build()
+                    .unwrap(),
+            ))
             .rate_limit(limit)
             .metrics(pipe_api::metrics::MetricsRender::new(|| {
                 "# TYPE up gauge\nup 1\n".to_owned()
