@@ -19,12 +19,9 @@ use pipe_http::{Problem, ProblemType};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::extract::{JsonBody, QueryParams};
+use crate::extract::{JsonBody, MAX_LIMIT, QueryParams, limit, time};
 use crate::recordings::visible;
 use crate::{Api, Caller};
-
-/// The most attempts one answer holds.
-const MAX_LIMIT: u32 = 1000;
 
 /// One attempt to deliver an event to an endpoint.
 #[derive(Debug, Serialize, ToSchema)]
@@ -161,11 +158,6 @@ fn id(field: &'static str, value: String) -> Result<String, Problem> {
     }
 }
 
-fn time(field: &'static str, value: &str) -> Result<Timestamp, Problem> {
-    Timestamp::parse_rfc3339(value)
-        .ok_or_else(|| Problem::invalid(field, "an RFC 3339 date-time, e.g. 2026-12-01T10:00:00Z"))
-}
-
 /// The delivery log.
 #[utoipa::path(
     get,
@@ -187,14 +179,7 @@ pub(crate) async fn log(
     QueryParams(query): QueryParams<LogQuery>,
 ) -> Result<Json<AttemptList>, Problem> {
     caller.require(Role::Viewer)?;
-    let limit = match query.limit.as_deref() {
-        None => 100,
-        Some(l) => l
-            .parse::<u32>()
-            .ok()
-            .filter(|l| (1..=MAX_LIMIT).contains(l))
-            .ok_or_else(|| Problem::invalid("limit", "a whole number from 1 to 1000"))?,
-    };
+    let limit = limit(query.limit.as_deref(), 100)?;
     let mut filter = DeliveryFilter::default()
         .environments(caller.key.environments.clone())
         .limit(limit);

@@ -60,3 +60,24 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
         }
     }
 }
+
+/// The most items one page of a list may hold.
+pub(crate) const MAX_LIMIT: u32 = 1000;
+
+/// A `limit` query parameter: 1 to [`MAX_LIMIT`], `default` when absent.
+pub(crate) fn limit(value: Option<&str>, default: u32) -> Result<u32, Problem> {
+    match value {
+        None => Ok(default),
+        Some(l) => l
+            .parse::<u32>()
+            .ok()
+            .filter(|l| (1..=MAX_LIMIT).contains(l))
+            .ok_or_else(|| Problem::invalid("limit", "a whole number from 1 to 1000")),
+    }
+}
+
+/// An RFC 3339 time in the parameter or field `field`.
+pub(crate) fn time(field: &'static str, value: &str) -> Result<pipe_core::Timestamp, Problem> {
+    pipe_core::Timestamp::parse_rfc3339(value)
+        .ok_or_else(|| Problem::invalid(field, "an RFC 3339 date-time, e.g. 2026-12-01T10:00:00Z"))
+}

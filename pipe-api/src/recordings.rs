@@ -16,9 +16,6 @@ use utoipa::{IntoParams, ToSchema};
 use crate::extract::QueryParams;
 use crate::{Api, Caller};
 
-/// The most recordings one page may hold.
-const MAX_LIMIT: u32 = 1000;
-
 /// A recording as listed.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct RecordingSummary {
@@ -215,13 +212,7 @@ fn decode_cursor(s: &str) -> Option<RecordingCursor> {
 }
 
 fn time(field: &'static str, value: Option<&str>) -> Result<Option<Timestamp>, Problem> {
-    value
-        .map(|v| {
-            Timestamp::parse_rfc3339(v).ok_or_else(|| {
-                Problem::invalid(field, "an RFC 3339 date-time, e.g. 2026-12-01T10:00:00Z")
-            })
-        })
-        .transpose()
+    value.map(|v| crate::extract::time(field, v)).transpose()
 }
 
 /// List recordings.
@@ -245,14 +236,7 @@ pub(crate) async fn list(
     QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Json<RecordingPage>, Problem> {
     caller.require(Role::Viewer)?;
-    let limit = match query.limit.as_deref() {
-        None => 100,
-        Some(l) => l
-            .parse::<u32>()
-            .ok()
-            .filter(|l| (1..=MAX_LIMIT).contains(l))
-            .ok_or_else(|| Problem::invalid("limit", "a whole number from 1 to 1000"))?,
-    };
+    let limit = crate::extract::limit(query.limit.as_deref(), 100)?;
     let mut options = ListOptions::default().with_limit(limit).with_created(
         time("created_from", query.created_from.as_deref())?,
         time("created_until", query.created_until.as_deref())?,
