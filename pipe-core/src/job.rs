@@ -107,6 +107,18 @@ impl JobKind {
         }
     }
 
+    /// The lane the job runs in, if any: a catalog does not hand out a job while another
+    /// job of its lane is running (under a live lease). Deliveries to one endpoint share
+    /// the lane `endpoint:<id>`, so an endpoint that hangs holds at most one worker,
+    /// however many of its deliveries wait. Unlike a sequence, a lane orders nothing: a
+    /// job waiting for a retry does not hold up the others. Other kinds have none.
+    pub fn lane(&self) -> Option<String> {
+        match self {
+            Self::Deliver { endpoint, .. } => Some(format!("endpoint:{endpoint}")),
+            _ => None,
+        }
+    }
+
     /// A key that is the same for the same logical step, so enqueueing it twice keeps
     /// one job (`convert:<id>`, `copy:<id>:<sink>`, `notify:<event id>`,
     /// `deliver:<event id>:<endpoint>`, …).

@@ -1,10 +1,13 @@
 //! Webhook deliveries through the whole job system: a real SQLite catalog, the pipeline's
 //! workers, `WebhookNotifier` signing with Standard Webhooks, and a receiver on loopback.
 //!
-//! For 1, 10 and 100 endpoints it enqueues events (one `notify` job each, fanned out into
-//! one `deliver` job per endpoint) while the workers run, and measures signed deliveries
+//! For 1, 10 and 100 endpoints it enqueues events (one `notify` job each, which makes the
+//! first attempt at every endpoint at once and logs it) while the workers run, and
+//! measures signed deliveries
 //! per second until the receiver has every one, and the time from each event's commit to
-//! its first attempt at each endpoint (p50, p99).
+//! its first attempt at each endpoint (p50, p99). A last run has 10 healthy endpoints
+//! and one that never answers (the notifier's default 10 s timeout), to show what it
+//! costs the healthy ones.
 //!
 //! `cargo bench -p pipe-lifecycle --bench delivery` (`PIPE_BENCH_DELIVERIES` sets the
 //! deliveries per run, default 6000; `PIPE_BENCH_WORKERS` the workers, default 8).
@@ -50,12 +53,21 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-async fn run(endpoints: usize, deliveries: usize, workers: usize) {
+/// An endpoint that never answers.
+async fn hang() -> &'static str {
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    "late"
+}
+
+/// `endpoints` healthy endpoints, and one more that never answers when `hanging`: the
+/// deliveries and latencies are the healthy endpoints'.
+async fn run(endpoints: usize, deliveries: usize, workers: usize, hanging: bool) {
     let arrivals: Arrivals = Arc::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = Router::new()
         .route("/hooks/{endpoint}", post(receive))
+        .route("/hang", post(hang))
         .with_state(Arc::clone(&arrivals));
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
@@ -72,6 +84,13 @@ async fn run(endpoints: usize, deliveries: usize, workers: usize) {
         builder = builder.endpoint(
             WebhookEndpoint::new(format!("http://{addr}/hooks/{n}"))
                 .with_id(n.to_string())
+                .with_signer(Arc::new(StandardWebhooks::new(&secret).unwrap())),
+        );
+    }
+    if hanging {
+        builder = builder.endpoint(
+            WebhookEndpoint::new(format!("http://{addr}/hang"))
+                .with_id("hanging")
                 .with_signer(Arc::new(StandardWebhooks::new(&secret).unwrap())),
         );
     }
@@ -144,8 +163,13 @@ async fn run(endpoints: usize, deliveries: usize, workers: usize) {
         .map(|((event, _), at)| at.saturating_duration_since(committed[event]))
         .collect();
     latencies.sort();
+    let also = if hanging {
+        " + 1 that never answers"
+    } else {
+        ""
+    };
     println!(
-        "{endpoints:>3} endpoints: {total} deliveries ({events} events) in {:.2} s = {:.0}/s; \
+        "{endpoints:>3} endpoints{also}: {total} deliveries ({events} events) in {:.2} s = {:.0}/s; \
          event to first attempt p50 {:.1} ms, p99 {:.1} ms ({workers} workers)",
         elapsed.as_secs_f64(),
         total as f64 / elapsed.as_secs_f64(),
@@ -162,6 +186,7 @@ fn main() {
         .build()
         .unwrap();
     for endpoints in [1, 10, 100] {
-        runtime.block_on(run(endpoints, deliveries, workers));
+        runtime.block_on(run(endpoints, deliveries, workers, false));
     }
+    runtime.block_on(run(10, deliveries, workers, true));
 }

@@ -55,6 +55,7 @@ pub async fn run_all(c: &dyn Catalog) {
     jobs_enqueued_after_failures_count_them_or_start_dead(c).await;
     requeue_puts_a_finished_job_back_with_its_attempts_from_zero(c).await;
     delivery_log_keeps_attempts_filters_them_and_goes_with_the_recording(c).await;
+    a_lane_runs_one_job_at_a_time_and_a_waiting_job_holds_nothing(c).await;
 }
 
 /// `create_recording` starts in `receiving` with what the client said; `recording` finds
@@ -1379,10 +1380,12 @@ pub async fn numbers_are_unique_increasing_and_never_reused(c: &dyn Catalog) {
 pub async fn a_sequence_runs_in_order_and_other_sequences_pass_it(c: &dyn Catalog) {
     let id = create(c).await.id;
     let window = Window::new();
+    // Endpoint names of this run only: deliveries to one endpoint share a lane, and
+    // another suite on the same catalog must not share it.
     let deliver = |name: &str, endpoint: &str| {
         NewJob::new(JobKind::Deliver {
             event: Event::new(name, id.clone(), serde_json::json!({})),
-            endpoint: endpoint.to_owned(),
+            endpoint: format!("{endpoint}.{id}"),
         })
         .at(window.at(0))
     };
@@ -1395,7 +1398,10 @@ pub async fn a_sequence_runs_in_order_and_other_sequences_pass_it(c: &dyn Catalo
     .await
     .expect("sequence: commit failed");
     let name = |job: &Job| match &job.kind {
-        JobKind::Deliver { event, endpoint } => format!("{}@{endpoint}", event.name),
+        JobKind::Deliver { event, endpoint } => {
+            let endpoint = endpoint.split('.').next().unwrap_or_default();
+            format!("{}@{endpoint}", event.name)
+        }
         other => format!("{other:?}"),
     };
     let first = claim_own(c, &id, window.at(0)).await;
@@ -1446,7 +1452,7 @@ pub async fn jobs_enqueued_after_failures_count_them_or_start_dead(c: &dyn Catal
     let deliver = |endpoint: &str| {
         NewJob::new(JobKind::Deliver {
             event: Event::new("video_recorded", id.clone(), serde_json::json!({})),
-            endpoint: endpoint.to_owned(),
+            endpoint: format!("{endpoint}.{id}"),
         })
         .at(window.at(0))
     };
@@ -1496,8 +1502,8 @@ pub async fn requeue_puts_a_finished_job_back_with_its_attempts_from_zero(c: &dy
     let (id, window, job) = claimed_job(
         c,
         |recording| JobKind::Deliver {
+            endpoint: format!("requeued.{recording}"),
             event: Event::new("video_recorded", recording, serde_json::json!({})),
-            endpoint: "requeued".into(),
         },
         "requeue",
     )
@@ -1659,6 +1665,72 @@ pub async fn delivery_log_keeps_attempts_filters_them_and_goes_with_the_recordin
         1,
         "delivery log: purging took another recording's attempts"
     );
+}
+
+/// Jobs of one [`JobKind::lane`] never run two at a time: while one runs under a live
+/// lease, the others wait and jobs of other lanes pass them; a job of the lane that waits
+/// for a retry holds up nothing.
+pub async fn a_lane_runs_one_job_at_a_time_and_a_waiting_job_holds_nothing(c: &dyn Catalog) {
+    let (first, second) = (create(c).await.id, create(c).await.id);
+    let window = Window::new();
+    // Names of this run only (another suite may share the catalog, and lanes with it).
+    let busy = format!("busy.{first}");
+    let free = format!("free.{first}");
+    let deliver = |recording: &RecordingId, endpoint: &str, at: i64| {
+        NewJob::new(JobKind::Deliver {
+            event: Event::new("video_recorded", recording.clone(), serde_json::json!({})),
+            endpoint: endpoint.to_owned(),
+        })
+        .at(window.at(at))
+    };
+    c.commit(Change::new(first.clone()).enqueue(deliver(&first, &busy, 0)))
+        .await
+        .expect("lane: commit failed");
+    c.commit(
+        Change::new(second.clone())
+            .enqueue(deliver(&second, &busy, 1))
+            .enqueue(deliver(&second, &free, 2)),
+    )
+    .await
+    .expect("lane: commit failed");
+    let endpoint = |job: &Job| match &job.kind {
+        JobKind::Deliver { endpoint, .. } => endpoint.clone(),
+        other => panic!("lane: claimed {other:?}"),
+    };
+    let running = claim_own(c, &first, window.at(5)).await;
+    assert_eq!(endpoint(&running), busy, "lane: not the oldest first");
+    let passed = claim_own(c, &second, window.at(5)).await;
+    assert_eq!(
+        endpoint(&passed),
+        free,
+        "lane: a job of a busy lane was handed out, or another lane was held up"
+    );
+    assert_no_own_claim(
+        c,
+        &second,
+        window.at(5),
+        "lane: a second job of a lane was handed out while one runs",
+    )
+    .await;
+    // The running one now waits for a retry: the lane is free for the other.
+    c.retry_job(&running.lease, "endpoint hangs", window.at(100))
+        .await
+        .expect("lane: retry failed");
+    let next = claim_own(c, &second, window.at(6)).await;
+    assert_eq!(
+        endpoint(&next),
+        busy,
+        "lane: a job waiting for a retry held up its lane"
+    );
+    for (recording, job) in [(&second, passed), (&second, next)] {
+        c.commit(Change::new(recording.clone()).complete(job.lease))
+            .await
+            .expect("lane: complete failed");
+    }
+    let last = claim_own(c, &first, window.at(100)).await;
+    c.commit(Change::new(first).complete(last.lease))
+        .await
+        .expect("lane: complete failed");
 }
 
 // ---- helpers -------------------------------------------------------------------------

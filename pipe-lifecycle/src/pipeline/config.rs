@@ -38,6 +38,7 @@ pub struct PipelineConfig {
     pub(super) retry: RetryPolicy,
     pub(super) workers: usize,
     pub(super) poll_interval: Duration,
+    pub(super) first_attempt: Duration,
     pub(super) lease: Duration,
     pub(super) links: UrlOptions,
     pub(super) staging: Option<Arc<dyn StorageSink>>,
@@ -67,6 +68,7 @@ impl PipelineConfig {
             retry: RetryPolicy::default(),
             workers: 2,
             poll_interval: Duration::from_millis(200),
+            first_attempt: Duration::from_secs(1),
             lease: Duration::from_secs(30),
             links: UrlOptions::default(),
             staging: None,
@@ -107,6 +109,18 @@ impl PipelineConfig {
     #[must_use]
     pub fn with_poll_interval(mut self, interval: Duration) -> Self {
         self.poll_interval = interval;
+        self
+    }
+
+    /// How long the notify job waits for the first attempts at an event's endpoints
+    /// (default 1 s). An endpoint that has not answered by then is cut off and left to its
+    /// own delivery job, which retries it on the schedule with the notifier's full
+    /// timeout: so an endpoint that hangs never holds up the recording's next event at the
+    /// healthy ones. (The receiver may have taken the cut-off request: it gets the event
+    /// again under the same `webhook-id`.)
+    #[must_use]
+    pub fn with_first_attempt_budget(mut self, budget: Duration) -> Self {
+        self.first_attempt = budget;
         self
     }
 

@@ -38,6 +38,11 @@ use crate::events;
 pub struct Pipeline {
     config: PipelineConfig,
     wake: Notify,
+    /// Endpoints whose last attempt failed, in this process: their next events skip the
+    /// notify job's first attempt and go straight to their delivery jobs (one at a time
+    /// per endpoint), so a failing endpoint costs each new event nothing. A delivery they
+    /// accept takes them off.
+    struggling: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Pipeline {
@@ -47,6 +52,7 @@ impl Pipeline {
         Self {
             config,
             wake: Notify::new(),
+            struggling: Default::default(),
         }
     }
 

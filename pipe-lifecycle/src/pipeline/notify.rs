@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 
 use futures::future::join_all;
 use pipe_core::{
-    Change, DeliveryAttempt, Event, Job, JobFilter, JobKind, JobStatus, NewJob, Result, Timestamp,
+    Attempted, Change, DeliveryAttempt, Event, Job, JobFilter, JobKind, JobStatus, NewJob, Result,
+    Timestamp,
 };
 use tracing::{debug, warn};
 
@@ -15,7 +16,9 @@ use super::Pipeline;
 impl Pipeline {
     /// Tells `event` to every endpoint subscribed to it.
     ///
-    /// The first attempt at each endpoint is made here, all at once, and one commit
+    /// The first attempt at each endpoint is made here, all at once (each cut off after
+    /// the first-attempt budget, so a hanging endpoint delays the recording's next event
+    /// by that much at most), and one commit
     /// completes the job and enqueues a `deliver` job for each endpoint that did not take
     /// the event: due after the first wait of the schedule when it may take it later,
     /// dead (kept to be seen and redelivered) when it refused for good. So a healthy
@@ -48,11 +51,30 @@ impl Pipeline {
                 _ => None,
             })
             .collect();
-        let (behind, now): (Vec<String>, Vec<String>) =
-            endpoints.into_iter().partition(|e| waiting.contains(e));
+        let (behind, now): (Vec<String>, Vec<String>) = {
+            let struggling = self.struggling.lock().expect("not poisoned");
+            endpoints
+                .into_iter()
+                .partition(|e| waiting.contains(e) || struggling.contains(e))
+        };
+        let budget = self.config.first_attempt;
         let attempts = now.iter().map(|endpoint| async move {
             let at = Timestamp::now();
-            (at, notifier.attempt(event, endpoint).await)
+            let attempted = tokio::time::timeout(budget, notifier.attempt(event, endpoint))
+                .await
+                .unwrap_or_else(|_| {
+                    Attempted::new(
+                        Err(pipe_core::Error::temporary(
+                            "webhook",
+                            format!(
+                                "no answer within the first attempt's {} ms; retried with the full timeout",
+                                budget.as_millis()
+                            ),
+                        )),
+                        budget,
+                    )
+                });
+            (at, attempted)
         });
         let outcomes = join_all(attempts).await;
         let deliver = |endpoint: String| {
@@ -61,6 +83,8 @@ impl Pipeline {
                 endpoint,
             })
         };
+        // Behind an earlier event of the recording, or at an endpoint that is failing:
+        // its own delivery job, due now (and run one at a time per endpoint).
         for endpoint in behind {
             change = change.enqueue(deliver(endpoint));
         }
@@ -70,6 +94,7 @@ impl Pipeline {
             let Err(error) = attempted.outcome else {
                 continue;
             };
+            self.struggling(&endpoint, true);
             debug!(%endpoint, error = %error, "first delivery attempt failed");
             let job = deliver(endpoint).after_failures(1, error.to_string());
             let retry = &self.config.retry;
@@ -85,6 +110,16 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Marks `endpoint` as failing (`true`) or not.
+    fn struggling(&self, endpoint: &str, failing: bool) {
+        let mut struggling = self.struggling.lock().expect("not poisoned");
+        if failing {
+            struggling.insert(endpoint.to_owned());
+        } else {
+            struggling.remove(endpoint);
+        }
+    }
+
     /// Delivers `event` to `endpoint` once, and logs the attempt: with the job's
     /// completion when it was accepted, on its own before the job is retried when not.
     pub(super) async fn deliver(&self, job: &Job, event: &Event, endpoint: &str) -> Result<()> {
@@ -92,6 +127,7 @@ impl Pipeline {
         let at = Timestamp::now();
         let attempted = self.config.notifier.attempt(event, endpoint).await;
         let entry = DeliveryAttempt::new(event, endpoint, at, &attempted);
+        self.struggling(endpoint, attempted.outcome.is_err());
         if let Err(error) = attempted.outcome {
             if let Err(e) = catalog.log_delivery_attempt(entry).await {
                 warn!(%endpoint, error = %e, "the failed delivery attempt could not be logged");

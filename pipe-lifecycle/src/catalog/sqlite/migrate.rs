@@ -50,6 +50,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "webhook endpoints",
         include_str!("../../../migrations/0007_webhook_endpoints.sql"),
     ),
+    (
+        8,
+        "job lanes",
+        include_str!("../../../migrations/0008_job_lanes.sql"),
+    ),
 ];
 
 /// The migrations compiled into this binary, as a [`MigrationSource`].

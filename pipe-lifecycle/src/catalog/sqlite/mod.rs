@@ -299,8 +299,8 @@ impl Catalog for SqliteCatalog {
             let payload = serde_json::to_string(&job.kind).map_err(|e| Error::invalid("job", e))?;
             sqlx::query(
                 "INSERT INTO jobs (kind, recording, payload, dedupe_key, status, attempts, run_at, \
-                   created, updated, sequence, last_error) \
-                 VALUES (?1, ?2, ?3, ?4, ?8, ?9, ?5, ?6, ?6, ?7, ?10) \
+                   created, updated, sequence, last_error, lane) \
+                 VALUES (?1, ?2, ?3, ?4, ?8, ?9, ?5, ?6, ?6, ?7, ?10, ?11) \
                  ON CONFLICT (dedupe_key) DO NOTHING",
             )
             .bind(job.kind.name())
@@ -313,6 +313,7 @@ impl Catalog for SqliteCatalog {
             .bind(if job.dead { "dead" } else { "queued" })
             .bind(i64::from(job.attempts))
             .bind(job.last_error.as_deref())
+            .bind(job.kind.lane())
             .execute(&mut *tx)
             .await
             .map_err(from_sqlx)?;
@@ -374,7 +375,8 @@ impl Catalog for SqliteCatalog {
         .await
         .map_err(from_sqlx)?;
         // One statement: the choice and the claim are one atomic write. A queued job waits
-        // while an older job of its sequence is queued or running.
+        // while an older job of its sequence is queued or running, and while a job of its
+        // lane runs under a live lease.
         let row = sqlx::query(
             "UPDATE jobs SET status = 'running', attempts = attempts + 1, \
                lease_token = ?1, lease_expires = ?2, updated = ?3 \
@@ -385,6 +387,10 @@ impl Catalog for SqliteCatalog {
                      SELECT 1 FROM jobs AS older \
                      WHERE older.sequence = j.sequence AND older.id < j.id \
                        AND older.status IN ('queued', 'running'))) \
+                   AND (lane IS NULL OR NOT EXISTS ( \
+                     SELECT 1 FROM jobs AS busy \
+                     WHERE busy.lane = j.lane AND busy.status = 'running' \
+                       AND busy.lease_expires > ?3)) \
                  UNION ALL \
                  SELECT id, run_at FROM jobs WHERE status = 'running' AND lease_expires <= ?3 \
                ) ORDER BY run_at, id LIMIT 1) \
