@@ -28,13 +28,19 @@
 //!                     [+ state copied + cleanup, by the copy that completes the last sink]
 //! cleanup  ── delete <work>/<id>/, the staged files and the spool entry
 //!             (with no sink configured there is no cleanup: those are the only copies)
-//! notify   ── commit: deliver(event, endpoint) for every endpoint Notifier::subscribers
-//!             names (a notifier naming none: Notifier::deliver here, once per attempt)
-//! deliver  ── Notifier::deliver_to, once per attempt, same event id every attempt; after
-//!             5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (svix's schedule) it is dead.
-//!             One recording's deliveries to one endpoint run in order (job sequences),
-//!             so a receiver gets video_recorded before video_converted, however long
-//!             it was down, and an endpoint that is down holds up no other
+//! notify   ── Notifier::attempt at every endpoint Notifier::subscribers names, at once,
+//!             each cut off after the first-attempt budget (1 s); an endpoint with an
+//!             earlier event still waiting, or whose last attempt failed, is not tried
+//!          ── commit: the attempts in the delivery log + deliver(event, endpoint) for
+//!             every endpoint that did not take it (a notifier naming none:
+//!             Notifier::deliver here, once per attempt)
+//! deliver  ── Notifier::attempt, once per attempt, same event id every attempt, logged;
+//!             after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (svix's schedule) it is
+//!             dead. One recording's deliveries to one endpoint run in order (job
+//!             sequences), so a receiver gets video_recorded before video_converted,
+//!             however long it was down; one endpoint's deliveries run one at a time
+//!             (job lanes), so an endpoint that hangs holds one worker and no other
+//!             endpoint waits for it
 //!
 //! deletion ── commit: deleting + queued jobs dead + erase   (e.g. DELETE /v1/recordings/{id})
 //! erase    ── wait for the recording's running jobs; delete every artifact key in every
