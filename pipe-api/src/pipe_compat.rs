@@ -7,7 +7,9 @@
 //! Pipe fills them (`length` `"5.00"`, `converted` `"1"`, `datetime` `"2016-03-21
 //! 17:39:22"` in UTC); fields we do not collect (`ipv4`, `ua`, `http_referer`,
 //! `camera_name`, `microphone_name`) are `null`, as Pipe sends a value it does not have.
-//! `id` and `name` are our recording id (Pipe's stream name is also the file stem).
+//! `id` is the recording's number as a string, as Pipe's video ids are (the `pipe`
+//! webhooks carry the same number), and `name` our recording id (Pipe's stream name is
+//! also the file stem). `/video/{id}` takes either.
 //! Errors are problem documents that carry Pipe's `message` and `status_code` too, so a
 //! client that checks `status != "OK"` and reads `message` works unchanged.
 //!
@@ -78,7 +80,7 @@ async fn video(api: &Api, recording: &Recording) -> Result<Value, Problem> {
     let stored = |kind: ArtifactKind| copies.iter().any(|c: &Copy| c.kind == kind);
     let created = recording.created.to_utc_string();
     let mut video = json!({
-        "id": recording.id.as_str(),
+        "id": recording.number.to_string(),
         "name": recording.id.as_str(),
         "original_container": container,
         "length": media.map(|m| format!("{:.2}", m.duration.as_secs_f64())),
@@ -156,6 +158,22 @@ pub(crate) async fn all(
     ))
 }
 
+/// The recording a Pipe client names: by its number (Pipe's video ids are numbers, and
+/// the `pipe` webhooks carry it) or by our id; 404 if the key may not see it.
+async fn named(api: &Api, who: &Caller, id: &str) -> Result<Recording, Problem> {
+    if id.is_empty() || id.len() > 20 || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return crate::recordings::visible(api, who, id).await;
+    }
+    let not_found = || Problem::not_found(format_args!("video {id}"));
+    let number: u64 = id.parse().map_err(|_| not_found())?;
+    match api.inner.catalog.recording_by_number(number).await {
+        Ok(recording) if who.sees(&recording.environment) => Ok(recording),
+        Ok(_) => Err(not_found()),
+        Err(e) if e.is_not_found() => Err(not_found()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// `GET /video/{id}`.
 pub(crate) async fn one(
     State(api): State<Api>,
@@ -163,9 +181,7 @@ pub(crate) async fn one(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
     let who = caller(who)?;
-    let recording = crate::recordings::visible(&api, &who, &id)
-        .await
-        .map_err(pipe_error)?;
+    let recording = named(&api, &who, &id).await.map_err(pipe_error)?;
     let video = video(&api, &recording).await.map_err(pipe_error)?;
     Ok(envelope(json!({"total_videos": 1, "videos": [video]})))
 }
@@ -177,11 +193,9 @@ pub(crate) async fn delete(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
     let who = caller(who)?;
-    crate::recordings::visible(&api, &who, &id)
-        .await
-        .map_err(pipe_error)?;
+    let recording = named(&api, &who, &id).await.map_err(pipe_error)?;
     who.require(Role::Editor).map_err(pipe_error)?;
-    crate::recordings::request_deletion(&api, &who, &id)
+    crate::recordings::request_deletion(&api, &who, recording.id.as_str())
         .await
         .map_err(pipe_error)?;
     let mut body = envelope(json!({}));

@@ -46,6 +46,10 @@ pub trait Catalog: Send + Sync + Debug + 'static {
     /// The recording with `id`, or `NotFound`.
     async fn recording(&self, id: &RecordingId) -> Result<Recording>;
 
+    /// The recording numbered `number` ([`Recording::number`]): how code written for the
+    /// hosted Pipe, whose video ids are numbers, names one. `NotFound` if none has it.
+    async fn recording_by_number(&self, number: u64) -> Result<Recording>;
+
     /// Recordings matching `options`, newest first (see [`ListOptions`] for the order).
     async fn list_recordings(&self, options: ListOptions) -> Result<Vec<Recording>>;
 

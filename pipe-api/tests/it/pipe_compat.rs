@@ -24,7 +24,7 @@ async fn a_pipe_client_lists_and_reads_videos_and_understands_refusals() {
     let f = Fixture::new().await;
     let (a, b) = (f.environment("a").await, f.environment("b").await);
     let in_a = f.recording(&a).await;
-    f.recording(&b).await;
+    let in_b = f.recording(&b).await;
     let key_a = f.key(Role::Viewer, &[&a]).await;
 
     let (status, all) = pipe_get(&f, "/video/all", &key_a).await;
@@ -34,7 +34,9 @@ async fn a_pipe_client_lists_and_reads_videos_and_understands_refusals() {
     assert_eq!(all["request_method"], "GET");
     assert_eq!(all["total_videos"], 1);
     let video = &all["videos"][0];
-    assert_eq!(video["id"], in_a.id.as_str());
+    // Pipe's video ids are numbers (as strings here); `name` is the stream name.
+    assert_eq!(video["id"], in_a.number.to_string());
+    assert_eq!(video["name"], in_a.id.as_str());
     assert_eq!(video["env_id"], "a");
     for (name, value) in video.as_object().unwrap() {
         assert!(
@@ -60,9 +62,12 @@ async fn a_pipe_client_lists_and_reads_videos_and_understands_refusals() {
         "YYYY-MM-DD HH:MM:SS"
     );
 
-    let (status, one) = pipe_get(&f, &format!("/video/{}", in_a.id), &key_a).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(one["videos"][0]["id"], in_a.id.as_str());
+    // By the number a `pipe` webhook carried, or by our id.
+    for id in [in_a.number.to_string(), in_a.id.to_string()] {
+        let (status, one) = pipe_get(&f, &format!("/video/{id}"), &key_a).await;
+        assert_eq!(status, StatusCode::OK, "{id}: {one}");
+        assert_eq!(one["videos"][0]["name"], in_a.id.as_str());
+    }
 
     let (status, env) = pipe_get(&f, "/environment", &key_a).await;
     assert_eq!(status, StatusCode::OK);
@@ -77,6 +82,8 @@ async fn a_pipe_client_lists_and_reads_videos_and_understands_refusals() {
         ("/video/all", bad.as_str(), 401),
         ("/video/all", "garbage", 401),
         ("/video/nosuchvideo", key_a.as_str(), 404),
+        ("/video/99999999", key_a.as_str(), 404),
+        ("/video/99999999999999999999999", key_a.as_str(), 404),
     ] {
         let (status, body) = pipe_get(&f, path, key).await;
         assert_eq!(status.as_u16(), want, "{path}: {body}");
@@ -84,4 +91,7 @@ async fn a_pipe_client_lists_and_reads_videos_and_understands_refusals() {
         assert_eq!(body["status_code"], want);
         assert!(!body["message"].as_str().unwrap().is_empty());
     }
+    // Another environment's video, by number: as absent as one that does not exist.
+    let (status, _) = pipe_get(&f, &format!("/video/{}", in_b.number), &key_a).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

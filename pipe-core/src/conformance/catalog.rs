@@ -1349,6 +1349,14 @@ pub async fn numbers_are_unique_increasing_and_never_reused(c: &dyn Catalog) {
         changed.number, second.number,
         "numbers: a change renumbered"
     );
+    assert_eq!(
+        c.recording_by_number(first.number)
+            .await
+            .expect("numbers: lookup by number failed")
+            .id,
+        first.id,
+        "numbers: the lookup by number found another recording"
+    );
 
     let window = Window::new();
     c.commit(
@@ -1365,6 +1373,12 @@ pub async fn numbers_are_unique_increasing_and_never_reused(c: &dyn Catalog) {
     c.purge_recording(&second.id, &erase.lease)
         .await
         .expect("numbers: purge failed");
+    assert!(
+        c.recording_by_number(second.number)
+            .await
+            .is_err_and(|e| e.is_not_found()),
+        "numbers: a purged recording is found by its number"
+    );
     let third = create(c).await;
     assert!(
         third.number > second.number,

@@ -372,4 +372,18 @@ async fn a_receiver_written_for_pipe_accepts_every_event_of_a_browser_recording(
     }
     assert!(numbers[1] > numbers[0], "numbers {numbers:?}");
     assert!(hooks.refused().is_empty(), "refused: {:?}", hooks.refused());
+
+    // A Pipe client fetches the video the webhook named, by that number.
+    let api_key = crate::api::create_key(&server, &["--role", "viewer"]).await;
+    let video: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/video/{}", server.url(), numbers[0]))
+        .header("X-PIPE-AUTH", &api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(video["status"], "OK", "{video}");
+    assert_eq!(video["videos"][0]["id"], numbers[0].to_string());
 }

@@ -174,6 +174,21 @@ impl Catalog for SqliteCatalog {
         }
     }
 
+    async fn recording_by_number(&self, number: u64) -> Result<Recording> {
+        let not_found = || Error::not_found(format_args!("recording number {number}"));
+        let number = i64::try_from(number).map_err(|_| not_found())?;
+        let sql = format!("SELECT {RECORDING_COLUMNS} FROM recordings WHERE number = ?1");
+        let row = sqlx::query(&sql)
+            .bind(number)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(from_sqlx)?;
+        match row {
+            Some(row) => rows::recording(&row),
+            None => Err(not_found()),
+        }
+    }
+
     async fn list_recordings(&self, options: ListOptions) -> Result<Vec<Recording>> {
         let rows = list::query("", &options)
             .build()
