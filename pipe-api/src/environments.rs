@@ -145,7 +145,7 @@ fn name(name: Option<String>) -> Result<Option<String>, Problem> {
 }
 
 /// The environment `id` if the caller may see it; 404 as if it did not exist otherwise.
-async fn visible(api: &Api, caller: &Caller, id: &str) -> Result<Environment, Problem> {
+pub(crate) async fn visible(api: &Api, caller: &Caller, id: &str) -> Result<Environment, Problem> {
     let not_found = || Problem::not_found(format_args!("environment {id}"));
     let id: EnvironmentId = id.parse().map_err(|_| not_found())?;
     if !caller.sees(&id) {

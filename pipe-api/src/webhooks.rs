@@ -14,8 +14,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use base64::Engine;
 use pipe_core::{
-    BodyEncoding, EndpointStore, EnvironmentId, EventFilter, EventName, Role, StoredEndpoint,
-    Timestamp, WireFormat,
+    BodyEncoding, EndpointStore, EventFilter, Role, StoredEndpoint, Timestamp, WireFormat,
 };
 use pipe_http::{Problem, ProblemType};
 use serde::{Deserialize, Serialize};
@@ -154,20 +153,6 @@ fn store(api: &Api) -> Result<&Arc<dyn EndpointStore>, Problem> {
     })
 }
 
-/// The environment `id` if the caller may see it; 404 otherwise.
-async fn environment(api: &Api, caller: &Caller, id: &str) -> Result<EnvironmentId, Problem> {
-    let not_found = || Problem::not_found(format_args!("environment {id}"));
-    let id: EnvironmentId = id.parse().map_err(|_| not_found())?;
-    if !caller.sees(&id) {
-        return Err(not_found());
-    }
-    match api.inner.environments.environment(&id).await {
-        Ok(env) => Ok(env.id),
-        Err(e) if e.is_not_found() => Err(not_found()),
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// The endpoint `id` if the caller may see its environment; 404 otherwise.
 async fn visible(api: &Api, caller: &Caller, id: &str) -> Result<StoredEndpoint, Problem> {
     let not_found = || Problem::not_found(format_args!("webhook endpoint {id}"));
@@ -193,24 +178,10 @@ fn encoding(value: &str) -> Result<BodyEncoding, Problem> {
 }
 
 fn events(names: Vec<String>) -> Result<EventFilter, Problem> {
-    if names.is_empty() || names.iter().any(|n| n == "all") {
-        return Ok(EventFilter::All);
-    }
-    if let Some(bad) = names.iter().find(|n| {
-        n.is_empty()
-            || n.len() > 64
-            || !n
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-    }) {
-        return Err(Problem::invalid(
-            "events",
-            format!("{bad:?} is not an event name (like `video_converted`), nor `all`"),
-        ));
-    }
-    Ok(EventFilter::Only(
-        names.into_iter().map(EventName::new).collect(),
-    ))
+    EventFilter::from_names(names).map_err(|e| match e {
+        pipe_core::Error::Invalid { detail, .. } => Problem::invalid("events", detail),
+        other => other.into(),
+    })
 }
 
 /// Checks the URL with the guard, if the API has one.
@@ -287,7 +258,7 @@ pub(crate) async fn list(
     Path(id): Path<String>,
 ) -> Result<Json<EndpointList>, Problem> {
     caller.require(Role::Viewer)?;
-    let environment = environment(&api, &caller, &id).await?;
+    let environment = crate::environments::visible(&api, &caller, &id).await?.id;
     let endpoints = store(&api)?.endpoints(&environment).await?;
     Ok(Json(EndpointList {
         webhooks: endpoints
@@ -322,7 +293,7 @@ pub(crate) async fn create(
     JsonBody(body): JsonBody<CreateEndpoint>,
 ) -> Result<(StatusCode, Json<EndpointWithSecret>), Problem> {
     caller.require(Role::Viewer)?;
-    let environment = environment(&api, &caller, &id).await?;
+    let environment = crate::environments::visible(&api, &caller, &id).await?.id;
     caller.require(Role::Editor)?;
     let endpoint_id = match body.id {
         Some(id) => {

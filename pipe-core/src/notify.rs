@@ -116,6 +116,35 @@ pub enum EventFilter {
 }
 
 impl EventFilter {
+    /// The filter an operator wrote as a list of names: none, or `all` among them, is
+    /// [`EventFilter::All`]; otherwise each must be an event name (1 to 64 characters of
+    /// `a-z`, `0-9`, `_`, like `video_converted`).
+    ///
+    /// # Errors
+    ///
+    /// `Invalid` (`events`) naming the first entry that is not a name.
+    pub fn from_names<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> Result<Self> {
+        let names: Vec<S> = names.into_iter().collect();
+        if names.is_empty() || names.iter().any(|n| n.as_ref() == "all") {
+            return Ok(Self::All);
+        }
+        if let Some(bad) = names.iter().map(AsRef::as_ref).find(|n| {
+            n.is_empty()
+                || n.len() > 64
+                || !n
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        }) {
+            return Err(Error::invalid(
+                "events",
+                format!("{bad:?} is not an event name (like `video_converted`), nor `all`"),
+            ));
+        }
+        Ok(Self::Only(
+            names.iter().map(|n| EventName::new(n.as_ref())).collect(),
+        ))
+    }
+
     /// Whether an endpoint speaking `format` with this filter gets `event`.
     pub fn accepts(&self, event: &Event, format: WireFormat) -> bool {
         match self {

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use pipe_core::{BodyEncoding, EventFilter, EventName, WireFormat};
+use pipe_core::{BodyEncoding, EventFilter, WireFormat};
 use pipe_ingest::HostAllowList;
 use pipe_webhook::{AddressPolicy, IpNet};
 use serde::Deserialize;
@@ -251,20 +251,8 @@ impl Config {
             None => f.webhook_events.take().unwrap_or_default(),
         };
         let events: Vec<String> = events.into_iter().filter(|e| !e.is_empty()).collect();
-        let webhook_events = if events.is_empty() || events.iter().any(|e| e == "all") {
-            EventFilter::All
-        } else {
-            if let Some(bad) = events.iter().find(|e| {
-                !e.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-            }) {
-                return Err(ConfigError::Invalid {
-                    setting: "PIPE_WEBHOOK_EVENTS",
-                    detail: format!("{bad:?} is not an event name (like `video_converted`)"),
-                });
-            }
-            EventFilter::Only(events.into_iter().map(EventName::new).collect())
-        };
+        let webhook_events =
+            EventFilter::from_names(events).map_err(invalid("PIPE_WEBHOOK_EVENTS"))?;
         let allowed_networks: Vec<String> = match env("PIPE_WEBHOOK_ALLOW_ADDRESSES") {
             Some(list) => list.split(',').map(|n| n.trim().to_owned()).collect(),
             None => f.webhook_allow_addresses.take().unwrap_or_default(),
@@ -356,6 +344,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pipe_core::EventName;
 
     fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let vars: Vec<(String, String)> = vars
