@@ -84,9 +84,7 @@ impl Target {
         addresses: &AddressPolicy,
     ) -> Result<Self, String> {
         let url = reqwest::Url::parse(endpoint.url()).map_err(|e| e.to_string())?;
-        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err("expected an http or https URL with a host".into());
-        }
+        // Also refuses any scheme but http(s), and a URL without a host.
         addresses.check_url(&url).map_err(|e| e.to_string())?;
         if endpoint.format() == WireFormat::Standard && endpoint.encoding() == BodyEncoding::Form {
             return Err("form encoding is Pipe's: use it with the `pipe` format".into());
@@ -317,10 +315,14 @@ impl WebhookNotifier {
         Ok((headers, body))
     }
 
-    /// The endpoint `id`: given to the builder, or stored and enabled.
-    async fn target(&self, id: &str) -> pipe_core::Result<Cow<'_, Target>> {
+    /// The endpoint `id`: given to the builder, or stored and enabled (with what the
+    /// store holds of it).
+    async fn target(
+        &self,
+        id: &str,
+    ) -> pipe_core::Result<(Cow<'_, Target>, Option<StoredEndpoint>)> {
         if let Some(target) = self.targets.iter().find(|t| t.id == id) {
-            return Ok(Cow::Borrowed(target));
+            return Ok((Cow::Borrowed(target), None));
         }
         let not_found = || pipe_core::Error::not_found(format_args!("webhook endpoint {id:?}"));
         let Some(store) = &self.store else {
@@ -336,42 +338,42 @@ impl WebhookNotifier {
                 format!("webhook endpoint {id} is disabled: {why}"),
             ));
         }
-        Target::stored(&stored, &self.addresses).map(Cow::Owned)
+        let target = Target::stored(&stored, &self.addresses)?;
+        Ok((Cow::Owned(target), Some(stored)))
     }
 
-    /// Keeps the stored endpoint `id`'s health after an attempt: a `410 Gone` disables
-    /// it; the first failure after a success marks when it began failing, and a failure
-    /// more than [`disable_after`](WebhookNotifierBuilder::disable_after) later disables
-    /// it; a success clears the mark. The store is written only when something changes,
-    /// and a write that fails is only logged (the delivery's own outcome stands).
-    async fn track(&self, id: &str, posted: &Posted) {
+    /// Keeps the stored endpoint's health after an attempt (see [`health`]). `seen` is
+    /// the endpoint as read for the attempt: when it says nothing changes, as for every
+    /// accepted delivery to a healthy endpoint, the store is not touched. Otherwise the
+    /// endpoint is read again, so a change made meanwhile through the API is not
+    /// overwritten, and written with the change. A write that fails is only logged (the
+    /// delivery's own outcome stands).
+    async fn track(&self, seen: &StoredEndpoint, posted: &Posted) {
         let Some(store) = &self.store else { return };
         let now = Timestamp::now();
+        if health(seen, posted, now, self.disable_after).is_none() {
+            return;
+        }
+        let id = seen.id.as_str();
         let result = async {
             let mut stored = store.endpoint(id).await?;
-            let disabled = match (&posted.outcome, stored.failing_since) {
-                (Ok(()), None) => return Ok(None),
-                (Ok(()), Some(_)) => {
-                    stored.failing_since = None;
-                    None
-                }
-                (Err(_), _) if posted.status == Some(410) => {
-                    Some(format!("it answered 410 Gone at {}", now.to_rfc3339()))
-                }
-                (Err(_), None) => {
+            let Some(change) = health(&stored, posted, now, self.disable_after) else {
+                return Ok(None);
+            };
+            let disabled = match change {
+                Health::Failing => {
                     stored.failing_since = Some(now);
                     None
                 }
-                (Err(_), Some(since)) if since.plus(self.disable_after) <= now => Some(format!(
-                    "every delivery failed from {} to {}",
-                    since.to_rfc3339(),
-                    now.to_rfc3339()
-                )),
-                (Err(_), Some(_)) => return Ok(None),
+                Health::Recovered => {
+                    stored.failing_since = None;
+                    None
+                }
+                Health::Disabled(why) => {
+                    stored.disabled = Some(why.clone());
+                    Some(why)
+                }
             };
-            if let Some(why) = &disabled {
-                stored.disabled = Some(why.clone());
-            }
             stored.updated = now;
             store.replace_endpoint(stored).await?;
             Ok::<_, pipe_core::Error>(disabled)
@@ -386,6 +388,44 @@ impl WebhookNotifier {
                 tracing::warn!(endpoint = id, error = %e, "could not keep the webhook endpoint's health")
             }
         }
+    }
+}
+
+/// How an attempt changes a stored endpoint's health.
+enum Health {
+    /// The first failure after a success: failing from now.
+    Failing,
+    /// Accepted after failures.
+    Recovered,
+    /// Disabled, for this reason.
+    Disabled(String),
+}
+
+/// What `posted` changes of `stored`'s health at `now`, if anything: a `410 Gone`
+/// disables it; the first failure after a success marks when it began failing, and a
+/// failure more than `disable_after` later disables it; a success clears the mark.
+fn health(
+    stored: &StoredEndpoint,
+    posted: &Posted,
+    now: Timestamp,
+    disable_after: Duration,
+) -> Option<Health> {
+    match (&posted.outcome, stored.failing_since) {
+        (Ok(()), None) => None,
+        (Ok(()), Some(_)) => Some(Health::Recovered),
+        (Err(_), _) if posted.status == Some(410) => Some(Health::Disabled(format!(
+            "it answered 410 Gone at {}",
+            now.to_rfc3339()
+        ))),
+        (Err(_), None) => Some(Health::Failing),
+        (Err(_), Some(since)) if since.plus(disable_after) <= now => {
+            Some(Health::Disabled(format!(
+                "every delivery failed from {} to {}",
+                since.to_rfc3339(),
+                now.to_rfc3339()
+            )))
+        }
+        (Err(_), Some(_)) => None,
     }
 }
 
@@ -430,16 +470,18 @@ impl Notifier for WebhookNotifier {
     async fn attempt(&self, event: &Event, endpoint: &str) -> Attempted {
         let started = Instant::now();
         let prepared = match self.target(endpoint).await {
-            Ok(target) => Self::request(&target, event).map(|request| (target, request)),
+            Ok((target, stored)) => {
+                Self::request(&target, event).map(|request| (target, stored, request))
+            }
             Err(e) => Err(e),
         };
-        let (target, (headers, body)) = match prepared {
+        let (target, stored, (headers, body)) = match prepared {
             Ok(prepared) => prepared,
             Err(e) => return Attempted::new(Err(e), started.elapsed()),
         };
         let posted = self.post_and_read(&target, headers, body).await;
-        if matches!(target, Cow::Owned(_)) {
-            self.track(endpoint, &posted).await;
+        if let Some(stored) = &stored {
+            self.track(stored, &posted).await;
         }
         let outcome = posted
             .outcome
