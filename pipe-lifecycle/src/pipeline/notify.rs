@@ -25,7 +25,8 @@ impl Pipeline {
     /// endpoint costs the catalog nothing but this job, and the first attempt follows the
     /// event at once. An endpoint that still has an earlier event of the recording
     /// waiting is not tried here: its `deliver` job queues behind that one, so events reach
-    /// it in order. If the process dies before the commit, the job runs again and the
+    /// it in order. Nor is one whose last attempt failed: its `deliver` job is due at once
+    /// and runs in the endpoint's lane, so a failing endpoint costs new events nothing. If the process dies before the commit, the job runs again and the
     /// endpoints that took the event get it again under the same `webhook-id`.
     ///
     /// A notifier that names no endpoints gets the event delivered once, here: a
