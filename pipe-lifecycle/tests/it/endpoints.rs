@@ -200,3 +200,38 @@ async fn an_endpoint_failing_every_delivery_for_long_is_disabled_and_a_success_f
     let flaky = catalog.endpoint("flaky").await.unwrap();
     assert_eq!((flaky.failing_since, flaky.disabled), (None, None));
 }
+
+#[tokio::test]
+async fn a_stored_endpoint_inside_the_network_is_refused_at_delivery_and_never_contacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = catalog_in(dir.path()).await;
+    // A receiver on loopback that would accept; stored behind the API's back, so only the
+    // delivery's own check stands between it and the request.
+    let (url, seen) = receiver(200).await;
+    let secret = StandardWebhooks::generate_secret();
+    catalog
+        .create_endpoint(StoredEndpoint::new(
+            "inside",
+            EnvironmentId::default(),
+            url,
+            secret,
+        ))
+        .await
+        .unwrap();
+    let notifier = WebhookNotifier::builder()
+        .endpoint_store(catalog.clone())
+        .build()
+        .unwrap();
+    let event = Event::new("video_recorded", "r1".parse().unwrap(), json!({"id": "r1"}));
+    let refused = notifier.attempt(&event, "inside").await;
+    assert!(
+        refused
+            .outcome
+            .is_err_and(|e| !e.is_retryable() && e.to_string().contains("loopback")),
+        "a loopback endpoint was not refused"
+    );
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "the receiver was contacted"
+    );
+}
