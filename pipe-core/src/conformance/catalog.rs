@@ -56,6 +56,7 @@ pub async fn run_all(c: &dyn Catalog) {
     requeue_puts_a_finished_job_back_with_its_attempts_from_zero(c).await;
     delivery_log_keeps_attempts_filters_them_and_goes_with_the_recording(c).await;
     a_lane_runs_one_job_at_a_time_and_a_waiting_job_holds_nothing(c).await;
+    concurrent_writes_each_stand_alone(c).await;
 }
 
 /// `create_recording` starts in `receiving` with what the client said; `recording` finds
@@ -1767,6 +1768,73 @@ impl Window {
     fn at(&self, offset_ms: i64) -> Timestamp {
         Timestamp::from_millis(self.0.as_millis() + offset_ms)
     }
+}
+
+/// Changes and claims made at once (as a pipeline's workers make them) each succeed or
+/// fail on their own: a change whose precondition fails changes nothing while those
+/// beside it are kept, and claims made at once take different jobs.
+pub async fn concurrent_writes_each_stand_alone(c: &dyn Catalog) {
+    let rec = create(c).await;
+    let id = rec.id.clone();
+    let window = Window::new();
+    let changes = (0..32u64).map(|n| {
+        let change = Change::new(id.clone()).enqueue(
+            NewJob::new(JobKind::Copy {
+                recording: id.clone(),
+                sink: SinkId::new(format!("sink-{n}")),
+            })
+            .at(window.at(0)),
+        );
+        // Every other change expects a version the recording never has.
+        let change = if n % 2 == 1 {
+            change.expect_version(i64::MAX)
+        } else {
+            change
+        };
+        c.commit(change)
+    });
+    let results = futures::future::join_all(changes).await;
+    for (n, result) in results.iter().enumerate() {
+        match (n % 2, result) {
+            (0, Ok(_)) => {}
+            (1, Err(e)) if e.is_precondition() => {}
+            (_, other) => panic!("concurrent writes: change {n} ended as {other:?}"),
+        }
+    }
+    let after = c.recording(&id).await.expect("recording failed");
+    assert_eq!(
+        after.version,
+        rec.version + 16,
+        "concurrent writes: the kept changes did not each add one version"
+    );
+    let jobs = jobs_of(c, &id).await;
+    assert_eq!(
+        jobs.len(),
+        16,
+        "concurrent writes: a refused change enqueued its job, or a kept one lost it: {jobs:?}"
+    );
+
+    let claims = (0..16).map(|_| claim_own(c, &id, window.at(0)));
+    let claimed = futures::future::join_all(claims).await;
+    let distinct: BTreeSet<JobId> = claimed.iter().map(|job| job.id).collect();
+    assert_eq!(
+        distinct.len(),
+        16,
+        "concurrent writes: claims made at once took the same job twice"
+    );
+    let completions = claimed
+        .into_iter()
+        .map(|job| c.commit(Change::new(id.clone()).complete(job.lease)));
+    for done in futures::future::join_all(completions).await {
+        done.expect("concurrent writes: completing a claimed job failed");
+    }
+    assert_no_own_claim(
+        c,
+        &id,
+        window.at(60_000),
+        "concurrent writes: a job was claimable after every job was claimed",
+    )
+    .await;
 }
 
 /// A fresh recording with one job (of the kind `kind` makes) due at the start of a new

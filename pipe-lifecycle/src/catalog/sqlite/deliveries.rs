@@ -7,34 +7,32 @@ use pipe_core::{
 use sqlx::sqlite::SqliteRow;
 
 use super::SqliteCatalog;
+use super::change::Statements;
 use super::error::from_sqlx;
 use super::rows;
 
 /// The most entries one query returns, whatever the filter asks.
 const MAX_ENTRIES: u32 = 1000;
 
-/// Adds `attempt` to the log, inside the caller's transaction or on its own.
-pub(super) async fn insert<'c, E>(executor: E, attempt: &DeliveryAttempt) -> Result<()>
-where
-    E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
-{
-    sqlx::query(
+/// Adds the statement that logs `attempt`.
+pub(super) fn push_insert(s: &mut Statements, attempt: &DeliveryAttempt) -> Result<()> {
+    let values = [
+        s.arg(attempt.recording.as_str().to_owned())?,
+        s.arg(attempt.event.as_str().to_owned())?,
+        s.arg(attempt.event_name.as_str().to_owned())?,
+        s.arg(attempt.endpoint.clone())?,
+        s.arg(attempt.at.as_millis())?,
+        s.arg(i64::try_from(attempt.duration_ms).unwrap_or(i64::MAX))?,
+        s.arg(attempt.status.map(i64::from))?,
+        s.arg(attempt.response.clone())?,
+        s.arg(attempt.error.clone())?,
+    ]
+    .join(", ");
+    s.push(&format!(
         "INSERT INTO delivery_attempts \
            (recording, event, event_name, endpoint, at, duration_ms, status, response, error) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )
-    .bind(attempt.recording.as_str())
-    .bind(attempt.event.as_str())
-    .bind(attempt.event_name.as_str())
-    .bind(&attempt.endpoint)
-    .bind(attempt.at.as_millis())
-    .bind(i64::try_from(attempt.duration_ms).unwrap_or(i64::MAX))
-    .bind(attempt.status.map(i64::from))
-    .bind(&attempt.response)
-    .bind(attempt.error.as_deref())
-    .execute(executor)
-    .await
-    .map_err(from_sqlx)?;
+         VALUES ({values})"
+    ));
     Ok(())
 }
 

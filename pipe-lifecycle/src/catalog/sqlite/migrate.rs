@@ -55,6 +55,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "job lanes",
         include_str!("../../../migrations/0008_job_lanes.sql"),
     ),
+    (
+        9,
+        "lane heads",
+        include_str!("../../../migrations/0009_lane_heads.sql"),
+    ),
 ];
 
 /// The migrations compiled into this binary, as a [`MigrationSource`].

@@ -1,5 +1,6 @@
 //! [`SqliteCatalog`]: the embedded catalog, one SQLite file.
 
+mod change;
 mod deliveries;
 mod endpoints;
 mod environments;
@@ -8,13 +9,15 @@ mod keys;
 mod list;
 mod migrate;
 mod rows;
+mod writer;
 
 use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, SqliteConnection, SqlitePool};
+use tracing::warn;
 
 use pipe_core::{
     Artifact, Catalog, Change, ClaimOptions, Copy, DeliveryAttempt, DeliveryFilter, Error, Job,
@@ -23,6 +26,7 @@ use pipe_core::{
 };
 
 use self::error::from_sqlx;
+use self::writer::{Tx, Writer};
 
 /// How long a statement waits for another connection's write lock before giving up with
 /// a temporary error.
@@ -40,10 +44,16 @@ const MAX_CONNECTIONS: u32 = 4;
 ///   every commit, so a committed change (and every job it enqueued) survives a power
 ///   loss, not only a crash of the process. (`NORMAL` would be faster but may lose the
 ///   last commits on power loss, which would break the catalog's durability promise.)
-/// - **Serialised writers.** [`Catalog::commit`], and creating, updating and deleting an
-///   environment, run in a `BEGIN IMMEDIATE` transaction, so each takes the write lock
-///   before it reads its preconditions and no other writer can slip in between the check
-///   and the change.
+/// - **Serialised writers, one fsync for many.** The job system's writes
+///   ([`Catalog::commit`], claims, retries, leases, the delivery log) go to one writer
+///   connection that applies all the writes waiting for it in one `BEGIN IMMEDIATE`
+///   transaction, each in a savepoint of its own (a failed one is undone alone), and
+///   answers them after the one commit: group commit, so concurrent workers share an
+///   fsync instead of taking turns at the disk. A change is one round trip of
+///   statements, whose preconditions are conditions of the update itself. Other writes
+///   (environments, keys, endpoints) run in `BEGIN IMMEDIATE` transactions of their own;
+///   either way the write lock is taken before preconditions are read, so no writer can
+///   slip in between a check and its change.
 /// - **Pages.** [`Catalog::list_recordings`] pages by keyset (`(created, id)` after the
 ///   cursor) on indexes in the order of the list, so a page costs the same however deep
 ///   it is; every filter it offers seeks an index.
@@ -65,6 +75,7 @@ const MAX_CONNECTIONS: u32 = 4;
 #[derive(Debug, Clone)]
 pub struct SqliteCatalog {
     pool: SqlitePool,
+    writer: Writer,
 }
 
 impl SqliteCatalog {
@@ -80,11 +91,12 @@ impl SqliteCatalog {
             .busy_timeout(BUSY_TIMEOUT);
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(from_sqlx)?;
         migrate::run(&pool).await?;
-        Ok(Self { pool })
+        let writer = Writer::start(options.connect().await.map_err(from_sqlx)?);
+        Ok(Self { pool, writer })
     }
 
     /// Returns every claimed job to the queue at once, as if its lease had expired: for
@@ -110,6 +122,7 @@ impl SqliteCatalog {
     /// Closes every connection; later calls fail. Dropping the catalog also closes them,
     /// but without waiting.
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 }
@@ -199,154 +212,9 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn commit(&self, change: Change) -> Result<Recording> {
-        let now = Timestamp::now().as_millis();
-        let id = change.recording.as_str();
-        // BEGIN IMMEDIATE takes the write lock now, before the preconditions are read.
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
+        self.writer
+            .write(move |mut tx| Box::pin(async move { change::apply(&mut tx, &change).await }))
             .await
-            .map_err(from_sqlx)?;
-
-        let current = sqlx::query("SELECT state, version, deleting FROM recordings WHERE id = ?1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(from_sqlx)?
-            .ok_or_else(|| Error::not_found(format_args!("recording {id}")))?;
-        let state = rows::state(rows::get(&current, "state")?)?;
-        let version: i64 = rows::get(&current, "version")?;
-        let deleting: Option<i64> = rows::get(&current, "deleting")?;
-        if deleting.is_some() {
-            return Err(Error::precondition(format_args!(
-                "recording {id} is being deleted"
-            )));
-        }
-        if !change.expect_states.is_empty() && !change.expect_states.contains(&state) {
-            return Err(Error::precondition(format_args!(
-                "recording {id} is {}, expected one of {:?}",
-                state.as_str(),
-                change
-                    .expect_states
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-            )));
-        }
-        if let Some(expected) = change.expect_version
-            && expected != version
-        {
-            return Err(Error::precondition(format_args!(
-                "recording {id} is at version {version}, expected {expected}"
-            )));
-        }
-        if let Some(lease) = &change.complete {
-            let done = sqlx::query(
-                "UPDATE jobs SET status = 'done', lease_token = NULL, lease_expires = NULL, updated = ?3 \
-                 WHERE id = ?1 AND status = 'running' AND lease_token = ?2",
-            )
-            .bind(lease.job.0)
-            .bind(&lease.token)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(from_sqlx)?;
-            if done.rows_affected() != 1 {
-                return Err(lease_not_held(lease));
-            }
-        }
-
-        let media = change
-            .media
-            .as_ref()
-            .map(serde_json::to_string)
-            .transpose()
-            .map_err(|e| Error::invalid("media", e))?;
-        let length = change
-            .length
-            .map(|l| i64::try_from(l).map_err(|_| Error::invalid("length", l)))
-            .transpose()?;
-        sqlx::query(
-            "UPDATE recordings SET \
-               version = version + 1, \
-               state = COALESCE(?2, state), \
-               updated = CASE WHEN ?2 IS NULL THEN updated ELSE ?3 END, \
-               length = COALESCE(?4, length), \
-               media = COALESCE(?5, media), \
-               failure = COALESCE(?6, failure) \
-             WHERE id = ?1",
-        )
-        .bind(id)
-        .bind(change.state.map(RecordingState::as_str))
-        .bind(now)
-        .bind(length)
-        .bind(media)
-        .bind(change.failure.as_deref())
-        .execute(&mut *tx)
-        .await
-        .map_err(from_sqlx)?;
-
-        for artifact in &change.artifacts {
-            insert_artifact(&mut tx, artifact).await?;
-        }
-        for copy in &change.copies {
-            insert_copy(&mut tx, copy).await?;
-        }
-        if change.delete {
-            sqlx::query("UPDATE recordings SET deleting = ?2 WHERE id = ?1")
-                .bind(id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(from_sqlx)?;
-            sqlx::query(
-                "UPDATE jobs SET status = 'dead', last_error = 'the recording was deleted', \
-                   updated = ?2 \
-                 WHERE recording = ?1 AND status = 'queued'",
-            )
-            .bind(id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(from_sqlx)?;
-        }
-        for job in &change.enqueue {
-            let payload = serde_json::to_string(&job.kind).map_err(|e| Error::invalid("job", e))?;
-            sqlx::query(
-                "INSERT INTO jobs (kind, recording, payload, dedupe_key, status, attempts, run_at, \
-                   created, updated, sequence, last_error, lane) \
-                 VALUES (?1, ?2, ?3, ?4, ?8, ?9, ?5, ?6, ?6, ?7, ?10, ?11) \
-                 ON CONFLICT (dedupe_key) DO NOTHING",
-            )
-            .bind(job.kind.name())
-            .bind(job.kind.recording().as_str())
-            .bind(payload)
-            .bind(job.kind.dedupe_key())
-            .bind(job.run_at.map_or(now, Timestamp::as_millis))
-            .bind(now)
-            .bind(job.kind.sequence())
-            .bind(if job.dead { "dead" } else { "queued" })
-            .bind(i64::from(job.attempts))
-            .bind(job.last_error.as_deref())
-            .bind(job.kind.lane())
-            .execute(&mut *tx)
-            .await
-            .map_err(from_sqlx)?;
-        }
-
-        for attempt in &change.attempts {
-            deliveries::insert(&mut *tx, attempt).await?;
-        }
-
-        let sql = format!("SELECT {RECORDING_COLUMNS} FROM recordings WHERE id = ?1");
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(from_sqlx)?;
-        let recording = rows::recording(&row)?;
-        tx.commit().await.map_err(from_sqlx)?;
-        Ok(recording)
     }
 
     async fn artifacts(&self, id: &RecordingId) -> Result<Vec<Artifact>> {
@@ -375,125 +243,69 @@ impl Catalog for SqliteCatalog {
         let now = options.now.unwrap_or_else(Timestamp::now);
         let expires = now.plus(options.lease);
         let token = RecordingId::generate().to_string();
-        // No step but the erasure runs for a recording being deleted: its other jobs that
-        // would be claimed now (re-queued by a retry or a restart, or left by a dead
-        // worker) are dead-lettered instead.
-        sqlx::query(
-            "UPDATE jobs SET status = 'dead', last_error = 'the recording was deleted', \
-               lease_token = NULL, lease_expires = NULL, updated = ?1 \
-             WHERE kind != 'erase' \
-               AND recording IN (SELECT id FROM recordings WHERE deleting IS NOT NULL) \
-               AND (status = 'queued' OR (status = 'running' AND lease_expires <= ?1))",
-        )
-        .bind(now.as_millis())
-        .execute(&self.pool)
-        .await
-        .map_err(from_sqlx)?;
-        // One statement: the choice and the claim are one atomic write. A queued job waits
-        // while an older job of its sequence is queued or running, and while a job of its
-        // lane runs under a live lease.
-        let row = sqlx::query(
-            "UPDATE jobs SET status = 'running', attempts = attempts + 1, \
-               lease_token = ?1, lease_expires = ?2, updated = ?3 \
-             WHERE id = ( \
-               SELECT id FROM ( \
-                 SELECT id, run_at FROM jobs AS j WHERE status = 'queued' AND run_at <= ?3 \
-                   AND (sequence IS NULL OR NOT EXISTS ( \
-                     SELECT 1 FROM jobs AS older \
-                     WHERE older.sequence = j.sequence AND older.id < j.id \
-                       AND older.status IN ('queued', 'running'))) \
-                   AND (lane IS NULL OR NOT EXISTS ( \
-                     SELECT 1 FROM jobs AS busy \
-                     WHERE busy.lane = j.lane AND busy.status = 'running' \
-                       AND busy.lease_expires > ?3)) \
-                 UNION ALL \
-                 SELECT id, run_at FROM jobs WHERE status = 'running' AND lease_expires <= ?3 \
-               ) ORDER BY run_at, id LIMIT 1) \
-             RETURNING id, payload, attempts",
-        )
-        .bind(&token)
-        .bind(expires.as_millis())
-        .bind(now.as_millis())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(from_sqlx)?;
-        let Some(row) = row else { return Ok(None) };
-        let id = JobId(rows::get(&row, "id")?);
-        let kind = rows::job_kind(rows::get(&row, "payload")?)?;
-        let attempt = u32::try_from(rows::get::<i64>(&row, "attempts")?).unwrap_or(u32::MAX);
-        Ok(Some(Job::new(
-            id,
-            kind,
-            attempt,
-            JobLease {
-                job: id,
-                token,
-                expires,
-            },
-        )))
+        self.writer
+            .write(move |tx| Box::pin(claim(tx, now, expires, token)))
+            .await
     }
 
     async fn retry_job(&self, lease: &JobLease, error: &str, run_at: Timestamp) -> Result<()> {
-        let done = sqlx::query(
-            "UPDATE jobs SET status = 'queued', run_at = ?3, last_error = ?4, \
-               lease_token = NULL, lease_expires = NULL, updated = ?5 \
-             WHERE id = ?1 AND status = 'running' AND lease_token = ?2",
-        )
-        .bind(lease.job.0)
-        .bind(&lease.token)
-        .bind(run_at.as_millis())
-        .bind(error)
-        .bind(Timestamp::now().as_millis())
-        .execute(&self.pool)
-        .await
-        .map_err(from_sqlx)?;
-        if done.rows_affected() == 1 {
-            Ok(())
-        } else {
-            Err(lease_not_held(lease))
-        }
+        let (lease, error) = (lease.clone(), error.to_owned());
+        self.writer
+            .write(move |mut tx| {
+                Box::pin(async move {
+                    let mut s = change::Statements::default();
+                    let (run_at, error) = (s.arg(run_at.as_millis())?, s.arg(error)?);
+                    let now = s.arg(Timestamp::now().as_millis())?;
+                    let held_by = lease_held(&mut s, &lease)?;
+                    s.push(&format!(
+                        "UPDATE jobs SET status = 'queued', run_at = {run_at}, \
+                           last_error = {error}, lease_token = NULL, lease_expires = NULL, \
+                           updated = {now} \
+                         WHERE {held_by}",
+                    ));
+                    held(s.run(&mut tx).await?.len(), &lease)
+                })
+            })
+            .await
     }
 
     async fn extend_lease(&self, lease: &JobLease, by: Duration) -> Result<JobLease> {
-        let expires = Timestamp::now().plus(by);
-        let done = sqlx::query(
-            "UPDATE jobs SET lease_expires = ?3 \
-             WHERE id = ?1 AND status = 'running' AND lease_token = ?2",
-        )
-        .bind(lease.job.0)
-        .bind(&lease.token)
-        .bind(expires.as_millis())
-        .execute(&self.pool)
-        .await
-        .map_err(from_sqlx)?;
-        if done.rows_affected() == 1 {
-            Ok(JobLease {
-                expires,
-                ..lease.clone()
+        let lease = lease.clone();
+        self.writer
+            .write(move |mut tx| {
+                Box::pin(async move {
+                    let expires = Timestamp::now().plus(by);
+                    let mut s = change::Statements::default();
+                    let until = s.arg(expires.as_millis())?;
+                    let held_by = lease_held(&mut s, &lease)?;
+                    s.push(&format!(
+                        "UPDATE jobs SET lease_expires = {until} WHERE {held_by}",
+                    ));
+                    held(s.run(&mut tx).await?.len(), &lease)?;
+                    Ok(JobLease { expires, ..lease })
+                })
             })
-        } else {
-            Err(lease_not_held(lease))
-        }
+            .await
     }
 
     async fn dead_letter_job(&self, lease: &JobLease, error: &str) -> Result<()> {
-        let done = sqlx::query(
-            "UPDATE jobs SET status = 'dead', last_error = ?3, \
-               lease_token = NULL, lease_expires = NULL, updated = ?4 \
-             WHERE id = ?1 AND status = 'running' AND lease_token = ?2",
-        )
-        .bind(lease.job.0)
-        .bind(&lease.token)
-        .bind(error)
-        .bind(Timestamp::now().as_millis())
-        .execute(&self.pool)
-        .await
-        .map_err(from_sqlx)?;
-        if done.rows_affected() == 1 {
-            Ok(())
-        } else {
-            Err(lease_not_held(lease))
-        }
+        let (lease, error) = (lease.clone(), error.to_owned());
+        self.writer
+            .write(move |mut tx| {
+                Box::pin(async move {
+                    let mut s = change::Statements::default();
+                    let error = s.arg(error)?;
+                    let now = s.arg(Timestamp::now().as_millis())?;
+                    let held_by = lease_held(&mut s, &lease)?;
+                    s.push(&format!(
+                        "UPDATE jobs SET status = 'dead', last_error = {error}, \
+                           lease_token = NULL, lease_expires = NULL, updated = {now} \
+                         WHERE {held_by}",
+                    ));
+                    held(s.run(&mut tx).await?.len(), &lease)
+                })
+            })
+            .await
     }
 
     async fn jobs(&self, filter: JobFilter) -> Result<Vec<JobRecord>> {
@@ -541,7 +353,15 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn log_delivery_attempt(&self, attempt: DeliveryAttempt) -> Result<()> {
-        deliveries::insert(&self.pool, &attempt).await
+        self.writer
+            .write(move |mut tx| {
+                Box::pin(async move {
+                    let mut s = change::Statements::default();
+                    deliveries::push_insert(&mut s, &attempt)?;
+                    s.run(&mut tx).await.map(drop)
+                })
+            })
+            .await
     }
 
     async fn delivery_attempts(&self, filter: DeliveryFilter) -> Result<Vec<DeliveryAttempt>> {
@@ -616,6 +436,25 @@ impl Catalog for SqliteCatalog {
     }
 }
 
+/// The condition (and `RETURNING`) of a statement on the job `lease` holds: it returns
+/// the job's id if the lease is held.
+fn lease_held(s: &mut change::Statements, lease: &JobLease) -> Result<String> {
+    let (job, token) = (s.arg(lease.job.0)?, s.arg(lease.token.clone())?);
+    Ok(format!(
+        "id = {job} AND status = 'running' AND lease_token = {token} RETURNING id"
+    ))
+}
+
+/// `Ok` when the statement that asked for `lease` returned its job's row, else the error
+/// that says the lease is no longer held.
+fn held(rows: usize, lease: &JobLease) -> Result<()> {
+    if rows == 1 {
+        Ok(())
+    } else {
+        Err(lease_not_held(lease))
+    }
+}
+
 fn lease_not_held(lease: &JobLease) -> Error {
     Error::precondition(format_args!(
         "the lease on job {} is not held (expired and claimed again, or finished)",
@@ -623,36 +462,149 @@ fn lease_not_held(lease: &JobLease) -> Error {
     ))
 }
 
-async fn insert_artifact(tx: &mut sqlx::SqliteConnection, a: &Artifact) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO artifacts (recording, kind, key, size, sha256, content_type) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-         ON CONFLICT (recording, kind) DO UPDATE SET \
-           key = excluded.key, size = excluded.size, sha256 = excluded.sha256, content_type = excluded.content_type",
-    )
-    .bind(a.recording.as_str())
-    .bind(a.kind.as_str())
-    .bind(a.key.as_str())
-    .bind(rows::size_to_sql(a.size)?)
-    .bind(&a.sha256)
-    .bind(&a.content_type)
-    .execute(tx)
-    .await
-    .map_err(from_sqlx)?;
-    Ok(())
+/// Why `change` matched no row: the recording is missing, being deleted, or not in the
+/// state or at the version the change expects.
+async fn unmet_precondition(conn: &mut SqliteConnection, change: &Change) -> Error {
+    let id = change.recording.as_str();
+    let current = match sqlx::query("SELECT state, version, deleting FROM recordings WHERE id = ?1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+    {
+        Ok(Some(row)) => row,
+        Ok(None) => return Error::not_found(format_args!("recording {id}")),
+        Err(e) => return from_sqlx(e),
+    };
+    let read = || -> Result<(RecordingState, i64, Option<i64>)> {
+        Ok((
+            rows::state(rows::get(&current, "state")?)?,
+            rows::get(&current, "version")?,
+            rows::get(&current, "deleting")?,
+        ))
+    };
+    let (state, version, deleting) = match read() {
+        Ok(read) => read,
+        Err(e) => return e,
+    };
+    if deleting.is_some() {
+        return Error::precondition(format_args!("recording {id} is being deleted"));
+    }
+    if !change.expect_states.is_empty() && !change.expect_states.contains(&state) {
+        return Error::precondition(format_args!(
+            "recording {id} is {}, expected one of {:?}",
+            state.as_str(),
+            change
+                .expect_states
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+        ));
+    }
+    match change.expect_version {
+        Some(expected) => Error::precondition(format_args!(
+            "recording {id} is at version {version}, expected {expected}"
+        )),
+        None => Error::temporary("sqlite", format!("recording {id} changed under the write")),
+    }
 }
 
-async fn insert_copy(tx: &mut sqlx::SqliteConnection, c: &Copy) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO copies (recording, kind, sink, key, size) VALUES (?1, ?2, ?3, ?4, ?5) \
-         ON CONFLICT (recording, kind, sink) DO UPDATE SET key = excluded.key, size = excluded.size",
-    )
-    .bind(c.recording.as_str())
-    .bind(c.kind.as_str())
-    .bind(c.sink.as_str())
-    .bind(c.key.as_str())
-    .bind(rows::size_to_sql(c.size)?)
-    .execute(tx)
-    .await
-    .map_err(from_sqlx)?;
-    Ok(())
+/// Claims the next due job (see [`Catalog::claim_job`]) inside the writer's transaction.
+async fn claim(
+    mut tx: Tx<'_>,
+    now: Timestamp,
+    expires: Timestamp,
+    token: String,
+) -> Result<Option<Job>> {
+    let mut s = change::Statements::default();
+    s.arg(token.clone())?;
+    s.arg(expires.as_millis())?;
+    s.arg(now.as_millis())?;
+    // Two statements sent as one (each call is a round trip to the connection's thread;
+    // `$N` parameters, as `change::Statements` explains).
+    // First: no step but the erasure runs for a recording being deleted: its other jobs
+    // that would be claimed now (re-queued by a retry or a restart, or left by a dead
+    // worker) are dead-lettered instead.
+    //
+    // Then, in one statement, the choice and the claim (one atomic write). A queued job waits
+    // while an older job of its sequence is queued or running, and while a job of its
+    // lane runs under a live lease. Three candidates, the oldest of which is taken: the
+    // first job outside lanes (walking `jobs_queued_outside_lanes` in order, to the first
+    // that may run); the first due job of each lane that is not busy (found through the
+    // lane, so a busy lane's backlog is never walked); the first job whose lease ran out.
+    // Each side takes its own first job, so none sorts more than its candidates.
+    s.push(
+        "UPDATE jobs SET status = 'dead', last_error = 'the recording was deleted', \
+           lease_token = NULL, lease_expires = NULL, updated = $3 \
+         WHERE kind != 'erase' \
+           AND recording IN (SELECT id FROM recordings WHERE deleting IS NOT NULL) \
+           AND (status = 'queued' OR (status = 'running' AND lease_expires <= $3)); \
+         UPDATE jobs SET status = 'running', attempts = attempts + 1, \
+           lease_token = $1, lease_expires = $2, updated = $3 \
+         WHERE id = ( \
+           SELECT id FROM ( \
+             SELECT * FROM ( \
+               SELECT id, run_at FROM jobs AS j \
+               WHERE status = 'queued' AND lane IS NULL AND run_at <= $3 \
+                 AND (sequence IS NULL OR NOT EXISTS ( \
+                   SELECT 1 FROM jobs AS older \
+                   WHERE older.sequence = j.sequence AND older.id < j.id \
+                     AND older.status IN ('queued', 'running'))) \
+               ORDER BY run_at, id LIMIT 1) \
+             UNION ALL \
+             SELECT * FROM ( \
+               SELECT head.id, head.run_at FROM job_lanes AS l \
+               JOIN jobs AS head ON head.id = ( \
+                 SELECT j.id FROM jobs AS j \
+                 WHERE j.lane = l.lane AND j.status = 'queued' AND j.run_at <= $3 \
+                   AND (j.sequence IS NULL OR NOT EXISTS ( \
+                     SELECT 1 FROM jobs AS older \
+                     WHERE older.sequence = j.sequence AND older.id < j.id \
+                       AND older.status IN ('queued', 'running'))) \
+                 ORDER BY j.run_at, j.id LIMIT 1) \
+               WHERE NOT EXISTS ( \
+                 SELECT 1 FROM jobs AS busy \
+                 WHERE busy.lane = l.lane AND busy.status = 'running' \
+                   AND busy.lease_expires > $3) \
+               ORDER BY head.run_at, head.id LIMIT 1) \
+             UNION ALL \
+             SELECT * FROM ( \
+               SELECT id, run_at FROM jobs WHERE status = 'running' AND lease_expires <= $3 \
+               ORDER BY run_at, id LIMIT 1) \
+           ) ORDER BY run_at, id LIMIT 1) \
+         RETURNING id, payload, attempts",
+    );
+    let rows = s.run(&mut tx).await?;
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    let id = JobId(rows::get(row, "id")?);
+    let kind = match rows::job_kind(rows::get(row, "payload")?) {
+        Ok(kind) => kind,
+        Err(e) => {
+            // A job this binary cannot read would head the queue forever: it is put
+            // aside, with the reason, for a person to look at.
+            warn!(job = %id, error = %e, "an unreadable job is dead-lettered");
+            sqlx::query(
+                "UPDATE jobs SET status = 'dead', last_error = ?2, lease_token = NULL, \
+                   lease_expires = NULL WHERE id = ?1",
+            )
+            .bind(id.0)
+            .bind(e.to_string())
+            .execute(tx.connection().await?)
+            .await
+            .map_err(from_sqlx)?;
+            return Ok(None);
+        }
+    };
+    let attempt = u32::try_from(rows::get::<i64>(row, "attempts")?).unwrap_or(u32::MAX);
+    Ok(Some(Job::new(
+        id,
+        kind,
+        attempt,
+        JobLease {
+            job: id,
+            token,
+            expires,
+        },
+    )))
 }
