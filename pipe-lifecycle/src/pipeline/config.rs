@@ -37,6 +37,7 @@ pub struct PipelineConfig {
     pub(super) transcode: TranscodeOptions,
     pub(super) retry: RetryPolicy,
     pub(super) workers: usize,
+    pub(super) webhook_jobs: usize,
     pub(super) poll_interval: Duration,
     pub(super) first_attempt: Duration,
     pub(super) lease: Duration,
@@ -48,7 +49,7 @@ impl PipelineConfig {
     /// A pipeline over these parts, with no sinks, writing the transcoder's outputs under
     /// `work_dir` (`<work_dir>/<id>/<id>.mp4` and `.jpg`).
     ///
-    /// Defaults: 2 workers, a 200 ms poll interval, 30-second leases (renewed while a job runs), the default
+    /// Defaults: 2 workers (and up to 256 webhook jobs beside them), a 200 ms poll interval, 30-second leases (renewed while a job runs), the default
     /// [`RetryPolicy`] and [`TranscodeOptions`].
     pub fn new(
         catalog: Arc<dyn Catalog>,
@@ -67,6 +68,7 @@ impl PipelineConfig {
             transcode: TranscodeOptions::default(),
             retry: RetryPolicy::default(),
             workers: 2,
+            webhook_jobs: 256,
             poll_interval: Duration::from_millis(200),
             first_attempt: Duration::from_secs(1),
             lease: Duration::from_secs(30),
@@ -105,6 +107,19 @@ impl PipelineConfig {
         self
     }
 
+    /// Runs up to `jobs` webhook jobs (`notify` and `deliver`) at a time (at least 1),
+    /// beside the workers (default 256).
+    ///
+    /// A webhook job spends its time waiting for a receiver, not working: a worker that
+    /// claims one hands it over and claims the next job, so receivers that are slow or
+    /// down never hold up conversions, copies, or the other endpoints' deliveries. When
+    /// this many are running, workers that claim another wait for one to end.
+    #[must_use]
+    pub fn with_webhook_jobs(mut self, jobs: usize) -> Self {
+        self.webhook_jobs = jobs.max(1);
+        self
+    }
+
     /// Looks for due jobs this often when idle (and at once when woken).
     #[must_use]
     pub fn with_poll_interval(mut self, interval: Duration) -> Self {
@@ -115,9 +130,11 @@ impl PipelineConfig {
     /// How long the notify job waits for the first attempts at an event's endpoints
     /// (default 1 s). An endpoint that has not answered by then is cut off and left to its
     /// own delivery job, which retries it on the schedule with the notifier's full
-    /// timeout: so an endpoint that hangs never holds up the recording's next event at the
-    /// healthy ones. (The receiver may have taken the cut-off request: it gets the event
-    /// again under the same `webhook-id`.)
+    /// timeout: so an endpoint that hangs holds up the recording's next event by this much
+    /// at most, and only until its first cut-off (its later events go straight to its
+    /// delivery jobs). The healthy endpoints' attempts are made at the same moment, so they
+    /// wait for nothing. (The receiver may have taken the cut-off request: it gets the
+    /// event again under the same `webhook-id`.)
     #[must_use]
     pub fn with_first_attempt_budget(mut self, budget: Duration) -> Self {
         self.first_attempt = budget;

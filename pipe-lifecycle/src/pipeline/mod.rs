@@ -13,7 +13,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, info, info_span, warn};
 
@@ -43,6 +43,13 @@ pub struct Pipeline {
     /// per endpoint), so a failing endpoint costs each new event nothing. A delivery they
     /// accept takes them off.
     struggling: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// First attempts in flight per endpoint, in this process: an endpoint with
+    /// [`notify::MAX_FIRST_ATTEMPTS`] of them waiting for an answer gets its next events
+    /// through its delivery jobs, so that an endpoint that starts to hang cannot take up
+    /// every webhook job before its first cut-off.
+    first_attempts: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+    /// Webhook jobs that may run now, beside the workers.
+    webhook_jobs: Arc<Semaphore>,
 }
 
 impl Pipeline {
@@ -50,9 +57,11 @@ impl Pipeline {
     /// [`Pipeline::run_once`].
     pub fn new(config: PipelineConfig) -> Self {
         Self {
+            webhook_jobs: Arc::new(Semaphore::new(config.webhook_jobs)),
             config,
             wake: Notify::new(),
             struggling: Default::default(),
+            first_attempts: Default::default(),
         }
     }
 
@@ -77,6 +86,10 @@ impl Pipeline {
         shutdown.await;
         let _ = stop.send(true);
         while workers.join_next().await.is_some() {}
+        // Webhook jobs handed over by the workers stop at the same signal; they are gone
+        // when every permit is back.
+        let all = u32::try_from(self.config.webhook_jobs).unwrap_or(u32::MAX);
+        let _ = self.webhook_jobs.acquire_many(all).await;
         info!("pipeline stopped");
     }
 
@@ -91,10 +104,20 @@ impl Pipeline {
     /// A failing job does not make this fail: the job is retried, failed or dead-lettered
     /// in the catalog. Only a catalog that cannot be asked for a job is an error.
     pub async fn run_once(&self) -> Result<bool> {
-        let options = ClaimOptions::default().with_lease(self.config.lease);
-        let Some(job) = self.config.catalog.claim_job(options).await? else {
+        let Some(job) = self.claim().await? else {
             return Ok(false);
         };
+        self.run_job(job).await;
+        Ok(true)
+    }
+
+    async fn claim(&self) -> Result<Option<Job>> {
+        let options = ClaimOptions::default().with_lease(self.config.lease);
+        self.config.catalog.claim_job(options).await
+    }
+
+    /// Runs `job` to its end (done, retried or given up) in its own span.
+    async fn run_job(&self, job: Job) {
         let span = info_span!(
             "job",
             id = %job.id,
@@ -103,7 +126,6 @@ impl Pipeline {
             attempt = job.attempt,
         );
         self.process(job).instrument(span).await;
-        Ok(true)
     }
 
     /// Runs due jobs until none is due; returns how many ran. Jobs retried for later are
@@ -121,14 +143,45 @@ impl Pipeline {
             if *stop.borrow() {
                 return;
             }
-            let step = tokio::select! {
+            let claimed = tokio::select! {
                 biased;
                 _ = stop.changed() => return,
-                step = self.run_once() => step,
+                claimed = self.claim() => claimed,
             };
-            match step {
-                Ok(true) => continue,
-                Ok(false) => {}
+            match claimed {
+                Ok(Some(job)) if is_webhook(&job.kind) => {
+                    let permit = tokio::select! {
+                        biased;
+                        // The job's lease expires and the job runs again after a start.
+                        _ = stop.changed() => return,
+                        permit = Arc::clone(&self.webhook_jobs).acquire_owned() => {
+                            permit.expect("the semaphore is never closed")
+                        }
+                    };
+                    let pipeline = Arc::clone(&self);
+                    let mut stop = stop.clone();
+                    tokio::spawn(
+                        async move {
+                            tokio::select! {
+                                biased;
+                                _ = stop.wait_for(|stop| *stop) => {}
+                                () = pipeline.run_job(job) => {}
+                            }
+                            drop(permit);
+                        }
+                        .in_current_span(),
+                    );
+                    continue;
+                }
+                Ok(Some(job)) => {
+                    tokio::select! {
+                        biased;
+                        _ = stop.changed() => return,
+                        () = self.run_job(job) => {}
+                    }
+                    continue;
+                }
+                Ok(None) => {}
                 Err(e) => warn!(error = %e, "cannot claim a job"),
             }
             tokio::select! {
@@ -275,4 +328,10 @@ impl Pipeline {
             .find(|(sink, _)| sink == id)
             .map(|(_, sink)| sink)
     }
+}
+
+/// Whether `kind` is a webhook job: one that waits for a receiver rather than works, run
+/// beside the workers (see [`PipelineConfig::with_webhook_jobs`]).
+fn is_webhook(kind: &JobKind) -> bool {
+    matches!(kind, JobKind::Notify { .. } | JobKind::Deliver { .. })
 }

@@ -13,21 +13,51 @@ use tracing::{debug, warn};
 
 use super::Pipeline;
 
+/// First attempts one endpoint may have waiting for an answer at once, in one process;
+/// its further events go to its delivery jobs (run one at a time) until some answer. An
+/// endpoint that starts to hang so holds this many webhook jobs until its first cut-off,
+/// and no more.
+pub(super) const MAX_FIRST_ATTEMPTS: usize = 32;
+
+/// One first attempt, counted in [`Pipeline::first_attempts`] until it has its answer (or
+/// is given up).
+struct InFlight<'a> {
+    pipeline: &'a Pipeline,
+    endpoint: &'a str,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut first_attempts = self.pipeline.first_attempts.lock().expect("not poisoned");
+        if let Some(count) = first_attempts.get_mut(self.endpoint) {
+            *count -= 1;
+            if *count == 0 {
+                first_attempts.remove(self.endpoint);
+            }
+        }
+    }
+}
+
 impl Pipeline {
     /// Tells `event` to every endpoint subscribed to it.
     ///
     /// The first attempt at each endpoint is made here, all at once (each cut off after
     /// the first-attempt budget, so a hanging endpoint delays the recording's next event
-    /// by that much at most), and one commit
-    /// completes the job and enqueues a `deliver` job for each endpoint that did not take
-    /// the event: due after the first wait of the schedule when it may take it later,
-    /// dead (kept to be seen and redelivered) when it refused for good. So a healthy
-    /// endpoint costs the catalog nothing but this job, and the first attempt follows the
-    /// event at once. An endpoint that still has an earlier event of the recording
-    /// waiting is not tried here: its `deliver` job queues behind that one, so events reach
-    /// it in order. Nor is one whose last attempt failed: its `deliver` job is due at once
-    /// and runs in the endpoint's lane, so a failing endpoint costs new events nothing. If the process dies before the commit, the job runs again and the
-    /// endpoints that took the event get it again under the same `webhook-id`.
+    /// by that much at most), and one commit completes the job and enqueues a `deliver`
+    /// job for each endpoint that did not take the event: due after the first wait of the
+    /// schedule when it may take it later, dead (kept to be seen and redelivered) when it
+    /// refused for good. So a healthy endpoint costs the catalog nothing but this job, and
+    /// the first attempt follows the event at once.
+    ///
+    /// Some endpoints are not tried here but get a `deliver` job due at once: one that
+    /// still has an earlier event of the recording waiting (the job queues behind that
+    /// one, so events reach it in order); one whose last attempt failed (its job runs in
+    /// the endpoint's lane, one at a time, so a failing endpoint costs new events
+    /// nothing); and one with [`MAX_FIRST_ATTEMPTS`] first attempts already waiting for
+    /// an answer (so an endpoint that starts to hang holds that many webhook jobs until
+    /// its first cut-off, and no more). If the process dies before the commit, the job
+    /// runs again and the endpoints that took the event get it again under the same
+    /// `webhook-id`.
     ///
     /// A notifier that names no endpoints gets the event delivered once, here: a
     /// retryable failure is tried again later with the same event (and id), a permanent
@@ -54,12 +84,25 @@ impl Pipeline {
             .collect();
         let (behind, now): (Vec<String>, Vec<String>) = {
             let struggling = self.struggling.lock().expect("not poisoned");
-            endpoints
-                .into_iter()
-                .partition(|e| waiting.contains(e) || struggling.contains(e))
+            let mut first_attempts = self.first_attempts.lock().expect("not poisoned");
+            endpoints.into_iter().partition(|e| {
+                if waiting.contains(e) || struggling.contains(e) {
+                    return true;
+                }
+                let in_flight = first_attempts.entry(e.clone()).or_default();
+                if *in_flight >= MAX_FIRST_ATTEMPTS {
+                    return true;
+                }
+                *in_flight += 1;
+                false
+            })
         };
         let budget = self.config.first_attempt;
         let attempts = now.iter().map(|endpoint| async move {
+            let _in_flight = InFlight {
+                pipeline: self,
+                endpoint,
+            };
             let at = Timestamp::now();
             let attempted = tokio::time::timeout(budget, notifier.attempt(event, endpoint))
                 .await
