@@ -134,9 +134,20 @@ pub async fn serve(
     let secret = secrets::server_secret(data)?;
 
     let part = |part| move |source| ServeError::Part { part, source };
-    let sqlite = SqliteCatalog::open(data.join("catalog.sqlite"))
+    let crypt = if config.encryption {
+        Some(secrets::encryption(data).map_err(part("encryption keys"))?)
+    } else {
+        tracing::warn!(
+            "PIPE_ENCRYPTION=off: recordings and webhook secrets are stored in plaintext"
+        );
+        None
+    };
+    let mut sqlite = SqliteCatalog::open(data.join("catalog.sqlite"))
         .await
         .map_err(part("catalog"))?;
+    if let Some(crypt) = &crypt {
+        sqlite = sqlite.seal_secrets_with(Arc::clone(crypt.key_provider()));
+    }
     // This process holds the data directory alone: jobs still claimed were claimed by a
     // process that died, and run again now rather than when their leases run out.
     let released = sqlite
@@ -168,12 +179,6 @@ pub async fn serve(
             "the API has no key yet: make the first with `pipe keys create --role admin`"
         );
     }
-    let crypt = if config.encryption {
-        Some(secrets::encryption(data).map_err(part("encryption keys"))?)
-    } else {
-        tracing::warn!("PIPE_ENCRYPTION=off: recordings are stored in plaintext");
-        None
-    };
     let spool: Arc<dyn Spool> = Arc::new(
         match &crypt {
             Some(crypt) => LocalSpool::open_encrypted(&spool_dir, crypt.clone()).await,

@@ -37,6 +37,102 @@ async fn endpoints_survive_reopening() {
     assert_eq!(reopened.endpoint("endpoint-1").await.unwrap(), kept);
 }
 
+/// Whether `needle` is anywhere in the catalog's files (the database and its WAL).
+fn on_disk(dir: &std::path::Path, needle: &str) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|entry| {
+        let path = entry.unwrap().path();
+        path.is_file()
+            && std::fs::read(&path)
+                .unwrap()
+                .windows(needle.len())
+                .any(|w| w == needle.as_bytes())
+    })
+}
+
+#[tokio::test]
+async fn secrets_are_sealed_at_rest_under_the_servers_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys_dir = tempfile::tempdir().unwrap();
+    let keys: Arc<dyn pipe_core::KeyProvider> =
+        Arc::new(pipe_storage::crypt::LocalKeyProvider::open_or_create(keys_dir.path()).unwrap());
+    let path = dir.path().join("catalog.db");
+    let (old, new) = (
+        "whsec_b2xkIHNlY3JldCB0aGF0IG11c3Qgbm90IGxlYWs=",
+        "whsec_bmV3IHNlY3JldCB0aGF0IG11c3Qgbm90IGxlYWs=",
+    );
+
+    // Written by a catalog without keys (as before sealing existed): stored as it is.
+    let plain = SqliteCatalog::open(&path).await.unwrap();
+    endpoints::run_all(&plain.clone().seal_secrets_with(Arc::clone(&keys))).await;
+    let endpoint = StoredEndpoint::new(
+        "sealed",
+        EnvironmentId::default(),
+        "https://hooks.example.com/in",
+        old,
+    );
+    plain.create_endpoint(endpoint.clone()).await.unwrap();
+    plain.close().await;
+    assert!(
+        on_disk(dir.path(), old),
+        "the test cannot see a plaintext secret"
+    );
+
+    // A catalog with keys reads it, and seals both secrets when it writes the endpoint.
+    let sealing = SqliteCatalog::open(&path)
+        .await
+        .unwrap()
+        .seal_secrets_with(Arc::clone(&keys));
+    assert_eq!(sealing.endpoint("sealed").await.unwrap(), endpoint);
+    let rotated = endpoint.rotated(new, Duration::from_secs(3600));
+    sealing.replace_endpoint(rotated.clone()).await.unwrap();
+    assert_eq!(sealing.endpoint("sealed").await.unwrap(), rotated);
+    sqlx_vacuum(&path).await;
+    sealing.close().await;
+    for secret in [old, new] {
+        assert!(
+            !on_disk(dir.path(), secret),
+            "a webhook secret is in the catalog's files in plaintext"
+        );
+    }
+
+    // Reopened with the keys, the same endpoint; without them, a clear refusal.
+    let reopened = SqliteCatalog::open(&path)
+        .await
+        .unwrap()
+        .seal_secrets_with(Arc::clone(&keys));
+    assert_eq!(reopened.endpoint("sealed").await.unwrap(), rotated);
+    reopened.close().await;
+    let keyless = SqliteCatalog::open(&path).await.unwrap();
+    match keyless.endpoint("sealed").await {
+        Err(pipe_core::Error::Integrity { detail }) => {
+            assert!(detail.contains("without the server's keys"), "{detail}")
+        }
+        other => panic!("a sealed secret was read without keys: {other:?}"),
+    }
+}
+
+/// Rewrites the database file so that no page keeps the value it had before (SQLite
+/// leaves freed pages as they were), and checkpoints the WAL into it.
+async fn sqlx_vacuum(path: &std::path::Path) {
+    use sqlx::Connection;
+    let mut connection = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    sqlx::query("VACUUM")
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    connection.close().await.unwrap();
+}
+
 /// A receiver on loopback answering every request with `status`; it keeps each
 /// request's headers.
 async fn receiver(status: u16) -> (String, Arc<Mutex<Vec<HeaderMap>>>) {

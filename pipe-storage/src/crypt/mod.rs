@@ -94,6 +94,12 @@ impl Crypt {
         }
     }
 
+    /// The key-encryption keys data keys are wrapped under (to seal other secrets under
+    /// the same keys, such as a catalog's webhook secrets).
+    pub fn key_provider(&self) -> &Arc<dyn KeyProvider> {
+        &self.provider
+    }
+
     /// Uses `backend` for AES-256-GCM.
     #[must_use]
     pub fn with_backend(mut self, backend: Arc<dyn CipherBackend>) -> Self {

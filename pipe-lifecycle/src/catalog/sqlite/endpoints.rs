@@ -5,15 +5,43 @@ use async_trait::async_trait;
 
 use pipe_core::{EndpointStore, EnvironmentId, Error, Result, StoredEndpoint};
 
-use super::SqliteCatalog;
 use super::error::{corrupt, from_sqlx};
+use super::{SqliteCatalog, sealed};
 
-fn to_json(endpoint: &StoredEndpoint) -> Result<String> {
-    serde_json::to_string(endpoint).map_err(|e| Error::invalid("webhook endpoint", e))
+/// Where each secret of endpoint `id` belongs: what its sealed value is bound to.
+fn contexts(id: &str) -> [String; 2] {
+    [
+        format!("webhook endpoint {id}, secret"),
+        format!("webhook endpoint {id}, previous secret"),
+    ]
 }
 
-fn from_json(json: &str) -> Result<StoredEndpoint> {
-    serde_json::from_str(json).map_err(|e| corrupt("webhook endpoint", e))
+impl SqliteCatalog {
+    /// The stored document of `endpoint`: its secrets sealed when the catalog has keys.
+    fn stored(&self, endpoint: &StoredEndpoint) -> Result<String> {
+        let mut stored = endpoint.clone();
+        if let Some(keys) = self.keys.as_deref() {
+            let [current, previous] = contexts(&stored.id);
+            stored.secret = sealed::seal(keys, &stored.secret, &current)?;
+            if let Some(old) = &mut stored.previous_secret {
+                old.secret = sealed::seal(keys, &old.secret, &previous)?;
+            }
+        }
+        serde_json::to_string(&stored).map_err(|e| Error::invalid("webhook endpoint", e))
+    }
+
+    /// The endpoint a stored document holds, its secrets opened.
+    fn loaded(&self, json: &str) -> Result<StoredEndpoint> {
+        let mut endpoint: StoredEndpoint =
+            serde_json::from_str(json).map_err(|e| corrupt("webhook endpoint", e))?;
+        let keys = self.keys.as_deref();
+        let [current, previous] = contexts(&endpoint.id);
+        endpoint.secret = sealed::open(keys, &endpoint.secret, &current)?;
+        if let Some(old) = &mut endpoint.previous_secret {
+            old.secret = sealed::open(keys, &old.secret, &previous)?;
+        }
+        Ok(endpoint)
+    }
 }
 
 fn not_found(id: &str) -> Error {
@@ -30,7 +58,7 @@ impl EndpointStore for SqliteCatalog {
         )
         .bind(&endpoint.id)
         .bind(endpoint.environment.as_str())
-        .bind(to_json(&endpoint)?)
+        .bind(self.stored(&endpoint)?)
         .execute(&self.pool)
         .await
         .map_err(|e| match from_sqlx(e) {
@@ -49,7 +77,7 @@ impl EndpointStore for SqliteCatalog {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(from_sqlx)?;
-        from_json(&json.ok_or_else(|| not_found(id))?)
+        self.loaded(&json.ok_or_else(|| not_found(id))?)
     }
 
     async fn endpoints(&self, environment: &EnvironmentId) -> Result<Vec<StoredEndpoint>> {
@@ -60,7 +88,7 @@ impl EndpointStore for SqliteCatalog {
         .fetch_all(&self.pool)
         .await
         .map_err(from_sqlx)?;
-        rows.iter().map(|json| from_json(json)).collect()
+        rows.iter().map(|json| self.loaded(json)).collect()
     }
 
     async fn replace_endpoint(&self, mut endpoint: StoredEndpoint) -> Result<StoredEndpoint> {
@@ -70,7 +98,7 @@ impl EndpointStore for SqliteCatalog {
              WHERE id = ?1 RETURNING environment",
         )
         .bind(&endpoint.id)
-        .bind(to_json(&endpoint)?)
+        .bind(self.stored(&endpoint)?)
         .fetch_optional(&self.pool)
         .await
         .map_err(from_sqlx)?;

@@ -9,9 +9,11 @@ mod keys;
 mod list;
 mod migrate;
 mod rows;
+mod sealed;
 mod writer;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -21,8 +23,8 @@ use tracing::warn;
 
 use pipe_core::{
     Artifact, Catalog, Change, ClaimOptions, Copy, DeliveryAttempt, DeliveryFilter, Error, Job,
-    JobFilter, JobId, JobLease, JobRecord, JobStats, JobStatus, ListOptions, NewRecording,
-    Recording, RecordingId, RecordingState, Result, Timestamp,
+    JobFilter, JobId, JobLease, JobRecord, JobStats, JobStatus, KeyProvider, ListOptions,
+    NewRecording, Recording, RecordingId, RecordingState, Result, Timestamp,
 };
 
 use self::error::from_sqlx;
@@ -76,6 +78,8 @@ const MAX_CONNECTIONS: u32 = 4;
 pub struct SqliteCatalog {
     pool: SqlitePool,
     writer: Writer,
+    /// Seal the secrets the catalog keeps (webhook signing secrets), if given.
+    keys: Option<Arc<dyn KeyProvider>>,
 }
 
 impl SqliteCatalog {
@@ -96,7 +100,23 @@ impl SqliteCatalog {
             .map_err(from_sqlx)?;
         migrate::run(&pool).await?;
         let writer = Writer::start(options.connect().await.map_err(from_sqlx)?);
-        Ok(Self { pool, writer })
+        Ok(Self {
+            pool,
+            writer,
+            keys: None,
+        })
+    }
+
+    /// Seals the secrets this catalog keeps (the signing secrets of webhook endpoints)
+    /// under `keys`, the server's key-encryption keys: each is wrapped under the current
+    /// key and bound to its endpoint, so the catalog file alone (a copy, a backup) cannot
+    /// sign a webhook. Secrets stored before are still read, and sealed when next
+    /// written. Without it secrets are stored as they are; a sealed secret then cannot be
+    /// read (an [`Error::Integrity`] that says so).
+    #[must_use]
+    pub fn seal_secrets_with(mut self, keys: Arc<dyn KeyProvider>) -> Self {
+        self.keys = Some(keys);
+        self
     }
 
     /// Returns every claimed job to the queue at once, as if its lease had expired: for
