@@ -6,7 +6,7 @@
 //! | type | implements | what it is |
 //! |---|---|---|
 //! | [`LocalSpool`] | [`Spool`](pipe_core::Spool) | one append-only file per recording in progress, every append `fdatasync`'d before it is acknowledged; encrypted with [`LocalSpool::open_encrypted`] |
-//! | [`ObjectStoreSink`] | [`StorageSink`](pipe_core::StorageSink) | any [`object_store::ObjectStore`]: the local file system today; S3, GCS and Azure are one `object_store` feature away |
+//! | [`ObjectStoreSink`] | [`StorageSink`](pipe_core::StorageSink) | any [`object_store::ObjectStore`]: the local file system, S3 and the services that speak its API (`sink-s3`) |
 //! | [`EncryptedSink`] | [`StorageSink`](pipe_core::StorageSink) | a layer over any sink: ciphertext in the sink, plaintext (and cheap ranges) to the caller |
 //!
 //! [`put_file`] and [`file_body`] stream a local file into any sink. All three types pass
@@ -52,6 +52,9 @@
 //! ## Features
 //!
 //! - `sink-local` (default): [`ObjectStoreSink::local`], the sink on a local directory.
+//! - `sink-s3`: `ObjectStoreSink::s3` and `S3Config`, a bucket of S3 or of a service
+//!   that speaks its API (custom endpoint, path style, folder, canned ACL, storage class,
+//!   server-side encryption, `x-amz-checksum-sha256` checked by the service).
 //! - `cipher-aws-lc` (default): AES-256-GCM from aws-lc-rs, the fastest here (the same
 //!   library rustls uses for TLS in the server, so the tree carries one).
 //! - `cipher-rustcrypto`: AES-256-GCM from the pure-Rust `aes-gcm` crate, for targets
@@ -59,8 +62,8 @@
 //!
 //! ## Not yet
 //!
-//! - **Other sinks**: S3 (and GCS, Azure) through `object_store`'s features, SFTP, FTPS
-//!   and Dropbox. [`ObjectStoreSink::new`] already takes any `ObjectStore`.
+//! - **Other sinks**: GCS and Azure (through `object_store`'s features), SFTP, FTPS and
+//!   Dropbox. [`ObjectStoreSink::new`] already takes any `ObjectStore`.
 //! - A retry layer: errors say whether they are retryable
 //!   ([`pipe_core::Error::is_retryable`]), nothing here retries on its own.
 //! - One process per spool directory: appends from two processes to the same directory
@@ -82,6 +85,8 @@ mod spool;
 
 pub use body::{file_body, put_file};
 pub use sink::{EncryptedSink, ObjectStoreSink, ObjectStoreSinkConfig};
+#[cfg(feature = "sink-s3")]
+pub use sink::{S3Config, S3Credentials, S3Encryption};
 pub use spool::LocalSpool;
 
 pub use crypt::{

@@ -1,7 +1,7 @@
 //! `cargo xtask`: set-up and orchestration for people and CI.
 //!
 //! - `cargo xtask test`: installs what the tests need (FFmpeg's libraries and CLI,
-//!   Chromium, clang, Node packages), then runs `cargo fmt --check`, clippy with
+//!   Chromium, clang, Node packages, the S3 server `s3s-fs`), then runs `cargo fmt --check`, clippy with
 //!   `-D warnings` (default features and all features), `cargo doc` with warnings as
 //!   errors, and every test with all features, the browser end-to-end ones included.
 //! - `cargo xtask demo`: installs what the server needs, builds it and starts
@@ -100,6 +100,7 @@ fn test(extra: &[String]) -> Result {
             .args(["ci", "--no-audit", "--no-fund"])
             .current_dir(&browser_dir))?;
     }
+    let s3s_fs = ensure_s3s_fs()?;
     step("cargo fmt --check");
     run(cargo().args(["fmt", "--all", "--check"]))?;
     step("cargo clippy (default features, then every feature)");
@@ -129,8 +130,33 @@ fn test(extra: &[String]) -> Result {
     let mut test = cargo();
     test.args(["test", "--workspace", "--all-features"])
         .args(extra)
-        .env("PIPE_CHROMIUM", "/usr/bin/chromium");
+        .env("PIPE_CHROMIUM", "/usr/bin/chromium")
+        .env("PIPE_S3S_FS", &s3s_fs);
     run(&mut test)
+}
+
+/// The S3 server the sink tests start on loopback: `s3s-fs`, which checks SigV4
+/// signatures and payload checksums (a server that does not would let a signing bug
+/// through). Installed with cargo into cargo's `bin` when missing.
+fn ensure_s3s_fs() -> Result<PathBuf> {
+    const VERSION: &str = "0.14.1";
+    let home = env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|home| Path::new(&home).join(".cargo")))
+        .ok_or("neither CARGO_HOME nor HOME is set")?;
+    let binary = home.join("bin/s3s-fs");
+    let installed = Command::new(&binary)
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains(VERSION));
+    if !installed {
+        step(&format!("installing the S3 test server (s3s-fs {VERSION})"));
+        run(cargo()
+            .args(["install", "s3s-fs", "--version", VERSION])
+            .args(["--features", "binary", "--locked", "--root"])
+            .arg(&home))?;
+    }
+    Ok(binary)
 }
 
 fn demo() -> Result {

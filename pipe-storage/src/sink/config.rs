@@ -30,6 +30,9 @@ pub struct ObjectStoreSinkConfig {
     /// store that cannot keep attributes, a put with a content type fails with
     /// `NotSupported` unless this is off).
     pub content_types: bool,
+    /// The storage class new objects get, where the store has classes (S3's
+    /// `STANDARD_IA`, GCS's `NEARLINE`, …); `None` leaves the store's default.
+    pub storage_class: Option<String>,
 }
 
 impl ObjectStoreSinkConfig {
@@ -40,6 +43,7 @@ impl ObjectStoreSinkConfig {
             part_size: 8 * 1024 * 1024,
             max_concurrency: 4,
             content_types: true,
+            storage_class: None,
         }
     }
 
@@ -54,6 +58,13 @@ impl ObjectStoreSinkConfig {
     #[must_use]
     pub fn with_max_concurrency(mut self, max_concurrency: usize) -> Self {
         self.max_concurrency = max_concurrency.max(1);
+        self
+    }
+
+    /// Gives new objects the storage class `class`.
+    #[must_use]
+    pub fn with_storage_class(mut self, class: impl Into<String>) -> Self {
+        self.storage_class = Some(class.into());
         self
     }
 

@@ -19,7 +19,7 @@ pub(super) fn map_error(e: object_store::Error, key: &ObjectKey, operation: &'st
             what: format!("object {key}"),
         },
         E::Precondition { .. } | E::NotModified { .. } => Error::precondition(e),
-        E::NotSupported { .. } | E::NotImplemented => Error::NotSupported {
+        E::NotSupported { .. } | E::NotImplemented { .. } => Error::NotSupported {
             backend: BACKEND,
             operation,
         },
@@ -82,7 +82,14 @@ mod tests {
             source: "etag".into(),
         };
         assert!(map_error(stale, &key(), "put").is_precondition());
-        let unsupported = map_error(object_store::Error::NotImplemented, &key(), "put");
+        let unsupported = map_error(
+            object_store::Error::NotImplemented {
+                operation: "put".into(),
+                implementer: "test".into(),
+            },
+            &key(),
+            "put",
+        );
         assert!(matches!(
             unsupported,
             Error::NotSupported {

@@ -6,6 +6,8 @@ mod encrypted;
 mod error;
 #[cfg(feature = "sink-local")]
 mod local;
+#[cfg(feature = "sink-s3")]
+mod s3;
 
 use std::io;
 use std::ops::Range;
@@ -17,7 +19,8 @@ use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use object_store::path::Path as StorePath;
 use object_store::{
-    Attribute, Attributes, GetRange, GetResultPayload, ObjectStore, PutPayloadMut, WriteMultipart,
+    Attribute, Attributes, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt, PutPayloadMut,
+    WriteMultipart,
 };
 use pipe_core::{
     Error, GetOptions, GetResult, ObjectKey, ObjectMeta, PutBody, PutOptions, PutReceipt, Result,
@@ -30,6 +33,8 @@ use tokio_util::io::ReaderStream;
 pub use self::config::ObjectStoreSinkConfig;
 pub use self::encrypted::EncryptedSink;
 use self::error::{BACKEND, map_error};
+#[cfg(feature = "sink-s3")]
+pub use self::s3::{S3Config, S3Credentials, S3Encryption};
 use crate::io::blocking;
 
 /// Read size for objects the store hands back as local files.
@@ -94,6 +99,9 @@ impl ObjectStoreSink {
             .filter(|_| self.config.content_types)
         {
             attributes.insert(Attribute::ContentType, content_type.clone().into());
+        }
+        if let Some(class) = &self.config.storage_class {
+            attributes.insert(Attribute::StorageClass, class.clone().into());
         }
         attributes
     }

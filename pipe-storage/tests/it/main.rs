@@ -6,6 +6,8 @@
 mod crash;
 mod crypt;
 mod encrypted;
+#[cfg(feature = "sink-s3")]
+mod s3;
 mod sink;
 mod spool;
 
