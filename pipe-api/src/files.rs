@@ -112,6 +112,10 @@ impl StorageSink for ServedSink {
         self.inner.kind()
     }
 
+    fn location(&self) -> pipe_core::SinkLocation {
+        self.inner.location()
+    }
+
     async fn put(&self, key: &ObjectKey, body: PutBody, options: PutOptions) -> Result<PutReceipt> {
         self.inner.put(key, body, options).await
     }

@@ -51,6 +51,58 @@ pub trait StorageSink: Send + Sync + Debug + 'static {
         let _ = (key, options);
         Ok(None)
     }
+
+    /// Where this sink writes, as a receiver is told (the bucket, region and ACL of
+    /// `video_copied_s3`); empty where the sink has no such thing.
+    fn location(&self) -> SinkLocation {
+        SinkLocation::default()
+    }
+}
+
+/// Where a sink writes, in the terms of the services that have them: what `video_copied_…`
+/// tells a receiver so it can fetch the files itself. Never credentials.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SinkLocation {
+    /// The bucket (or container, or host).
+    pub bucket: Option<String>,
+    /// The region.
+    pub region: Option<String>,
+    /// The canned ACL new objects get.
+    pub acl: Option<String>,
+    /// The folder in the bucket that keys are under.
+    pub folder: Option<String>,
+}
+
+impl SinkLocation {
+    /// A location in `bucket`.
+    pub fn bucket(bucket: impl Into<String>) -> Self {
+        Self {
+            bucket: Some(bucket.into()),
+            ..Self::default()
+        }
+    }
+
+    /// In `region`.
+    #[must_use]
+    pub fn with_region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(region.into());
+        self
+    }
+
+    /// Objects get `acl`.
+    #[must_use]
+    pub fn with_acl(mut self, acl: Option<String>) -> Self {
+        self.acl = acl;
+        self
+    }
+
+    /// Keys are under `folder`.
+    #[must_use]
+    pub fn with_folder(mut self, folder: Option<String>) -> Self {
+        self.folder = folder;
+        self
+    }
 }
 
 /// The bytes of a put: a stream and the size it must have.

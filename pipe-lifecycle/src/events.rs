@@ -9,8 +9,9 @@
 //!   or numeric text where Pipe sends text), `duration` a number, `type` lower case where
 //!   Pipe's examples are. A field we cannot fill is the empty string, never `null`: the
 //!   personal data fields (`ip`, `ua`, `httpReferer`, `cam_name`, `mic_name`) because we
-//!   do not collect them, and `checksum_md5`/`checksum_sha1`, `bucket`, `region`, `acl`,
-//!   `filmstripUrl` and `cdn` because we do not have them yet. Events Pipe does not have
+//!   do not collect them, and `checksum_md5`/`checksum_sha1`, `filmstripUrl` and `cdn`
+//!   because we do not have them yet (`bucket`, `region` and `acl` of `video_copied_s3`
+//!   are the sink's [`SinkLocation`]; our own storage has none). Events Pipe does not have
 //!   (`video_failed`, copies to GCS, Azure and local disk) have no Pipe form.
 //!
 //! The standard form:
@@ -26,7 +27,9 @@
 
 use serde_json::{Value, json};
 
-use pipe_core::{Artifact, Event, EventName, MediaInfo, PipeEvent, Recording, SinkKind, Timestamp};
+use pipe_core::{
+    Artifact, Event, EventName, MediaInfo, PipeEvent, Recording, SinkKind, SinkLocation, Timestamp,
+};
 
 /// Where the files of one sink can be fetched, for `video_copied_…`; `None` where the sink
 /// makes no URLs.
@@ -138,6 +141,7 @@ pub fn video_converted(
 /// recording is in one sink, verified. `size` and `checksumSha256` are the MP4's.
 pub fn video_copied(
     sink: SinkKind,
+    location: &SinkLocation,
     recording: &Recording,
     mp4: &Artifact,
     urls: &CopiedUrls,
@@ -155,7 +159,7 @@ pub fn video_copied(
     });
     let event = Event::new(sink.copied_event(), recording.id.clone(), data)
         .in_environment(recording.environment.clone());
-    match pipe_copied(sink, recording, mp4, urls) {
+    match pipe_copied(sink, location, recording, mp4, urls) {
         Some(pipe) => event.with_pipe(pipe),
         None => event,
     }
@@ -165,11 +169,13 @@ pub fn video_copied(
 /// name; `None` for kinds Pipe has no event for.
 fn pipe_copied(
     kind: SinkKind,
+    location: &SinkLocation,
     recording: &Recording,
     mp4: &Artifact,
     urls: &CopiedUrls,
 ) -> Option<PipeEvent> {
     let url = |u: &Option<String>| u.clone().unwrap_or_default();
+    let text = |t: &Option<String>| t.clone().unwrap_or_default();
     let name = recording.id.as_str();
     let number = recording.number;
     let payload = payload(recording);
@@ -208,9 +214,9 @@ fn pipe_copied(
                 "id": number.to_string(),
                 "url": url(&urls.mp4),
                 "snapshotUrl": url(&urls.snapshot),
-                "bucket": "",
-                "region": "",
-                "acl": "",
+                "bucket": text(&location.bucket),
+                "region": text(&location.region),
+                "acl": text(&location.acl),
                 "payload": payload,
             }),
         ),
@@ -424,7 +430,13 @@ mod tests {
             None,
             Some("https://x/rec1/rec1_raw.webm".into()),
         );
-        let ev = video_copied(SinkKind::PipeStorage, &rec, &mp4, &urls);
+        let ev = video_copied(
+            SinkKind::PipeStorage,
+            &SinkLocation::default(),
+            &rec,
+            &mp4,
+            &urls,
+        );
         assert_eq!(ev.name.as_str(), "video_copied_pipe_storage");
         assert_eq!(
             ev.data,
@@ -436,8 +448,40 @@ mod tests {
             })
         );
         assert_eq!(
-            video_copied(SinkKind::S3, &rec, &mp4, &urls).name.as_str(),
+            video_copied(SinkKind::S3, &SinkLocation::default(), &rec, &mp4, &urls)
+                .name
+                .as_str(),
             "video_copied_s3"
+        );
+    }
+
+    #[test]
+    fn video_copied_s3_tells_the_sinks_bucket_region_and_acl() {
+        let rec = recording();
+        let key = ObjectKey::for_artifact(&rec.id, ArtifactKind::Mp4, None);
+        let mp4 = Artifact::new(
+            rec.id.clone(),
+            ArtifactKind::Mp4,
+            key,
+            9,
+            "ab".repeat(32),
+            "video/mp4",
+        );
+        let urls = CopiedUrls::default();
+        let location = SinkLocation::bucket("recordings")
+            .with_region("eu-west-1")
+            .with_acl(Some("bucket-owner-full-control".into()));
+        let ev = video_copied(SinkKind::S3, &location, &rec, &mp4, &urls);
+        let (name, data) = pipe_form(&ev);
+        assert_eq!(name, "video_copied_s3");
+        assert_eq!(data["bucket"], "recordings");
+        assert_eq!(data["region"], "eu-west-1");
+        assert_eq!(data["acl"], "bucket-owner-full-control");
+        let none = video_copied(SinkKind::S3, &SinkLocation::default(), &rec, &mp4, &urls);
+        assert_eq!(
+            pipe_form(&none).1["acl"],
+            "",
+            "an absent field is empty, never null"
         );
     }
 
@@ -503,7 +547,7 @@ mod tests {
             (SinkKind::Ftp, "video_copied_ftp", json!("42")),
             (SinkKind::Dropbox, "video_copied_dbox", json!(42)),
         ] {
-            let ev = video_copied(kind, &rec, &mp4, &urls);
+            let ev = video_copied(kind, &SinkLocation::default(), &rec, &mp4, &urls);
             let (pipe_name, data) = pipe_form(&ev);
             assert_eq!(pipe_name, name);
             assert_eq!(data["id"], id, "{name}");
@@ -511,7 +555,11 @@ mod tests {
             assert!(!text.contains("null"), "{name}: {text}");
         }
         for kind in [SinkKind::Gcs, SinkKind::Azure, SinkKind::Local] {
-            assert!(video_copied(kind, &rec, &mp4, &urls).pipe.is_none());
+            assert!(
+                video_copied(kind, &SinkLocation::default(), &rec, &mp4, &urls)
+                    .pipe
+                    .is_none()
+            );
         }
         assert!(video_failed(&rec, "x").pipe.is_none());
     }

@@ -5,10 +5,37 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pipe_core::{
-    Catalog, Notifier, SinkId, Spool, StorageSink, TranscodeOptions, Transcoder, UrlOptions,
+    Catalog, Notifier, ObjectKey, Result, SinkId, Spool, StorageSink, TranscodeOptions, Transcoder,
+    UrlOptions,
 };
 
 use crate::RetryPolicy;
+
+/// How the files of a recording are named in a sink.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyLayout {
+    /// A folder per recording: `<id>/<id>.mp4`, `<id>/<id>.jpg`, `<id>/<id>_raw.<ext>`
+    /// (the server's own storage).
+    #[default]
+    ByRecording,
+    /// As the hosted Pipe names them in its customers' storage, side by side in the sink's
+    /// folder: `<name>.mp4`, `<name>.jpg`, `<name>_raw.<ext>`, where `<name>` is the
+    /// stream name (`videoName` in webhooks), so a receiver that fetches
+    /// `<videoName>.mp4` finds it.
+    Flat,
+}
+
+impl KeyLayout {
+    /// The key, in this layout, of the file whose own key is `own`
+    /// ([`ObjectKey::for_artifact`]).
+    pub fn key(self, own: &ObjectKey) -> Result<ObjectKey> {
+        match self {
+            Self::ByRecording => Ok(own.clone()),
+            Self::Flat => ObjectKey::new(own.file_name()),
+        }
+    }
+}
 
 /// The parts and settings of a [`super::Pipeline`].
 ///
@@ -33,6 +60,7 @@ pub struct PipelineConfig {
     pub(super) transcoder: Arc<dyn Transcoder>,
     pub(super) notifier: Arc<dyn Notifier>,
     pub(super) sinks: Vec<(SinkId, Arc<dyn StorageSink>)>,
+    pub(super) layouts: Vec<(SinkId, KeyLayout)>,
     pub(super) work_dir: PathBuf,
     pub(super) transcode: TranscodeOptions,
     pub(super) retry: RetryPolicy,
@@ -64,6 +92,7 @@ impl PipelineConfig {
             transcoder,
             notifier,
             sinks: Vec::new(),
+            layouts: Vec::new(),
             work_dir: work_dir.into(),
             transcode: TranscodeOptions::default(),
             retry: RetryPolicy::default(),
@@ -83,6 +112,15 @@ impl PipelineConfig {
     pub fn with_sink(mut self, id: SinkId, sink: Arc<dyn StorageSink>) -> Self {
         self.sinks.retain(|(existing, _)| existing != &id);
         self.sinks.push((id, sink));
+        self
+    }
+
+    /// Names the files of each recording in sink `id` by `layout` (default
+    /// [`KeyLayout::ByRecording`]).
+    #[must_use]
+    pub fn with_key_layout(mut self, id: SinkId, layout: KeyLayout) -> Self {
+        self.layouts.retain(|(existing, _)| existing != &id);
+        self.layouts.push((id, layout));
         self
     }
 

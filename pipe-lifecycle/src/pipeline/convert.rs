@@ -86,7 +86,7 @@ impl Pipeline {
                 match artifact.kind {
                     ArtifactKind::Mp4 | ArtifactKind::Snapshot => {
                         let body = PutBody::new(artifact.size, files::file_stream(&path).await?);
-                        Self::put_verified(staging.as_ref(), artifact, body).await?;
+                        Self::put_verified(staging.as_ref(), &artifact.key, artifact, body).await?;
                     }
                     ArtifactKind::Original => {}
                 }

@@ -6,8 +6,8 @@ use futures::stream::BoxStream;
 use tracing::{debug, info};
 
 use pipe_core::{
-    Artifact, ArtifactKind, Change, Copy, Error, GetOptions, Job, JobKind, PutBody, PutOptions,
-    RecordingId, RecordingState, Result, SinkId, StorageSink,
+    Artifact, ArtifactKind, Change, Copy, Error, GetOptions, Job, JobKind, ObjectKey, PutBody,
+    PutOptions, RecordingId, RecordingState, Result, SinkId, StorageSink,
 };
 
 use super::{Pipeline, files};
@@ -52,10 +52,12 @@ impl Pipeline {
 
         let mut copies = Vec::with_capacity(artifacts.len());
         let mut urls = CopiedUrls::default();
+        let layout = self.layout(sink_id);
         for artifact in &artifacts {
+            let key = layout.key(&artifact.key)?;
             let body = PutBody::new(artifact.size, self.artifact_bytes(artifact).await?);
-            Self::put_verified(sink.as_ref(), artifact, body).await?;
-            let url = sink.url(&artifact.key, config.links.clone()).await?;
+            Self::put_verified(sink.as_ref(), &key, artifact, body).await?;
+            let url = sink.url(&key, config.links.clone()).await?;
             match artifact.kind {
                 ArtifactKind::Mp4 => urls.mp4 = url,
                 ArtifactKind::Snapshot => urls.snapshot = url,
@@ -65,11 +67,11 @@ impl Pipeline {
                 id.clone(),
                 artifact.kind,
                 sink_id.clone(),
-                artifact.key.clone(),
+                key,
                 artifact.size,
             ));
         }
-        let event = events::video_copied(sink.kind(), &rec, &mp4, &urls);
+        let event = events::video_copied(sink.kind(), &sink.location(), &rec, &mp4, &urls);
 
         // Whether this copy completes the recording depends on the other sinks' jobs,
         // which may commit at the same moment: commit against the version read, and on a
@@ -128,29 +130,30 @@ impl Pipeline {
         }
     }
 
-    /// Puts `body` (the bytes of `artifact`) into `sink` and checks what the sink says it
-    /// stored against the artifact's size and SHA-256.
+    /// Puts `body` (the bytes of `artifact`) into `sink` under `key` and checks what the
+    /// sink says it stored against the artifact's size and SHA-256.
     pub(super) async fn put_verified(
         sink: &dyn StorageSink,
+        key: &ObjectKey,
         artifact: &Artifact,
         body: PutBody,
     ) -> Result<()> {
         let options = PutOptions::default().with_content_type(artifact.content_type.clone());
-        let receipt = sink.put(&artifact.key, body, options).await?;
+        let receipt = sink.put(key, body, options).await?;
         if receipt.size != artifact.size || receipt.sha256 != artifact.sha256 {
             return Err(Error::Integrity {
                 detail: format!(
-                    "{}: the sink stored {} bytes with SHA-256 {}, expected {} bytes with {}",
-                    artifact.key, receipt.size, receipt.sha256, artifact.size, artifact.sha256
+                    "{key}: the sink stored {} bytes with SHA-256 {}, expected {} bytes with {}",
+                    receipt.size, receipt.sha256, artifact.size, artifact.sha256
                 ),
             });
         }
-        let meta = sink.head(&artifact.key).await?;
+        let meta = sink.head(key).await?;
         if meta.size != artifact.size {
             return Err(Error::Integrity {
                 detail: format!(
-                    "{}: the sink holds {} bytes, expected {}",
-                    artifact.key, meta.size, artifact.size
+                    "{key}: the sink holds {} bytes, expected {}",
+                    meta.size, artifact.size
                 ),
             });
         }

@@ -33,10 +33,13 @@ impl Pipeline {
         let original = events::original_extension(recording.mime_type.as_deref());
         let copies = catalog.copies(id).await?;
         for (sink_id, sink) in &self.config.sinks {
-            let mut keys: Vec<ObjectKey> = ArtifactKind::ALL
+            // The keys the sink's layout gives (a copy cut off before it was recorded may
+            // have left files under them), and every key a recorded copy names.
+            let layout = self.layout(sink_id);
+            let mut keys = ArtifactKind::ALL
                 .iter()
-                .map(|kind| ObjectKey::for_artifact(id, *kind, Some(original)))
-                .collect();
+                .map(|kind| layout.key(&ObjectKey::for_artifact(id, *kind, Some(original))))
+                .collect::<Result<Vec<ObjectKey>>>()?;
             keys.extend(
                 copies
                     .iter()

@@ -22,7 +22,7 @@ use pipe_core::{
     StorageSink, Timestamp,
 };
 
-pub use self::config::PipelineConfig;
+pub use self::config::{KeyLayout, PipelineConfig};
 use crate::events;
 
 /// Runs the jobs in a [`Catalog`]: probe, convert, copy, notify, cleanup, erase.
@@ -319,6 +319,16 @@ impl Pipeline {
     /// The directory of a recording's transcoder outputs.
     fn work_dir(&self, id: &RecordingId) -> PathBuf {
         self.config.work_dir.join(id.as_str())
+    }
+
+    /// How files are named in sink `id`.
+    fn layout(&self, id: &SinkId) -> KeyLayout {
+        self.config
+            .layouts
+            .iter()
+            .find(|(sink, _)| sink == id)
+            .map(|(_, layout)| *layout)
+            .unwrap_or_default()
     }
 
     fn sink(&self, id: &SinkId) -> Option<&Arc<dyn StorageSink>> {

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use pipe_core::{
     ArtifactKind, Catalog, Change, Event, GetOptions, JobFilter, JobKind, JobStatus, NewRecording,
-    RecordingState, SinkKind, UrlOptions,
+    RecordingState, SinkId, SinkKind, UrlOptions,
 };
-use pipe_lifecycle::RetryPolicy;
+use pipe_lifecycle::{KeyLayout, RetryPolicy};
 
 use crate::util::notifier::{FailingNotifier, RecordingNotifier};
 use crate::util::{Harness, Parts, audio_webm, eventually, garbage, webm};
@@ -573,5 +573,67 @@ async fn converted_files_wait_in_the_staging_sink_not_the_work_dir() {
                 artifact.kind
             );
         }
+    }
+}
+
+/// A customer's sink names the files as the hosted Pipe does (`<name>.mp4`, `<name>.jpg`,
+/// `<name>_raw.webm` side by side), our own storage keeps a folder per recording, and
+/// deleting the recording removes the files under both layouts.
+#[tokio::test]
+async fn a_customer_sink_gets_pipes_file_names_and_erasure_finds_them() {
+    let notifier = Arc::new(RecordingNotifier::default());
+    let sinks = [("own", SinkKind::PipeStorage), ("customer", SinkKind::S3)];
+    let h = Harness::new(Parts::Real, &sinks, notifier.clone(), |c| {
+        c.with_key_layout(SinkId::new("customer"), KeyLayout::Flat)
+    })
+    .await;
+    let id = h.ingest(webm(), "video/webm").await;
+    h.pipeline.drain().await.unwrap();
+    assert_eq!(
+        h.catalog.recording(&id).await.unwrap().state,
+        RecordingState::Copied
+    );
+
+    let root = h.dir.path().join("sinks");
+    let flat = ["mp4", "jpg"]
+        .map(|ext| format!("{id}.{ext}"))
+        .into_iter()
+        .chain([format!("{id}_raw.webm")])
+        .collect::<Vec<_>>();
+    for name in &flat {
+        assert!(root.join("customer").join(name).is_file(), "{name} missing");
+        assert!(root.join("own").join(id.as_str()).join(name).is_file());
+    }
+    assert!(!root.join("customer").join(id.as_str()).exists());
+    let mut keys: Vec<String> = h
+        .catalog
+        .copies(&id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.sink.as_str() == "customer")
+        .map(|c| c.key.as_str().to_owned())
+        .collect();
+    keys.sort();
+    let mut expected = flat.clone();
+    expected.sort();
+    assert_eq!(
+        keys, expected,
+        "the copies record the names they were put under"
+    );
+
+    h.catalog
+        .commit(Change::new(id.clone()).delete().enqueue(JobKind::Erase {
+            recording: id.clone(),
+        }))
+        .await
+        .unwrap();
+    h.pipeline.drain().await.unwrap();
+    for name in &flat {
+        assert!(
+            !root.join("customer").join(name).exists(),
+            "{name} was left"
+        );
+        assert!(!root.join("own").join(id.as_str()).join(name).exists());
     }
 }

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use pipe_core::{
     Error, GetOptions, GetResult, ObjectKey, ObjectMeta, PutBody, PutOptions, PutReceipt, Result,
-    SinkKind, StorageSink, UrlOptions,
+    SinkKind, SinkLocation, StorageSink, UrlOptions,
 };
 
 use crate::crypt::{
@@ -141,6 +141,10 @@ impl EncryptedSink {
 impl StorageSink for EncryptedSink {
     fn kind(&self) -> SinkKind {
         self.inner.kind()
+    }
+
+    fn location(&self) -> SinkLocation {
+        self.inner.location()
     }
 
     async fn put(&self, key: &ObjectKey, body: PutBody, options: PutOptions) -> Result<PutReceipt> {

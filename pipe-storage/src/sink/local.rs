@@ -52,6 +52,7 @@ impl ObjectStoreSink {
             store: Arc::new(store),
             config: config.with_content_types(false),
             local_root: Some(root),
+            location: pipe_core::SinkLocation::default(),
         })
     }
 }

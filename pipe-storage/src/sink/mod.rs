@@ -24,7 +24,7 @@ use object_store::{
 };
 use pipe_core::{
     Error, GetOptions, GetResult, ObjectKey, ObjectMeta, PutBody, PutOptions, PutReceipt, Result,
-    SinkKind, StorageSink,
+    SinkKind, SinkLocation, StorageSink,
 };
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
@@ -69,6 +69,8 @@ pub struct ObjectStoreSink {
     config: ObjectStoreSinkConfig,
     /// For a store on the local file system: its root, to fsync completed objects.
     local_root: Option<PathBuf>,
+    /// Where the store is, as `video_copied_…` tells it.
+    location: SinkLocation,
 }
 
 impl ObjectStoreSink {
@@ -83,7 +85,15 @@ impl ObjectStoreSink {
             store,
             config,
             local_root: None,
+            location: SinkLocation::default(),
         }
+    }
+
+    /// The same sink, telling receivers it writes to `location`.
+    #[must_use]
+    pub fn with_location(mut self, location: SinkLocation) -> Self {
+        self.location = location;
+        self
     }
 
     /// The settings of this sink.
@@ -249,6 +259,10 @@ impl ObjectStoreSink {
 impl StorageSink for ObjectStoreSink {
     fn kind(&self) -> SinkKind {
         self.config.kind
+    }
+
+    fn location(&self) -> SinkLocation {
+        self.location.clone()
     }
 
     async fn put(&self, key: &ObjectKey, body: PutBody, options: PutOptions) -> Result<PutReceipt> {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use object_store::ClientOptions;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, Checksum};
 use object_store::prefix::PrefixStore;
-use pipe_core::{Error, Result, SinkKind};
+use pipe_core::{Error, Result, SinkKind, SinkLocation};
 
 use super::error::BACKEND;
 use super::{ObjectStoreSink, ObjectStoreSinkConfig};
@@ -276,6 +276,10 @@ impl ObjectStoreSink {
         if let Some(class) = &config.storage_class {
             sink = sink.with_storage_class(class.clone());
         }
-        Ok(Self::with_config(config.store()?, sink))
+        let location = SinkLocation::bucket(&config.bucket)
+            .with_region(&config.region)
+            .with_acl(config.acl.clone())
+            .with_folder(config.folder.clone());
+        Ok(Self::with_config(config.store()?, sink).with_location(location))
     }
 }
