@@ -60,6 +60,9 @@ pub struct Config {
     /// The PEM certificate chain and private key to serve HTTPS and WSS with
     /// (`PIPE_TLS_CERT` and `PIPE_TLS_KEY`, both or neither); SIGHUP reloads them.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// The customer storages every recording is copied to (`PIPE_SINKS`; see
+    /// [`crate::sinks`] for the grammar).
+    pub sinks: Vec<crate::sinks::SinkSpec>,
 }
 
 impl std::fmt::Debug for Config {
@@ -87,6 +90,7 @@ impl std::fmt::Debug for Config {
             .field("encryption", &self.encryption)
             .field("metrics_listen", &self.metrics_listen)
             .field("tls", &self.tls)
+            .field("sinks", &self.sinks)
             .finish()
     }
 }
@@ -141,6 +145,7 @@ struct FileConfig {
     metrics_listen: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    sinks: Option<Vec<String>>,
 }
 
 impl Config {
@@ -306,6 +311,10 @@ impl Config {
                 });
             }
         };
+        let sinks = match env("PIPE_SINKS") {
+            Some(list) => crate::sinks::parse(&list, &env)?,
+            None => crate::sinks::parse(&f.sinks.take().unwrap_or_default().join(","), &env)?,
+        };
         let public_url = match (&tls, env("PIPE_PUBLIC_URL").or(f.public_url.take())) {
             (_, Some(url)) => url,
             (Some(_), None) => format!("https://{listen}"),
@@ -318,6 +327,7 @@ impl Config {
             });
         }
         Ok(Self {
+            sinks,
             encryption,
             metrics_listen,
             tls,

@@ -44,6 +44,7 @@ pub mod admin;
 pub mod config;
 mod metrics;
 mod secrets;
+pub mod sinks;
 mod tls;
 
 use std::future::Future;
@@ -193,6 +194,7 @@ pub async fn serve(
     // Converted files wait for their copies in an encrypted staging area rather than as
     // plaintext in the work directory.
     let mut staging = None;
+    let customer = customer_sinks(&config, crypt.as_ref()).map_err(part("sinks"))?;
     if let Some(crypt) = crypt {
         disk = Arc::new(EncryptedSink::new(disk, crypt.clone()));
         let staged =
@@ -232,6 +234,11 @@ pub async fn serve(
     .with_link_options(UrlOptions::default().with_expires_in(config.link_ttl));
     if let Some(staging) = staging {
         pipeline = pipeline.with_staging(staging);
+    }
+    for (id, sink, layout) in customer {
+        pipeline = pipeline
+            .with_sink(id.clone(), sink)
+            .with_key_layout(id, layout);
     }
     let pipeline = Arc::new(Pipeline::new(pipeline));
     let ingest = Ingest::new(
@@ -507,4 +514,36 @@ fn lock_data_dir(data: &std::path::Path) -> Result<std::fs::File, ServeError> {
 
 async fn wait_for(mut stopped: watch::Receiver<bool>) {
     let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+/// A sink of `PIPE_SINKS`, made: its id, the sink, how files are named in it.
+type CustomerSink = (SinkId, Arc<dyn StorageSink>, pipe_lifecycle::KeyLayout);
+
+/// The sinks of `PIPE_SINKS`, made; an `encrypt=true` sink needs encryption at rest on.
+fn customer_sinks(
+    config: &Config,
+    crypt: Option<&pipe_storage::crypt::Crypt>,
+) -> pipe_core::Result<Vec<CustomerSink>> {
+    let mut made = Vec::with_capacity(config.sinks.len());
+    for spec in &config.sinks {
+        let sink: Arc<dyn StorageSink> = match &spec.target {
+            sinks::SinkTarget::S3(s3) => Arc::new(ObjectStoreSink::s3(s3, SinkKind::S3)?),
+        };
+        let sink = match (spec.encrypt, crypt) {
+            (false, _) => sink,
+            (true, Some(crypt)) => Arc::new(EncryptedSink::new(sink, crypt.clone())),
+            (true, None) => {
+                return Err(pipe_core::Error::invalid(
+                    "PIPE_SINKS",
+                    format!(
+                        "sink `{}` has encrypt=true, which needs PIPE_ENCRYPTION on",
+                        spec.id
+                    ),
+                ));
+            }
+        };
+        tracing::info!(sink = %spec.id, location = ?sink.location(), "copying every recording to this sink too");
+        made.push((spec.id.clone(), sink, spec.layout));
+    }
+    Ok(made)
 }

@@ -55,6 +55,8 @@
 //! - `sink-s3`: `ObjectStoreSink::s3` and `S3Config`, a bucket of S3 or of a service
 //!   that speaks its API (custom endpoint, path style, folder, canned ACL, storage class,
 //!   server-side encryption, `x-amz-checksum-sha256` checked by the service).
+//! - `test-servers`: `testing::S3TestServer`, a real S3 server (`s3s-fs`) on loopback for
+//!   tests.
 //! - `cipher-aws-lc` (default): AES-256-GCM from aws-lc-rs, the fastest here (the same
 //!   library rustls uses for TLS in the server, so the tree carries one).
 //! - `cipher-rustcrypto`: AES-256-GCM from the pure-Rust `aes-gcm` crate, for targets
@@ -83,6 +85,8 @@ mod io;
 mod sink;
 mod spool;
 
+#[cfg(feature = "test-servers")]
+pub mod testing;
 pub use body::{file_body, put_file};
 pub use sink::{EncryptedSink, ObjectStoreSink, ObjectStoreSinkConfig};
 #[cfg(feature = "sink-s3")]

@@ -387,3 +387,84 @@ async fn a_receiver_written_for_pipe_accepts_every_event_of_a_browser_recording(
     assert_eq!(video["status"], "OK", "{video}");
     assert_eq!(video["videos"][0]["id"], numbers[0].to_string());
 }
+
+/// `PIPE_SINKS` with an S3 bucket: a browser recording lands there under Pipe's file names,
+/// byte for byte what our own storage holds, and a receiver written for Pipe gets
+/// `video_copied_s3` with the bucket and region, besides the copy to our own storage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_recording_lands_in_the_customers_s3_bucket_under_pipes_names() {
+    use pipe_storage::testing::S3TestServer;
+
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = S3TestServer::start();
+    let key = "pipe-webhook-key-s3-sink";
+    let hooks = PipeReceiver::start(key).await;
+    let sinks = format!(
+        "s3://{}/pipe/production?endpoint={}&access_key_id={}&secret_key_from=PIPE_TEST_S3_SECRET",
+        S3TestServer::BUCKET,
+        s3.endpoint(),
+        S3TestServer::ACCESS_KEY,
+    );
+    let env = [
+        ("PIPE_WEBHOOK_URL", hooks.url.as_str()),
+        ("PIPE_WEBHOOK_FORMAT", "pipe"),
+        ("PIPE_WEBHOOK_KEY", key),
+        ("PIPE_WEBHOOK_CONTENT_TYPE", "form"),
+        ("PIPE_SINKS", sinks.as_str()),
+        ("PIPE_TEST_S3_SECRET", S3TestServer::SECRET_KEY),
+    ];
+    let server = PipeServer::start(dir.path(), &env).await;
+
+    let done = Driver::record(&format!("{}/", server.url()), 3)
+        .done()
+        .await;
+    let name = done["recordingId"].as_str().unwrap().to_owned();
+    let events = crate::util::eventually(
+        Duration::from_secs(60),
+        "video_copied_s3 and video_copied_pipe_s3",
+        async || {
+            let events = hooks.accepted(&name);
+            let has = |event: &str| events.iter().any(|a| a.event == event);
+            (has("video_copied_s3") && has("video_copied_pipe_s3")).then_some(events)
+        },
+    )
+    .await;
+    assert!(hooks.refused().is_empty(), "refused: {:?}", hooks.refused());
+    let copied = events
+        .iter()
+        .find(|a| a.event == "video_copied_s3")
+        .unwrap();
+    assert_eq!(copied.data["bucket"], S3TestServer::BUCKET);
+    assert_eq!(copied.data["region"], "us-east-1");
+    assert_eq!(copied.data["s3UploadStatus"], "upload success");
+
+    // Pipe's names, side by side in the folder; the same bytes as our own copy.
+    let own = &events
+        .iter()
+        .find(|a| a.event == "video_copied_pipe_s3")
+        .unwrap()
+        .data;
+    let folder = s3.bucket_dir().join("pipe/production");
+    for (file, url) in [
+        (format!("{name}.mp4"), "url"),
+        (format!("{name}.jpg"), "snapshotUrl"),
+        (format!("{name}_raw.webm"), "rawRecordingUrl"),
+    ] {
+        let stored = std::fs::read(folder.join(&file))
+            .unwrap_or_else(|e| panic!("{file} is not in the bucket: {e}"));
+        let (status, _, ours) = download(own[url].as_str().unwrap()).await;
+        assert_eq!(status.as_u16(), 200);
+        assert_eq!(
+            sha256_hex(&stored),
+            sha256_hex(&ours),
+            "{file} differs from our own copy"
+        );
+    }
+    assert_eq!(
+        std::fs::metadata(folder.join(format!("{name}.mp4")))
+            .unwrap()
+            .len(),
+        copied.data["size"].as_u64().unwrap()
+    );
+    assert!(s3.uploads_in_progress().is_empty());
+}

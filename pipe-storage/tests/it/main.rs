@@ -6,7 +6,7 @@
 mod crash;
 mod crypt;
 mod encrypted;
-#[cfg(feature = "sink-s3")]
+#[cfg(feature = "test-servers")]
 mod s3;
 mod sink;
 mod spool;

@@ -101,6 +101,26 @@ struct VideoCopiedPipeS3 {
     payload: String,
 }
 
+/// `video_copied_s3` as Lookit's tests show it (PIPE-COMPAT.md §1.4): Lookit requires
+/// `s3UploadStatus`, and builds the file name from `videoName` and the lower-cased `type`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(dead_code)]
+struct VideoCopiedS3 {
+    s3_upload_status: String,
+    video_name: String,
+    #[serde(rename = "type")]
+    kind: String,
+    size: u64,
+    id: String,
+    url: String,
+    snapshot_url: String,
+    bucket: String,
+    region: String,
+    acl: String,
+    payload: String,
+}
+
 /// One event the receiver accepted.
 #[derive(Clone, Debug)]
 pub struct Accepted {
@@ -192,6 +212,9 @@ impl PipeReceiver {
             "video_copied_pipe_s3" => strict(
                 serde_json::from_value::<VideoCopiedPipeS3>(envelope.data.clone()).map(drop),
             )?,
+            "video_copied_s3" => {
+                strict(serde_json::from_value::<VideoCopiedS3>(envelope.data.clone()).map(drop))?
+            }
             other => return Err(format!("unknown event {other}")),
         }
         Ok(Accepted {

@@ -1,0 +1,126 @@
+//! Real servers for tests, started on loopback: for this crate's tests and for those of
+//! crates that use it (feature `test-servers`).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::S3Config;
+
+/// An `s3s-fs` process (an S3 server that checks SigV4 signatures and `x-amz-checksum-*`
+/// headers, and keeps objects as files) serving a temporary directory on a free loopback
+/// port, with one bucket; killed when dropped.
+///
+/// The binary is `PIPE_S3S_FS`, else `s3s-fs` on the `PATH` or in cargo's `bin`
+/// (`cargo xtask test` installs it). A test that cannot find it fails: it is never
+/// skipped.
+#[derive(Debug)]
+pub struct S3TestServer {
+    child: Child,
+    root: tempfile::TempDir,
+    endpoint: String,
+}
+
+impl S3TestServer {
+    /// The access key the server accepts.
+    pub const ACCESS_KEY: &str = "pipe-test-access-key";
+    /// Its secret.
+    pub const SECRET_KEY: &str = "pipe-test-secret-key-0123456789";
+    /// The bucket it has.
+    pub const BUCKET: &str = "recordings";
+
+    /// Starts a server and waits until it listens.
+    pub fn start() -> Self {
+        let root = tempfile::tempdir().expect("a temporary directory");
+        std::fs::create_dir(root.path().join(Self::BUCKET)).expect("the bucket's directory");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new(s3s_fs())
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args([
+                "--access-key",
+                Self::ACCESS_KEY,
+                "--secret-key",
+                Self::SECRET_KEY,
+            ])
+            .arg(root.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot start s3s-fs");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "s3s-fs did not listen within 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            child,
+            root,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// The server's URL.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Where the objects of the bucket are, as files.
+    pub fn bucket_dir(&self) -> PathBuf {
+        self.root.path().join(Self::BUCKET)
+    }
+
+    /// Its directory: the buckets, and the files of uploads in progress.
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// A config for the bucket, with the server's credentials.
+    pub fn config(&self) -> S3Config {
+        S3Config::new(Self::BUCKET, "us-east-1")
+            .with_endpoint(&self.endpoint)
+            .with_credentials(Self::ACCESS_KEY, Self::SECRET_KEY)
+    }
+
+    /// The files of multipart uploads begun and neither completed nor aborted.
+    pub fn uploads_in_progress(&self) -> Vec<String> {
+        std::fs::read_dir(self.root.path())
+            .expect("the server's directory")
+            .filter_map(|entry| entry.ok())
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with(".upload"))
+            .collect()
+    }
+}
+
+impl Drop for S3TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `s3s-fs` binary: `PIPE_S3S_FS`, else on the `PATH`, else in cargo's `bin`.
+fn s3s_fs() -> PathBuf {
+    if let Some(path) = std::env::var_os("PIPE_S3S_FS") {
+        return path.into();
+    }
+    let cargo_bin = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo")))
+        .map(|home| home.join("bin"));
+    std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain(cargo_bin)
+        .map(|dir| dir.join("s3s-fs"))
+        .find(|candidate| candidate.is_file())
+        .expect("s3s-fs is not installed: `cargo xtask test` installs it (or set PIPE_S3S_FS)")
+}
