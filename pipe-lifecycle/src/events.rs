@@ -342,6 +342,19 @@ mod tests {
 
     use super::*;
 
+    /// The MP4 artifact of `rec`, of `size` bytes.
+    fn mp4_of(rec: &Recording, size: u64) -> Artifact {
+        let key = ObjectKey::for_artifact(&rec.id, ArtifactKind::Mp4, None);
+        Artifact::new(
+            rec.id.clone(),
+            ArtifactKind::Mp4,
+            key,
+            size,
+            "ab".repeat(32),
+            "video/mp4",
+        )
+    }
+
     fn recording() -> Recording {
         let id: RecordingId = "rec1".parse().unwrap();
         let created = Timestamp::from_millis(1_457_013_104_000);
@@ -416,15 +429,7 @@ mod tests {
     #[test]
     fn video_copied_has_pipes_fields_and_nulls_for_missing_urls() {
         let rec = recording();
-        let key = ObjectKey::for_artifact(&rec.id, ArtifactKind::Mp4, None);
-        let mp4 = Artifact::new(
-            rec.id.clone(),
-            ArtifactKind::Mp4,
-            key,
-            99_000,
-            "ab".repeat(32),
-            "video/mp4",
-        );
+        let mp4 = mp4_of(&rec, 99_000);
         let urls = CopiedUrls::new(
             Some("https://x/rec1/rec1.mp4".into()),
             None,
@@ -458,15 +463,7 @@ mod tests {
     #[test]
     fn video_copied_s3_tells_the_sinks_bucket_region_and_acl() {
         let rec = recording();
-        let key = ObjectKey::for_artifact(&rec.id, ArtifactKind::Mp4, None);
-        let mp4 = Artifact::new(
-            rec.id.clone(),
-            ArtifactKind::Mp4,
-            key,
-            9,
-            "ab".repeat(32),
-            "video/mp4",
-        );
+        let mp4 = mp4_of(&rec, 9);
         let urls = CopiedUrls::default();
         let location = SinkLocation::bucket("recordings")
             .with_region("eu-west-1")
@@ -530,15 +527,7 @@ mod tests {
     #[test]
     fn pipes_forms_of_copies_use_pipes_names_and_never_null() {
         let rec = recording();
-        let key = ObjectKey::for_artifact(&rec.id, ArtifactKind::Mp4, None);
-        let mp4 = Artifact::new(
-            rec.id.clone(),
-            ArtifactKind::Mp4,
-            key,
-            9,
-            "ab".repeat(32),
-            "video/mp4",
-        );
+        let mp4 = mp4_of(&rec, 9);
         let urls = CopiedUrls::new(Some("https://x/a.mp4".into()), None, None);
         for (kind, name, id) in [
             (SinkKind::PipeStorage, "video_copied_pipe_s3", json!(42)),

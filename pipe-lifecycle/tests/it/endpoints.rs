@@ -78,10 +78,7 @@ async fn secrets_are_sealed_at_rest_under_the_servers_keys() {
     );
 
     // A catalog with keys reads it, and seals both secrets when it writes the endpoint.
-    let sealing = SqliteCatalog::open(&path)
-        .await
-        .unwrap()
-        .seal_secrets_with(Arc::clone(&keys));
+    let sealing = open_sealing(&path, &keys).await;
     assert_eq!(sealing.endpoint("sealed").await.unwrap(), endpoint);
     let rotated = endpoint.rotated(new, Duration::from_secs(3600));
     sealing.replace_endpoint(rotated.clone()).await.unwrap();
@@ -96,10 +93,7 @@ async fn secrets_are_sealed_at_rest_under_the_servers_keys() {
     }
 
     // Reopened with the keys, the same endpoint; without them, a clear refusal.
-    let reopened = SqliteCatalog::open(&path)
-        .await
-        .unwrap()
-        .seal_secrets_with(Arc::clone(&keys));
+    let reopened = open_sealing(&path, &keys).await;
     assert_eq!(reopened.endpoint("sealed").await.unwrap(), rotated);
     reopened.close().await;
     let keyless = SqliteCatalog::open(&path).await.unwrap();
@@ -109,6 +103,17 @@ async fn secrets_are_sealed_at_rest_under_the_servers_keys() {
         }
         other => panic!("a sealed secret was read without keys: {other:?}"),
     }
+}
+
+/// The catalog at `path`, sealing secrets under `keys`.
+async fn open_sealing(
+    path: &std::path::Path,
+    keys: &Arc<dyn pipe_core::KeyProvider>,
+) -> SqliteCatalog {
+    SqliteCatalog::open(path)
+        .await
+        .unwrap()
+        .seal_secrets_with(Arc::clone(keys))
 }
 
 /// Rewrites the database file so that no page keeps the value it had before (SQLite
