@@ -13,6 +13,7 @@
 //! deliveries per run, default 6000; `PIPE_BENCH_WORKERS` the workers, default 8;
 //! `PIPE_BENCH_ENDPOINTS` which runs, such as `1,10+hanging`; default all).
 
+mod common;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,7 +23,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::routing::post;
 use pipe_core::{Catalog, Change, Event, JobKind, NewRecording, Notifier};
-use pipe_lifecycle::{Pipeline, PipelineConfig, SqliteCatalog};
+use pipe_lifecycle::Pipeline;
 use pipe_webhook::{AddressPolicy, StandardWebhooks, WebhookEndpoint, WebhookNotifier};
 
 /// Tasks that commit events at once.
@@ -76,11 +77,6 @@ async fn run(endpoints: usize, deliveries: usize, workers: usize, hanging: bool)
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let dir = tempfile::tempdir().unwrap();
-    let catalog = Arc::new(
-        SqliteCatalog::open(dir.path().join("catalog.db"))
-            .await
-            .unwrap(),
-    );
     let secret = StandardWebhooks::generate_secret();
     let mut builder = WebhookNotifier::builder()
         .address_policy(AddressPolicy::new().allow(std::net::Ipv4Addr::LOCALHOST));
@@ -99,20 +95,10 @@ async fn run(endpoints: usize, deliveries: usize, workers: usize, hanging: bool)
         );
     }
     let notifier: Arc<dyn Notifier> = Arc::new(builder.build().unwrap());
-    let spool = Arc::new(
-        pipe_storage::LocalSpool::open(dir.path().join("spool"))
-            .await
-            .unwrap(),
-    );
-    let config = PipelineConfig::new(
-        Arc::clone(&catalog) as Arc<dyn Catalog>,
-        spool,
-        Arc::new(pipe_transcode::FfmpegTranscoder::new()),
-        notifier,
-        dir.path().join("work"),
-    )
-    .with_workers(workers)
-    .with_poll_interval(Duration::from_millis(50));
+    let (catalog, config) = common::pipeline_in(dir.path(), notifier).await;
+    let config = config
+        .with_workers(workers)
+        .with_poll_interval(Duration::from_millis(50));
     let pipeline = Arc::new(Pipeline::new(config));
 
     let events = deliveries.div_ceil(endpoints);

@@ -11,6 +11,7 @@
 //! `cargo bench -p pipe-lifecycle --bench outage` (about 36 minutes;
 //! `PIPE_BENCH_OUTAGE_SECONDS` sets the outage, default 1200).
 
+mod common;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,7 +21,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use pipe_core::{Catalog, Change, Event, JobKind, NewJob, NewRecording, Notifier};
-use pipe_lifecycle::{Pipeline, PipelineConfig, SqliteCatalog};
+use pipe_lifecycle::Pipeline;
 use pipe_webhook::{AddressPolicy, StandardWebhooks, WebhookEndpoint, WebhookNotifier};
 
 const RECORDINGS: usize = 20;
@@ -88,11 +89,6 @@ async fn run(outage: Duration) {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let dir = tempfile::tempdir().unwrap();
-    let catalog = Arc::new(
-        SqliteCatalog::open(dir.path().join("catalog.db"))
-            .await
-            .unwrap(),
-    );
     let secret = StandardWebhooks::generate_secret();
     let notifier: Arc<dyn Notifier> = Arc::new(
         WebhookNotifier::builder()
@@ -105,18 +101,7 @@ async fn run(outage: Duration) {
             .build()
             .unwrap(),
     );
-    let spool = Arc::new(
-        pipe_storage::LocalSpool::open(dir.path().join("spool"))
-            .await
-            .unwrap(),
-    );
-    let config = PipelineConfig::new(
-        Arc::clone(&catalog) as Arc<dyn Catalog>,
-        spool,
-        Arc::new(pipe_transcode::FfmpegTranscoder::new()),
-        notifier,
-        dir.path().join("work"),
-    );
+    let (catalog, config) = common::pipeline_in(dir.path(), notifier).await;
     let pipeline = Arc::new(Pipeline::new(config));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(Arc::clone(&pipeline).run(async {
