@@ -437,6 +437,10 @@ async fn a_browser_recording_lands_in_the_customers_s3_bucket_under_pipes_names(
     assert_eq!(copied.data["bucket"], S3TestServer::BUCKET);
     assert_eq!(copied.data["region"], "us-east-1");
     assert_eq!(copied.data["s3UploadStatus"], "upload success");
+    // The link in the event is presigned: it fetches the MP4 from the private bucket.
+    let (status, _, linked) = download(copied.data["url"].as_str().unwrap()).await;
+    assert_eq!(status.as_u16(), 200, "{}", copied.data["url"]);
+    assert_eq!(linked.len() as u64, copied.data["size"].as_u64().unwrap());
 
     // Pipe's names, side by side in the folder; the same bytes as our own copy.
     let own = &events

@@ -53,6 +53,8 @@ impl ObjectStoreSink {
             config: config.with_content_types(false),
             local_root: Some(root),
             location: pipe_core::SinkLocation::default(),
+            #[cfg(feature = "sink-s3")]
+            signer: None,
         })
     }
 }

@@ -22,6 +22,8 @@ use object_store::{
     Attribute, Attributes, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt, PutPayloadMut,
     WriteMultipart,
 };
+#[cfg(feature = "sink-s3")]
+use pipe_core::UrlOptions;
 use pipe_core::{
     Error, GetOptions, GetResult, ObjectKey, ObjectMeta, PutBody, PutOptions, PutReceipt, Result,
     SinkKind, SinkLocation, StorageSink,
@@ -71,6 +73,20 @@ pub struct ObjectStoreSink {
     local_root: Option<PathBuf>,
     /// Where the store is, as `video_copied_…` tells it.
     location: SinkLocation,
+    /// Signs download links, for stores that can.
+    #[cfg(feature = "sink-s3")]
+    signer: Option<Signed>,
+}
+
+#[cfg(feature = "sink-s3")]
+/// What signs links to a sink's objects: the store's [`object_store::signer::Signer`] and
+/// the folder its keys are under.
+#[derive(Clone, Debug)]
+pub(crate) struct Signed {
+    pub(crate) signer: Arc<dyn object_store::signer::Signer>,
+    pub(crate) folder: Option<String>,
+    /// The longest the store lets a link be valid.
+    pub(crate) longest: std::time::Duration,
 }
 
 impl ObjectStoreSink {
@@ -86,7 +102,16 @@ impl ObjectStoreSink {
             config,
             local_root: None,
             location: SinkLocation::default(),
+            #[cfg(feature = "sink-s3")]
+            signer: None,
         }
+    }
+
+    /// The same sink, giving download links that `signer` signs.
+    #[cfg(feature = "sink-s3")]
+    pub(crate) fn with_signer(mut self, signer: Signed) -> Self {
+        self.signer = Some(signer);
+        self
     }
 
     /// The same sink, telling receivers it writes to `location`.
@@ -263,6 +288,27 @@ impl StorageSink for ObjectStoreSink {
 
     fn location(&self) -> SinkLocation {
         self.location.clone()
+    }
+
+    #[cfg(feature = "sink-s3")]
+    async fn url(&self, key: &ObjectKey, options: UrlOptions) -> Result<Option<String>> {
+        let Some(signed) = &self.signer else {
+            return Ok(None);
+        };
+        let path = match &signed.folder {
+            Some(folder) => StorePath::from(format!("{folder}/{}", key.as_str())),
+            None => store_path(key)?,
+        };
+        let url = signed
+            .signer
+            .signed_url(
+                object_store::signer::Method::GET,
+                &path,
+                options.expires_in.min(signed.longest),
+            )
+            .await
+            .map_err(|e| map_error(e, key, "url"))?;
+        Ok(Some(url.to_string()))
     }
 
     async fn put(&self, key: &ObjectKey, body: PutBody, options: PutOptions) -> Result<PutReceipt> {

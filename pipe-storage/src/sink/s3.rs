@@ -11,12 +11,15 @@ use std::fmt;
 use std::sync::Arc;
 
 use object_store::ClientOptions;
-use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, Checksum};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, Checksum};
 use object_store::prefix::PrefixStore;
 use pipe_core::{Error, Result, SinkKind, SinkLocation};
 
 use super::error::BACKEND;
-use super::{ObjectStoreSink, ObjectStoreSinkConfig};
+use super::{ObjectStoreSink, ObjectStoreSinkConfig, Signed};
+
+/// The longest a SigV4 presigned link may be valid (S3 refuses more).
+const MAX_PRESIGNED: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 /// Where and how an [`ObjectStoreSink::s3`] writes: a bucket (and folder in it) of S3 or of
 /// a service that speaks its API.
@@ -174,7 +177,8 @@ impl S3Config {
         self
     }
 
-    fn store(&self) -> Result<Arc<dyn object_store::ObjectStore>> {
+    /// The store (under the folder, if any) and the bucket itself, which signs links.
+    fn store(&self) -> Result<(Arc<dyn object_store::ObjectStore>, AmazonS3)> {
         let invalid = |what: &'static str, e: &dyn fmt::Display| Error::invalid(what, e);
         if self.bucket.is_empty() {
             return Err(Error::invalid("S3 bucket", "empty"));
@@ -217,13 +221,14 @@ impl S3Config {
             builder =
                 builder.with_client_options(ClientOptions::new().with_default_headers(headers));
         }
-        let store = builder
+        let bucket = builder
             .build()
             .map_err(|e| Error::permanent(BACKEND, format!("S3 bucket {}: {e}", self.bucket)))?;
-        Ok(match &self.folder {
-            Some(folder) => Arc::new(PrefixStore::new(store, folder.as_str())),
-            None => Arc::new(store),
-        })
+        let store: Arc<dyn object_store::ObjectStore> = match &self.folder {
+            Some(folder) => Arc::new(PrefixStore::new(bucket.clone(), folder.as_str())),
+            None => Arc::new(bucket.clone()),
+        };
+        Ok((store, bucket))
     }
 }
 
@@ -262,7 +267,9 @@ impl ObjectStoreSink {
     /// default [`ObjectStoreSinkConfig`] (8 MiB parts; S3 needs at least 5 MiB).
     ///
     /// Nothing is sent until the first put: a wrong bucket or key shows there, as a
-    /// permanent error that says so.
+    /// permanent error that says so. [`StorageSink::url`](pipe_core::StorageSink::url)
+    /// gives presigned GET links (SigV4, valid for the time asked, at most the 7 days S3
+    /// allows), so a receiver can fetch a file from a private bucket.
     #[cfg_attr(docsrs, doc(cfg(feature = "sink-s3")))]
     pub fn s3(config: &S3Config, kind: SinkKind) -> Result<Self> {
         Self::s3_with_config(config, ObjectStoreSinkConfig::new(kind))
@@ -280,6 +287,14 @@ impl ObjectStoreSink {
             .with_region(&config.region)
             .with_acl(config.acl.clone())
             .with_folder(config.folder.clone());
-        Ok(Self::with_config(config.store()?, sink).with_location(location))
+        let (store, bucket) = config.store()?;
+        let signer = Signed {
+            signer: Arc::new(bucket),
+            folder: config.folder.clone(),
+            longest: MAX_PRESIGNED,
+        };
+        Ok(Self::with_config(store, sink)
+            .with_location(location)
+            .with_signer(signer))
     }
 }

@@ -4,7 +4,9 @@
 //!
 //! `cargo xtask test` installs `s3s-fs`; `PIPE_S3S_FS` names another binary.
 
-use pipe_core::{ObjectKey, PutBody, PutOptions, SinkKind, StorageSink};
+use std::time::Duration;
+
+use pipe_core::{ObjectKey, PutBody, PutOptions, SinkKind, StorageSink, UrlOptions};
 use pipe_storage::testing::S3TestServer;
 use pipe_storage::{ObjectStoreSink, ObjectStoreSinkConfig, S3Config};
 
@@ -61,6 +63,26 @@ async fn objects_land_under_the_folder_whole() {
     );
     let head = sink.head(&key).await.unwrap();
     assert_eq!(head.size, data.len() as u64);
+
+    // A presigned link to it, capped at the 7 days SigV4 allows.
+    let url = sink
+        .url(
+            &key,
+            UrlOptions::default().with_expires_in(Duration::from_secs(30 * 24 * 3600)),
+        )
+        .await
+        .unwrap()
+        .expect("the S3 sink makes links");
+    assert!(
+        url.starts_with(&format!(
+            "{}/{}/pipe/production/abc/abc.mp4?",
+            server.endpoint(),
+            S3TestServer::BUCKET
+        )),
+        "{url}"
+    );
+    assert!(url.contains("X-Amz-Signature="), "{url}");
+    assert!(url.contains("X-Amz-Expires=604800"), "{url}");
 }
 
 /// A wrong secret is a permanent error: the copy job gives up and tells the operator,
