@@ -147,6 +147,21 @@ pub enum SinkKind {
 }
 
 impl SinkKind {
+    /// The kind's name (`pipe_storage`, `s3`, `gcs`, `azure`, `local`, `sftp`, `ftp`,
+    /// `dropbox`), as it is serialised.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PipeStorage => "pipe_storage",
+            Self::S3 => "s3",
+            Self::Gcs => "gcs",
+            Self::Azure => "azure",
+            Self::Local => "local",
+            Self::Sftp => "sftp",
+            Self::Ftp => "ftp",
+            Self::Dropbox => "dropbox",
+        }
+    }
+
     /// The webhook event sent when a recording was copied to a sink of this kind. Pipe's
     /// own names where Pipe has the kind (`video_copied_s3`, `video_copied_ftp`,
     /// `video_copied_dbox`); the server's own storage is `video_copied_pipe_storage`.
@@ -264,6 +279,22 @@ impl Copy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sink_kind_names_are_their_serialised_names() {
+        for kind in [
+            SinkKind::PipeStorage,
+            SinkKind::S3,
+            SinkKind::Gcs,
+            SinkKind::Azure,
+            SinkKind::Local,
+            SinkKind::Sftp,
+            SinkKind::Ftp,
+            SinkKind::Dropbox,
+        ] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+    }
 
     #[test]
     fn keys_refuse_traversal_and_odd_bytes() {

@@ -52,6 +52,8 @@ impl EventName {
     pub const VIDEO_CONVERTED: &'static str = "video_converted";
     /// Processing gave up on the recording.
     pub const VIDEO_FAILED: &'static str = "video_failed";
+    /// A copy to one sink gave up (ours; Pipe has no such event).
+    pub const VIDEO_COPY_FAILED: &'static str = "video_copy_failed";
 
     /// An event name.
     pub fn new(name: impl Into<String>) -> Self {

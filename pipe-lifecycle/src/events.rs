@@ -22,13 +22,15 @@
 //! | `video_converted` | `videoName`, `duration`, `type`, `size`, `width`, `height`, `orientation`, `audioCodec`, `videoCodec`, `rotated`, `id`, `payload` |
 //! | `video_copied_…` | `storedStatus`, `videoName`, `size`, `checksumSha256`, `id`, `url`, `snapshotUrl`, `rawRecordingUrl`, `payload` |
 //! | `video_failed` | `videoName`, `id`, `reason`, `dateTime`, `timeZone`, `payload` |
+//! | `video_copy_failed` | `videoName`, `id`, `sink`, `sinkKind`, `reason`, `dateTime`, `timeZone`, `payload` |
 //!
 //! `id` and `videoName` are both the recording's id; `dateTime` is UTC (`timeZone` says so).
 
 use serde_json::{Value, json};
 
 use pipe_core::{
-    Artifact, Event, EventName, MediaInfo, PipeEvent, Recording, SinkKind, SinkLocation, Timestamp,
+    Artifact, Event, EventId, EventName, JobId, MediaInfo, PipeEvent, Recording, SinkId, SinkKind,
+    SinkLocation, Timestamp,
 };
 
 /// Where the files of one sink can be fetched, for `video_copied_…`; `None` where the sink
@@ -276,6 +278,34 @@ pub fn video_failed(recording: &Recording, reason: &str) -> Event {
     });
     Event::new(EventName::VIDEO_FAILED, recording.id.clone(), data)
         .in_environment(recording.environment.clone())
+}
+
+/// `video_copy_failed` (ours): the copy to one sink gave up, with the reason. The
+/// recording stays `converted`, its files kept, until every sink has them (a redelivery
+/// of the copy job through the API tries again). One event per given-up copy job: its id
+/// comes from the job, so telling it twice (a crash between the two writes) sends it
+/// once.
+pub fn video_copy_failed(
+    recording: &Recording,
+    sink: &SinkId,
+    kind: SinkKind,
+    reason: &str,
+    job: JobId,
+) -> Event {
+    let data = json!({
+        "videoName": recording.id.as_str(),
+        "id": recording.id.as_str(),
+        "sink": sink.as_str(),
+        "sinkKind": kind.as_str(),
+        "reason": reason,
+        "dateTime": Timestamp::now().to_utc_string(),
+        "timeZone": "UTC",
+        "payload": payload(recording),
+    });
+    let mut event = Event::new(EventName::VIDEO_COPY_FAILED, recording.id.clone(), data)
+        .in_environment(recording.environment.clone());
+    event.id = EventId::new(format!("msg_copy_failed_{job}"));
+    event
 }
 
 /// The original's file extension, from the MIME type the recorder declared: `mp4`,

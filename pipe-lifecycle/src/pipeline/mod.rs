@@ -274,6 +274,11 @@ impl Pipeline {
                 self.fail_recording(job, recording, &error.to_string())
                     .await
             }
+            JobKind::Copy { recording, sink } => {
+                warn!(error = %error, sink = %sink, "giving up the copy; the operator is told");
+                self.give_up_copy(job, recording, sink, &error.to_string())
+                    .await
+            }
             _ => {
                 warn!(error = %error, "giving up; the job is dead-lettered");
                 catalog
@@ -305,6 +310,34 @@ impl Pipeline {
         catalog.commit(change).await?;
         self.wake();
         Ok(())
+    }
+
+    /// Tells `video_copy_failed` and dead-letters the copy `job` (visible, and redeliverable
+    /// through the API). The event goes first, under an id made from the job's: if the
+    /// process dies in between, the job runs again, fails again, and the same event is
+    /// not enqueued twice. A recording being deleted gets no event.
+    async fn give_up_copy(
+        &self,
+        job: &Job,
+        recording: &RecordingId,
+        sink: &SinkId,
+        reason: &str,
+    ) -> Result<()> {
+        let catalog = &self.config.catalog;
+        let rec = catalog.recording(recording).await?;
+        let kind = self
+            .sink(sink)
+            .map_or(pipe_core::SinkKind::Local, |s| s.kind());
+        let event = events::video_copy_failed(&rec, sink, kind, reason, job.id);
+        match catalog
+            .commit(Change::new(recording.clone()).enqueue(JobKind::Notify { event }))
+            .await
+        {
+            Ok(_) => self.wake(),
+            Err(e) if e.is_precondition() => {}
+            Err(e) => return Err(e),
+        }
+        catalog.dead_letter_job(&job.lease, reason).await
     }
 
     /// Completes `job` without changing anything else: the step it asked for is moot.

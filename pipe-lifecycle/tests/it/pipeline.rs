@@ -637,3 +637,60 @@ async fn a_customer_sink_gets_pipes_file_names_and_erasure_finds_them() {
         assert!(!root.join("own").join(id.as_str()).join(name).exists());
     }
 }
+
+/// A copy that cannot succeed (an S3 bucket refusing the secret, on a real S3 server) is
+/// tried once, dead-lettered with the reason, and told once as `video_copy_failed`; the
+/// recording keeps its files (it is not `copied`) so that a redelivery can try again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_that_cannot_succeed_is_told_once_and_the_files_stay() {
+    use pipe_storage::testing::S3TestServer;
+
+    let s3 = S3TestServer::start();
+    let refused = pipe_storage::ObjectStoreSink::s3(
+        &pipe_storage::S3Config::new(S3TestServer::BUCKET, "us-east-1")
+            .with_endpoint(s3.endpoint())
+            .with_credentials(S3TestServer::ACCESS_KEY, "not-the-secret"),
+        SinkKind::S3,
+    )
+    .unwrap();
+    let notifier = Arc::new(RecordingNotifier::default());
+    let h = Harness::new(
+        Parts::Real,
+        &[("own", SinkKind::PipeStorage)],
+        notifier.clone(),
+        |c| c.with_sink(SinkId::new("customer"), Arc::new(refused)),
+    )
+    .await;
+    let id = h.ingest(webm(), "video/webm").await;
+    h.pipeline.drain().await.unwrap();
+
+    let copies: Vec<_> = h
+        .catalog
+        .jobs(JobFilter::default().recording(id.clone()))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|j| matches!(&j.kind, JobKind::Copy { sink, .. } if sink.as_str() == "customer"))
+        .collect();
+    assert_eq!(copies.len(), 1, "{copies:#?}");
+    assert_eq!(copies[0].status, JobStatus::Dead);
+    assert_eq!(copies[0].attempts, 1, "a refused secret is not retried");
+    let reason = copies[0].last_error.clone().expect("the reason is kept");
+
+    let told: Vec<Event> = notifier
+        .delivered()
+        .into_iter()
+        .filter(|e| e.recording == id && e.name.as_str() == "video_copy_failed")
+        .collect();
+    assert_eq!(told.len(), 1, "told once: {told:#?}");
+    assert_eq!(told[0].data["sink"], "customer");
+    assert_eq!(told[0].data["sinkKind"], "s3");
+    assert_eq!(told[0].data["reason"], reason.as_str());
+
+    assert_eq!(
+        h.catalog.recording(&id).await.unwrap().state,
+        RecordingState::Converted,
+        "not copied while a sink lacks the files"
+    );
+    assert!(h.spool.stat(&id).await.is_ok(), "the original was removed");
+}
