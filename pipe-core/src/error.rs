@@ -53,6 +53,26 @@ pub enum Error {
         /// The operation.
         operation: &'static str,
     },
+    /// A backend refused the credentials or the access (a wrong password or key, a
+    /// bucket policy, a revoked token). An operator must fix it: retrying will not help.
+    #[error("{backend}: permission denied: {detail}")]
+    PermissionDenied {
+        /// The implementation that was refused, e.g. `object-store`, `sftp`.
+        backend: &'static str,
+        /// What was refused, in the backend's words.
+        detail: String,
+    },
+    /// A backend asked to be called less often (HTTP 429, S3's `SlowDown`). Retrying
+    /// later succeeds; `retry_after` is how long it asked to be left alone, if it said.
+    #[error("{backend}: rate limited: {detail}")]
+    RateLimited {
+        /// The implementation that is limiting.
+        backend: &'static str,
+        /// How long to wait, if the backend said.
+        retry_after: Option<std::time::Duration>,
+        /// What it said.
+        detail: String,
+    },
     /// The media could not be read or converted. Permanent for this input.
     #[error("media: {detail}")]
     Media {
@@ -122,7 +142,7 @@ impl Error {
     }
 
     /// How long the failed call asked to be left alone, if it said
-    /// ([`Error::temporary_after`]).
+    /// ([`Error::temporary_after`], [`Error::RateLimited`]).
     pub fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
             Self::Backend {
@@ -130,7 +150,29 @@ impl Error {
                 source,
                 ..
             } => source.downcast_ref::<RetryAfter>().map(|r| r.after),
+            Self::RateLimited { retry_after, .. } => *retry_after,
             _ => None,
+        }
+    }
+
+    /// `PermissionDenied` by `backend`, saying what was refused.
+    pub fn permission_denied(backend: &'static str, detail: impl fmt::Display) -> Self {
+        Self::PermissionDenied {
+            backend,
+            detail: detail.to_string(),
+        }
+    }
+
+    /// `RateLimited` by `backend`, to be retried after `retry_after` if it said.
+    pub fn rate_limited(
+        backend: &'static str,
+        detail: impl fmt::Display,
+        retry_after: Option<std::time::Duration>,
+    ) -> Self {
+        Self::RateLimited {
+            backend,
+            retry_after,
+            detail: detail.to_string(),
         }
     }
 
@@ -143,14 +185,42 @@ impl Error {
         }
     }
 
-    /// Whether the same call may succeed later. Only temporary backend failures are.
+    /// Whether the same call may succeed later: temporary backend failures and rate
+    /// limits are; nothing else is. This is the one place retryability is decided from
+    /// an error's kind (backends decide which kind a failure is).
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
             Self::Backend {
                 retryable: true,
                 ..
-            }
+            } | Self::RateLimited { .. }
+        )
+    }
+
+    /// Whether this is [`Error::PermissionDenied`]: credentials or access an operator must
+    /// fix.
+    pub fn is_permission_denied(&self) -> bool {
+        matches!(self, Self::PermissionDenied { .. })
+    }
+
+    /// Whether an I/O error of `kind` will recur on retry: a fault in the configuration,
+    /// the permissions or the input that an operator must fix. A full disk, an interrupted
+    /// call or a device error may clear, so those are not permanent. The one table of
+    /// I/O kinds: [`From<std::io::Error>`](#impl-From%3CError%3E-for-Error) and every
+    /// backend that maps I/O errors use it.
+    pub fn is_permanent_io(kind: std::io::ErrorKind) -> bool {
+        use std::io::ErrorKind::*;
+        matches!(
+            kind,
+            PermissionDenied
+                | ReadOnlyFilesystem
+                | NotADirectory
+                | IsADirectory
+                | InvalidInput
+                | InvalidFilename
+                | FileTooLarge
+                | Unsupported
         )
     }
 
@@ -166,7 +236,10 @@ impl Error {
 }
 
 impl From<std::io::Error> for Error {
-    /// I/O errors are temporary unless their kind says the input is at fault.
+    /// By the error's kind: `NotFound`; `Invalid` for bad input (including data that does
+    /// not decode, or ends early: what was being read in process is at fault);
+    /// `PermissionDenied`; a permanent failure for the other kinds
+    /// [`Error::is_permanent_io`] names; else a temporary one.
     fn from(e: std::io::Error) -> Self {
         use std::io::ErrorKind::*;
         match e.kind() {
@@ -177,6 +250,8 @@ impl From<std::io::Error> for Error {
                 what: "data",
                 detail: e.to_string(),
             },
+            PermissionDenied => Self::permission_denied("io", e),
+            kind if Self::is_permanent_io(kind) => Self::permanent("io", e),
             _ => Self::temporary("io", e),
         }
     }
@@ -199,6 +274,50 @@ impl fmt::Display for RetryAfter {
 impl std::error::Error for RetryAfter {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         self.source.source()
+    }
+}
+
+#[cfg(test)]
+mod retryability_tests {
+    use std::io;
+    use std::time::Duration;
+
+    use super::Error;
+
+    #[test]
+    fn one_table_decides_what_is_retried() {
+        assert!(!Error::permission_denied("object-store", "403 AccessDenied").is_retryable());
+        let limited = Error::rate_limited("dropbox", "429", Some(Duration::from_secs(30)));
+        assert!(limited.is_retryable());
+        assert_eq!(limited.retry_after(), Some(Duration::from_secs(30)));
+        assert!(Error::rate_limited("s3", "SlowDown", None).is_retryable());
+        for kind in [
+            io::ErrorKind::PermissionDenied,
+            io::ErrorKind::ReadOnlyFilesystem,
+            io::ErrorKind::InvalidInput,
+            io::ErrorKind::Unsupported,
+        ] {
+            assert!(Error::is_permanent_io(kind), "{kind:?}");
+            assert!(
+                !Error::from(io::Error::from(kind)).is_retryable(),
+                "{kind:?}"
+            );
+        }
+        for kind in [
+            io::ErrorKind::StorageFull,
+            io::ErrorKind::Interrupted,
+            io::ErrorKind::TimedOut,
+            io::ErrorKind::ConnectionReset,
+        ] {
+            assert!(!Error::is_permanent_io(kind), "{kind:?}");
+            assert!(
+                Error::from(io::Error::from(kind)).is_retryable(),
+                "{kind:?}"
+            );
+        }
+        assert!(
+            Error::from(io::Error::from(io::ErrorKind::PermissionDenied)).is_permission_denied()
+        );
     }
 }
 

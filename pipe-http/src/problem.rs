@@ -243,6 +243,11 @@ impl From<pipe_core::Error> for Problem {
             E::AlreadyExists { .. } => Self::new(ProblemType::Conflict, e.to_string()),
             E::Precondition { detail } => Self::new(ProblemType::Conflict, detail.clone()),
             E::Invalid { what, detail } => Self::invalid(*what, detail.clone()),
+            E::RateLimited { retry_after, .. } => Self::new(
+                ProblemType::Unavailable,
+                "a part of the server is being rate limited, try again",
+            )
+            .with_retry_after(retry_after.map_or(1, |d| d.as_secs().max(1))),
             E::Backend {
                 retryable: true, ..
             } => Self::new(

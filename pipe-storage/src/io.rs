@@ -13,19 +13,8 @@ where
         .unwrap_or_else(|e| Err(io::Error::other(e)))
 }
 
-/// Whether an I/O error of this kind will recur on retry: a fault in the configuration,
-/// the permissions or the input that an operator must fix. A full disk, an interrupted
-/// call or a device error may clear, so those are not permanent.
+/// Whether an I/O error of this kind will recur on retry: Pipe's one table,
+/// [`pipe_core::Error::is_permanent_io`].
 pub(crate) fn is_permanent(kind: ErrorKind) -> bool {
-    matches!(
-        kind,
-        ErrorKind::PermissionDenied
-            | ErrorKind::ReadOnlyFilesystem
-            | ErrorKind::NotADirectory
-            | ErrorKind::IsADirectory
-            | ErrorKind::InvalidInput
-            | ErrorKind::InvalidFilename
-            | ErrorKind::FileTooLarge
-            | ErrorKind::Unsupported
-    )
+    pipe_core::Error::is_permanent_io(kind)
 }

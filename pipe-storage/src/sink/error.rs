@@ -24,10 +24,11 @@ pub(super) fn map_error(e: object_store::Error, key: &ObjectKey, operation: &'st
             operation,
         },
         E::InvalidPath { source } => Error::invalid("object key", source),
-        // Credentials and configuration: an operator has to act.
-        E::PermissionDenied { .. }
-        | E::Unauthenticated { .. }
-        | E::UnknownConfigurationKey { .. } => Error::permanent(BACKEND, e),
+        // Credentials and access: an operator has to act.
+        E::PermissionDenied { .. } | E::Unauthenticated { .. } => {
+            Error::permission_denied(BACKEND, e)
+        }
+        E::UnknownConfigurationKey { .. } => Error::permanent(BACKEND, e),
         // `Generic` and whatever a later version adds: the stores retry HTTP errors
         // themselves, so what reaches us is decided by the I/O error underneath, if any.
         e if io_kind(&e).is_some_and(is_permanent) => Error::permanent(BACKEND, e),
@@ -126,6 +127,8 @@ mod tests {
             path: "a".into(),
             source: "bad key".into(),
         };
-        assert!(!map_error(creds, &key(), "put").is_retryable());
+        let creds = map_error(creds, &key(), "put");
+        assert!(!creds.is_retryable());
+        assert!(creds.is_permission_denied(), "{creds:?}");
     }
 }

@@ -85,7 +85,7 @@ async fn objects_land_under_the_folder_whole() {
     assert!(url.contains("X-Amz-Expires=604800"), "{url}");
 }
 
-/// A wrong secret is a permanent error: the copy job gives up and tells the operator,
+/// A wrong secret is `PermissionDenied`, never retried: the copy job gives up and tells the operator,
 /// rather than retrying for hours. (A missing bucket cannot be shown here: s3s-fs makes
 /// one on the first put, where S3 answers `NoSuchBucket`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,6 +103,10 @@ async fn a_wrong_secret_is_permanent() {
     assert!(
         !error.is_retryable(),
         "a wrong secret was retryable: {error}"
+    );
+    assert!(
+        error.is_permission_denied(),
+        "a wrong secret is not said to be one: {error:?}"
     );
     assert!(
         !server.bucket_dir().join("abc").exists(),
