@@ -55,8 +55,11 @@
 //! - `sink-s3`: `ObjectStoreSink::s3` and `S3Config`, a bucket of S3 or of a service
 //!   that speaks its API (custom endpoint, path style, folder, canned ACL, storage class,
 //!   server-side encryption, `x-amz-checksum-sha256` checked by the service).
-//! - `test-servers`: `testing::S3TestServer`, a real S3 server (`s3s-fs`) on loopback for
-//!   tests.
+//! - `sink-sftp`: `SftpSink` and `SftpConfig`, a folder on an SFTP server (russh and
+//!   russh-sftp; password or key, host key pinned by fingerprint, temporary name and
+//!   rename).
+//! - `test-servers`: `testing::S3TestServer` and `testing::SftpTestServer`, real servers
+//!   (`s3s-fs`, OpenSSH's `sshd`) on loopback for tests.
 //! - `cipher-aws-lc` (default): AES-256-GCM from aws-lc-rs, the fastest here (the same
 //!   library rustls uses for TLS in the server, so the tree carries one).
 //! - `cipher-rustcrypto`: AES-256-GCM from the pure-Rust `aes-gcm` crate, for targets
@@ -64,7 +67,7 @@
 //!
 //! ## Not yet
 //!
-//! - **Other sinks**: GCS and Azure (through `object_store`'s features), SFTP, FTPS and
+//! - **Other sinks**: GCS and Azure (through `object_store`'s features), FTPS and
 //!   Dropbox. [`ObjectStoreSink::new`] already takes any `ObjectStore`.
 //! - A retry layer: errors say whether they are retryable
 //!   ([`pipe_core::Error::is_retryable`]), nothing here retries on its own.
@@ -91,6 +94,8 @@ pub use body::{file_body, put_file};
 pub use sink::{EncryptedSink, ObjectStoreSink, ObjectStoreSinkConfig};
 #[cfg(feature = "sink-s3")]
 pub use sink::{S3Config, S3Credentials, S3Encryption};
+#[cfg(feature = "sink-sftp")]
+pub use sink::{SftpAuth, SftpConfig, SftpSink};
 pub use spool::LocalSpool;
 
 pub use crypt::{

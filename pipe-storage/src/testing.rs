@@ -1,12 +1,12 @@
 //! Real servers for tests, started on loopback: for this crate's tests and for those of
-//! crates that use it (feature `test-servers`).
+//! crates that use it (feature `test-servers`): an S3 server and OpenSSH's SFTP.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::S3Config;
+use crate::{S3Config, SftpAuth, SftpConfig};
 
 /// An `s3s-fs` process (an S3 server that checks SigV4 signatures and `x-amz-checksum-*`
 /// headers, and keeps objects as files) serving a temporary directory on a free loopback
@@ -34,10 +34,7 @@ impl S3TestServer {
     pub fn start() -> Self {
         let root = tempfile::tempdir().expect("a temporary directory");
         std::fs::create_dir(root.path().join(Self::BUCKET)).expect("the bucket's directory");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = free_port();
         let child = Command::new(s3s_fs())
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args([
@@ -103,6 +100,140 @@ impl Drop for S3TestServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// OpenSSH's `sshd` on a free loopback port, serving SFTP (`internal-sftp`) to the user
+/// running the tests, who logs in with a key made for it; killed when dropped. Its
+/// configuration, keys and files live in a temporary directory.
+#[derive(Debug)]
+pub struct SftpTestServer {
+    child: Child,
+    dir: tempfile::TempDir,
+    port: u16,
+    user: String,
+    host_key: String,
+    client_key: String,
+}
+
+impl SftpTestServer {
+    /// Starts `sshd` and waits until it listens. Needs OpenSSH's server (`cargo xtask test`
+    /// installs it) and, for `sshd`'s privilege separation, `/run/sshd`.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = |name: &str| dir.path().join(name);
+        for key in ["host_key", "client_key"] {
+            run(Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", "pipe-test", "-f"])
+                .arg(path(key)));
+        }
+        std::fs::copy(path("client_key.pub"), path("authorized_keys"))
+            .expect("the authorized keys");
+        std::fs::create_dir(path("files")).expect("the files' directory");
+        let fingerprint = output(
+            Command::new("ssh-keygen")
+                .args(["-l", "-E", "sha256", "-f"])
+                .arg(path("host_key.pub")),
+        );
+        let host_key = fingerprint
+            .split_whitespace()
+            .nth(1)
+            .expect("ssh-keygen -l prints the fingerprint second")
+            .to_owned();
+        let user = output(Command::new("id").arg("-un")).trim().to_owned();
+        let port = free_port();
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {host}\nPidFile none\n\
+             AuthorizedKeysFile {keys}\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n\
+             StrictModes no\nUsePAM no\nSubsystem sftp internal-sftp\nLogLevel ERROR\n",
+            host = path("host_key").display(),
+            keys = path("authorized_keys").display(),
+        );
+        std::fs::write(path("sshd_config"), config).expect("sshd's configuration");
+        // sshd's privilege separation directory (made by the Debian package's service,
+        // which does not run here).
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(path("sshd_config"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot start sshd: is openssh-server installed?");
+        wait_for(port, "sshd");
+        let client_key =
+            std::fs::read_to_string(path("client_key")).expect("the client's private key");
+        Self {
+            child,
+            dir,
+            port,
+            user,
+            host_key,
+            client_key,
+        }
+    }
+
+    /// The directory the tests' objects go under.
+    pub fn files_dir(&self) -> PathBuf {
+        self.dir.path().join("files")
+    }
+
+    /// The host key's fingerprint (`SHA256:…`).
+    pub fn host_key(&self) -> &str {
+        &self.host_key
+    }
+
+    /// A config for the server: the user with its key, the pinned host key, and
+    /// [`SftpTestServer::files_dir`] as the folder.
+    pub fn config(&self) -> SftpConfig {
+        SftpConfig::new(
+            "127.0.0.1",
+            &self.user,
+            SftpAuth::Key {
+                private_key: self.client_key.clone(),
+                passphrase: None,
+            },
+            &self.host_key,
+        )
+        .with_port(self.port)
+        .with_folder(self.files_dir().to_string_lossy())
+    }
+}
+
+impl Drop for SftpTestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run(command: &mut Command) {
+    let status = command.status().expect("cannot run a setup command");
+    assert!(status.success(), "{command:?} failed: {status}");
+}
+
+fn output(command: &mut Command) -> String {
+    let out = command.output().expect("cannot run a setup command");
+    assert!(out.status.success(), "{command:?} failed: {}", out.status);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn wait_for(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -1,7 +1,7 @@
 //! `cargo xtask`: set-up and orchestration for people and CI.
 //!
 //! - `cargo xtask test`: installs what the tests need (FFmpeg's libraries and CLI,
-//!   Chromium, clang, Node packages, the S3 server `s3s-fs`), then runs `cargo fmt --check`, clippy with
+//!   Chromium, clang, Node packages, OpenSSH's server, the S3 server `s3s-fs`), then runs `cargo fmt --check`, clippy with
 //!   `-D warnings` (default features and all features), `cargo doc` with warnings as
 //!   errors, and every test with all features, the browser end-to-end ones included.
 //! - `cargo xtask demo`: installs what the server needs, builds it and starts
@@ -36,11 +36,14 @@ const TEST_PACKAGES: &[(&str, Probe)] = &[
     ("npm", Probe::Command("npm")),
     // Test certificates, and a TLS 1.1 client to be refused.
     ("openssl", Probe::Command("openssl")),
+    // OpenSSH's sshd, the SFTP server of the SFTP sink's tests.
+    ("openssh-server", Probe::File("/usr/sbin/sshd")),
 ];
 
 #[derive(Clone, Copy)]
 enum Probe {
     Command(&'static str),
+    File(&'static str),
     PkgConfig(&'static str),
     Lib(&'static str),
 }
@@ -51,6 +54,7 @@ impl Probe {
             Probe::Command(cmd) => {
                 quiet(Command::new("sh").args(["-c", &format!("command -v {cmd}")]))
             }
+            Probe::File(path) => Path::new(path).exists(),
             Probe::PkgConfig(lib) => quiet(Command::new("pkg-config").args(["--exists", lib])),
             Probe::Lib(prefix) => quiet(Command::new("sh").args([
                 "-c",

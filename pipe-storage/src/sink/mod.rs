@@ -8,6 +8,8 @@ mod error;
 mod local;
 #[cfg(feature = "sink-s3")]
 mod s3;
+#[cfg(feature = "sink-sftp")]
+mod sftp;
 
 use std::io;
 use std::ops::Range;
@@ -37,6 +39,8 @@ pub use self::encrypted::EncryptedSink;
 use self::error::{BACKEND, map_error};
 #[cfg(feature = "sink-s3")]
 pub use self::s3::{S3Config, S3Credentials, S3Encryption};
+#[cfg(feature = "sink-sftp")]
+pub use self::sftp::{SftpAuth, SftpConfig, SftpSink};
 use crate::io::blocking;
 
 /// Read size for objects the store hands back as local files.

@@ -8,6 +8,8 @@ mod crypt;
 mod encrypted;
 #[cfg(feature = "test-servers")]
 mod s3;
+#[cfg(feature = "test-servers")]
+mod sftp;
 mod sink;
 mod spool;
 
