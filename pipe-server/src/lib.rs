@@ -528,6 +528,9 @@ fn customer_sinks(
     for spec in &config.sinks {
         let sink: Arc<dyn StorageSink> = match &spec.target {
             sinks::SinkTarget::S3(s3) => Arc::new(ObjectStoreSink::s3(s3, SinkKind::S3)?),
+            sinks::SinkTarget::Sftp(sftp) => {
+                Arc::new(pipe_storage::SftpSink::new(sftp.clone(), SinkKind::Sftp)?)
+            }
         };
         let sink = match (spec.encrypt, crypt) {
             (false, _) => sink,

@@ -3,9 +3,18 @@
 //! ```text
 //! PIPE_SINKS=<sink>[,<sink>…]
 //! <sink>    = s3://<bucket>[/<folder>][?<option>[&<option>…]]
+//!           | sftp://<user>@<host>[:<port>][/<folder>]?host_key=SHA256:…&<login>[&<option>…]
 //! ```
 //!
-//! Options of `s3://` (each at most once):
+//! Options of every sink (each option at most once):
+//!
+//! | option | meaning | default |
+//! |---|---|---|
+//! | `naming` | `pipe` (`<name>.mp4`, `<name>.jpg`, `<name>_raw.<ext>` side by side, as the hosted Pipe) or `by-recording` (a folder per recording) | `pipe` |
+//! | `encrypt` | `true` to store only ciphertext (Pipe's encryption at rest, with the server's keys) | `false` |
+//! | `id` | the sink's name in copies and logs | `s3-<position>`, `sftp-<position>` |
+//!
+//! Options of `s3://`:
 //!
 //! | option | meaning | default |
 //! |---|---|---|
@@ -18,20 +27,25 @@
 //! | `kms_key_id` | the KMS key of `sse=aws:kms` | the account's default key |
 //! | `access_key_id` | the access key to sign with | `AWS_ACCESS_KEY_ID` |
 //! | `secret_key_from` | the name of the environment variable that holds its secret (never the secret itself: URLs end up in logs) | `AWS_SECRET_ACCESS_KEY` |
-//! | `naming` | `pipe` (`<name>.mp4`, `<name>.jpg`, `<name>_raw.<ext>` side by side, as the hosted Pipe) or `by-recording` (a folder per recording) | `pipe` |
-//! | `encrypt` | `true` to store only ciphertext (Pipe's encryption at rest, with the server's keys) | `false` |
-//! | `id` | the sink's name in copies and logs | `s3-<position>` |
 //!
 //! Without `access_key_id`, credentials come from AWS's standard variables
 //! (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`) or the instance's
-//! role. Every environment's recordings go to these sinks (per-environment sinks are to
-//! come).
+//! role.
+//!
+//! Options of `sftp://`: `host_key` (required: the server's key as its SHA-256
+//! fingerprint, what `ssh-keygen -lf` prints; any other key is refused), and one login:
+//! `password_from=<VAR>` (the variable holding the password), `key_from=<VAR>` (the
+//! variable holding an OpenSSH private key) or `key_file=<path>`, with
+//! `key_passphrase_from=<VAR>` for a key that has one. The folder is absolute (`/srv/x`);
+//! `/~/x` is `x` in the user's home, and no folder is the home.
+//!
+//! Every environment's recordings go to these sinks (per-environment sinks are to come).
 
 use std::collections::BTreeSet;
 
 use pipe_core::SinkId;
 use pipe_lifecycle::KeyLayout;
-use pipe_storage::{S3Config, S3Encryption};
+use pipe_storage::{S3Config, S3Encryption, SftpAuth, SftpConfig};
 
 use crate::OWN_STORAGE;
 use crate::config::ConfigError;
@@ -55,6 +69,8 @@ pub struct SinkSpec {
 pub enum SinkTarget {
     /// A bucket of S3 or of a service that speaks its API.
     S3(S3Config),
+    /// A folder on an SFTP server.
+    Sftp(SftpConfig),
 }
 
 const SETTING: &str = "PIPE_SINKS";
@@ -91,140 +107,231 @@ pub fn parse(
     Ok(specs)
 }
 
+/// The options of one sink URL, taken one by one; what is left is unknown.
+struct Options {
+    position: usize,
+    pairs: Vec<(String, String)>,
+}
+
+impl Options {
+    fn take(&mut self, key: &str) -> Option<String> {
+        let at = self.pairs.iter().position(|(k, _)| k == key)?;
+        Some(self.pairs.remove(at).1)
+    }
+
+    fn flag(&mut self, key: &str) -> Result<Option<bool>, ConfigError> {
+        self.take(key)
+            .map(|value| match value.as_str() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(self.error(format!("`{key}` is true or false, not {value:?}"))),
+            })
+            .transpose()
+    }
+
+    /// The value of the variable that option `key` names (`…_from=VAR`).
+    fn secret(
+        &mut self,
+        key: &str,
+        env: &impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<String>, ConfigError> {
+        self.take(key)
+            .map(|var| {
+                env(&var).ok_or_else(|| self.error(format!("{key} names {var}, which is not set")))
+            })
+            .transpose()
+    }
+
+    fn error(&self, detail: impl std::fmt::Display) -> ConfigError {
+        invalid(format!("sink {}: {detail}", self.position))
+    }
+
+    fn finish(self) -> Result<(), ConfigError> {
+        match self.pairs.first() {
+            Some((key, _)) => Err(self.error(format!("unknown option `{key}`"))),
+            None => Ok(()),
+        }
+    }
+}
+
 fn parse_one(
     text: &str,
     position: usize,
     env: &impl Fn(&str) -> Option<String>,
 ) -> Result<SinkSpec, ConfigError> {
     let url = url::Url::parse(text).map_err(|e| invalid(format!("sink {position}: {e}")))?;
-    if url.scheme() != "s3" {
-        return Err(invalid(format!(
-            "sink {position}: `{}://` is not a sink this server has (it has `s3://`)",
-            url.scheme()
-        )));
+    let mut options = Options {
+        position,
+        pairs: Vec::new(),
+    };
+    for (key, value) in url.query_pairs() {
+        if options.pairs.iter().any(|(k, _)| *k == key) {
+            return Err(options.error(format!("`{key}` given twice")));
+        }
+        options.pairs.push((key.into_owned(), value.into_owned()));
     }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid(format!(
-            "sink {position}: no credentials in the URL: use access_key_id and secret_key_from"
-        )));
+    if url.password().is_some() {
+        return Err(options.error(
+            "no password in the URL (URLs end up in logs): name the variable that holds it",
+        ));
+    }
+    let (target, default_id) = match url.scheme() {
+        "s3" => (s3(&url, &mut options, env)?, format!("s3-{position}")),
+        "sftp" => (sftp(&url, &mut options, env)?, format!("sftp-{position}")),
+        other => {
+            return Err(options.error(format!(
+                "`{other}://` is not a sink this server has (it has `s3://` and `sftp://`)"
+            )));
+        }
+    };
+    let layout = match options.take("naming").as_deref() {
+        None | Some("pipe") => KeyLayout::Flat,
+        Some("by-recording") => KeyLayout::ByRecording,
+        Some(other) => {
+            return Err(options.error(format!("naming is `pipe` or `by-recording`, not {other:?}")));
+        }
+    };
+    let encrypt = options.flag("encrypt")?.unwrap_or(false);
+    let id = match options.take("id") {
+        Some(id)
+            if !id.is_empty()
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) =>
+        {
+            id
+        }
+        Some(_) => return Err(options.error("id is letters, digits, `-`, `_` and `.`")),
+        None => default_id,
+    };
+    options.finish()?;
+    Ok(SinkSpec {
+        id: SinkId::new(id),
+        target,
+        layout,
+        encrypt,
+    })
+}
+
+fn s3(
+    url: &url::Url,
+    options: &mut Options,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<SinkTarget, ConfigError> {
+    if !url.username().is_empty() {
+        return Err(
+            options.error("no credentials in the URL: use access_key_id and secret_key_from")
+        );
     }
     let bucket = url
         .host_str()
         .filter(|b| !b.is_empty())
-        .ok_or_else(|| invalid(format!("sink {position}: s3:// needs a bucket")))?;
-    let folder = url.path().trim_matches('/');
+        .ok_or_else(|| options.error("s3:// needs a bucket"))?;
     let mut config = S3Config::new(bucket, "us-east-1");
+    let folder = url.path().trim_matches('/');
     if !folder.is_empty() {
         config = config.with_folder(folder);
     }
-    let mut id = SinkId::new(format!("s3-{position}"));
-    let mut layout = KeyLayout::Flat;
-    let mut encrypt = false;
-    let (mut access_key, mut secret_from, mut sse, mut kms_key) = (None, None, None, None);
-    let mut seen = BTreeSet::new();
-    for (key, value) in url.query_pairs() {
-        let (key, value) = (key.into_owned(), value.into_owned());
-        if !seen.insert(key.clone()) {
-            return Err(invalid(format!("sink {position}: `{key}` given twice")));
-        }
-        let flag = |value: &str| match value {
-            "true" => Ok(true),
-            "false" => Ok(false),
-            _ => Err(invalid(format!(
-                "sink {position}: `{key}` is true or false, not {value:?}"
-            ))),
-        };
-        match key.as_str() {
-            "region" => config.region = value,
-            "endpoint" => {
-                if !(value.starts_with("http://") || value.starts_with("https://")) {
-                    return Err(invalid(format!(
-                        "sink {position}: endpoint is an http:// or https:// URL"
-                    )));
-                }
-                config = config.with_endpoint(value);
-            }
-            "path_style" => config = config.with_path_style(flag(&value)?),
-            "acl" => config = config.with_acl(value),
-            "storage_class" => config = config.with_storage_class(value),
-            "sse" => sse = Some(value),
-            "kms_key_id" => kms_key = Some(value),
-            "access_key_id" => access_key = Some(value),
-            "secret_key_from" => secret_from = Some(value),
-            "naming" => {
-                layout = match value.as_str() {
-                    "pipe" => KeyLayout::Flat,
-                    "by-recording" => KeyLayout::ByRecording,
-                    _ => {
-                        return Err(invalid(format!(
-                            "sink {position}: naming is `pipe` or `by-recording`, not {value:?}"
-                        )));
-                    }
-                }
-            }
-            "encrypt" => encrypt = flag(&value)?,
-            "id" => {
-                if value.is_empty()
-                    || !value
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-                {
-                    return Err(invalid(format!(
-                        "sink {position}: id is letters, digits, `-`, `_` and `.`"
-                    )));
-                }
-                id = SinkId::new(value);
-            }
-            other => {
-                return Err(invalid(format!(
-                    "sink {position}: unknown option `{other}`"
-                )));
-            }
-        }
+    if let Some(region) = options.take("region") {
+        config.region = region;
     }
-    config = config.with_encryption(match (sse.as_deref(), kms_key) {
-        (None, None) => S3Encryption::BucketDefault,
-        (Some("AES256"), None) => S3Encryption::Aes256,
-        (Some("aws:kms"), key) => S3Encryption::Kms(key.unwrap_or_default()),
-        (None, Some(_)) => {
-            return Err(invalid(format!(
-                "sink {position}: kms_key_id goes with sse=aws:kms"
-            )));
+    if let Some(endpoint) = options.take("endpoint") {
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            return Err(options.error("endpoint is an http:// or https:// URL"));
         }
-        (Some(other), _) => {
-            return Err(invalid(format!(
-                "sink {position}: sse is `AES256` or `aws:kms`, not {other:?}"
-            )));
-        }
-    });
-    match (access_key, secret_from) {
-        (Some(key), Some(var)) => {
-            let secret = env(&var).ok_or_else(|| {
-                invalid(format!(
-                    "sink {position}: secret_key_from names {var}, which is not set"
-                ))
-            })?;
-            config = config.with_credentials(key, secret);
-        }
+        config = config.with_endpoint(endpoint);
+    }
+    if let Some(path_style) = options.flag("path_style")? {
+        config = config.with_path_style(path_style);
+    }
+    if let Some(acl) = options.take("acl") {
+        config = config.with_acl(acl);
+    }
+    if let Some(class) = options.take("storage_class") {
+        config = config.with_storage_class(class);
+    }
+    config = config.with_encryption(
+        match (options.take("sse").as_deref(), options.take("kms_key_id")) {
+            (None, None) => S3Encryption::BucketDefault,
+            (Some("AES256"), None) => S3Encryption::Aes256,
+            (Some("aws:kms"), key) => S3Encryption::Kms(key.unwrap_or_default()),
+            (None, Some(_)) => return Err(options.error("kms_key_id goes with sse=aws:kms")),
+            (Some(other), _) => {
+                return Err(options.error(format!("sse is `AES256` or `aws:kms`, not {other:?}")));
+            }
+        },
+    );
+    let access_key = options.take("access_key_id");
+    let secret = options.secret("secret_key_from", env)?;
+    match (access_key, secret) {
+        (Some(key), Some(secret)) => config = config.with_credentials(key, secret),
         (Some(_), None) => {
-            return Err(invalid(format!(
-                "sink {position}: access_key_id needs secret_key_from, the variable that holds \
-                 its secret"
-            )));
+            return Err(options
+                .error("access_key_id needs secret_key_from, the variable that holds its secret"));
         }
-        (None, Some(_)) => {
-            return Err(invalid(format!(
-                "sink {position}: secret_key_from goes with access_key_id"
-            )));
-        }
+        (None, Some(_)) => return Err(options.error("secret_key_from goes with access_key_id")),
         (None, None) => {}
     }
-    Ok(SinkSpec {
-        id,
-        target: SinkTarget::S3(config),
-        layout,
-        encrypt,
-    })
+    Ok(SinkTarget::S3(config))
+}
+
+fn sftp(
+    url: &url::Url,
+    options: &mut Options,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<SinkTarget, ConfigError> {
+    let host = url
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| options.error("sftp:// needs a host"))?;
+    let user = url.username();
+    if user.is_empty() {
+        return Err(options.error("sftp:// needs a user: sftp://user@host/folder"));
+    }
+    let user = percent_decode(user);
+    let host_key = options
+        .take("host_key")
+        .ok_or_else(|| options.error("sftp:// needs host_key=SHA256:… (ssh-keygen -lf)"))?;
+    if !host_key.starts_with("SHA256:") {
+        return Err(options.error("host_key is a SHA-256 fingerprint, `SHA256:…`"));
+    }
+    let password = options.secret("password_from", env)?;
+    let key = options.secret("key_from", env)?;
+    let key_file = options.take("key_file");
+    let passphrase = options.secret("key_passphrase_from", env)?;
+    let auth = match (password, key, key_file) {
+        (Some(password), None, None) => SftpAuth::Password(password),
+        (None, Some(private_key), None) => SftpAuth::Key {
+            private_key,
+            passphrase,
+        },
+        (None, None, Some(path)) => SftpAuth::Key {
+            private_key: std::fs::read_to_string(&path)
+                .map_err(|e| options.error(format!("key_file {path}: {e}")))?,
+            passphrase,
+        },
+        _ => {
+            return Err(options.error("sftp:// takes one of password_from, key_from and key_file"));
+        }
+    };
+    // `/srv/x` is absolute; `/~/x` is `x` in the user's home; `/` is the home.
+    let path = percent_decode(url.path());
+    let folder = match path.strip_prefix("/~") {
+        Some(rest) => rest.trim_start_matches('/').to_owned(),
+        None if path == "/" => String::new(),
+        None => path,
+    };
+    let config = SftpConfig::new(host, user, auth, host_key)
+        .with_port(url.port().unwrap_or(22))
+        .with_folder(folder);
+    Ok(SinkTarget::Sftp(config))
+}
+
+fn percent_decode(text: &str) -> String {
+    url::form_urlencoded::parse(format!("x={}", text.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -269,6 +376,38 @@ mod tests {
     }
 
     #[test]
+    fn an_sftp_url_reads_its_login_host_key_and_folder() {
+        let specs = parse(
+            "sftp://pipe%40corp@files.example.com:2222/srv/rec?host_key=SHA256:abc\
+             &password_from=BUCKET_SECRET,\
+             sftp://u@h/~/inbox?host_key=SHA256:def&key_from=BUCKET_SECRET&id=inbox",
+            &env,
+        )
+        .unwrap();
+        let expected = SftpConfig::new(
+            "files.example.com",
+            "pipe@corp",
+            SftpAuth::Password("s3cr3t".into()),
+            "SHA256:abc",
+        )
+        .with_port(2222)
+        .with_folder("/srv/rec");
+        assert_eq!(specs[0].target, SinkTarget::Sftp(expected));
+        assert_eq!(specs[0].id.as_str(), "sftp-1");
+        let SinkTarget::Sftp(inbox) = &specs[1].target else {
+            panic!("not SFTP: {specs:?}");
+        };
+        assert_eq!((inbox.port, inbox.folder.as_str()), (22, "inbox"));
+        assert!(
+            matches!(&inbox.auth, SftpAuth::Key { private_key, .. } if private_key == "s3cr3t")
+        );
+        assert!(
+            !format!("{specs:?}").contains("s3cr3t"),
+            "Debug shows a secret"
+        );
+    }
+
+    #[test]
     fn defaults_and_several_sinks() {
         let specs = parse("s3://a, s3://b/x?region=us-west-2", &env).unwrap();
         assert_eq!(specs.len(), 2);
@@ -276,7 +415,9 @@ mod tests {
         assert_eq!(specs[1].id.as_str(), "s3-2");
         assert_eq!(specs[0].layout, KeyLayout::Flat);
         assert!(!specs[0].encrypt);
-        let SinkTarget::S3(b) = &specs[1].target;
+        let SinkTarget::S3(b) = &specs[1].target else {
+            panic!("not S3: {specs:?}");
+        };
         assert_eq!((b.bucket.as_str(), b.region.as_str()), ("b", "us-west-2"));
         assert_eq!(b.folder.as_deref(), Some("x"));
         assert_eq!(
@@ -289,6 +430,19 @@ mod tests {
     fn mistakes_are_named() {
         for (list, says) in [
             ("ftp://host/x", "`ftp://` is not a sink"),
+            (
+                "sftp://host/x?host_key=SHA256:x&password_from=BUCKET_SECRET",
+                "needs a user",
+            ),
+            (
+                "sftp://u@host/x?password_from=BUCKET_SECRET",
+                "needs host_key",
+            ),
+            ("sftp://u@host/x?host_key=SHA256:x", "one of password_from"),
+            (
+                "sftp://u:pw@host/x?host_key=SHA256:x",
+                "no password in the URL",
+            ),
             ("s3://", "needs a bucket"),
             ("s3://b?colour=red", "unknown option `colour`"),
             ("s3://b?region=a&region=b", "`region` given twice"),
@@ -297,7 +451,7 @@ mod tests {
                 "s3://b?access_key_id=A&secret_key_from=NOPE",
                 "NOPE, which is not set",
             ),
-            ("s3://user:pw@b", "no credentials in the URL"),
+            ("s3://user@b", "no credentials in the URL"),
             ("s3://b?sse=rot13", "sse is `AES256` or `aws:kms`"),
             ("s3://b?path_style=yes", "true or false"),
             ("s3://a?id=x,s3://b?id=x", "`x` is taken"),

@@ -184,6 +184,21 @@ impl SftpTestServer {
         &self.host_key
     }
 
+    /// The port it listens on (on 127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The user that logs in.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// The user's private key (OpenSSH's format).
+    pub fn private_key(&self) -> &str {
+        &self.client_key
+    }
+
     /// A config for the server: the user with its key, the pinned host key, and
     /// [`SftpTestServer::files_dir`] as the folder.
     pub fn config(&self) -> SftpConfig {

@@ -388,22 +388,29 @@ async fn a_receiver_written_for_pipe_accepts_every_event_of_a_browser_recording(
     assert_eq!(video["videos"][0]["id"], numbers[0].to_string());
 }
 
-/// `PIPE_SINKS` with an S3 bucket: a browser recording lands there under Pipe's file names,
-/// byte for byte what our own storage holds, and a receiver written for Pipe gets
-/// `video_copied_s3` with the bucket and region, besides the copy to our own storage.
+/// `PIPE_SINKS` with an S3 bucket and an SFTP folder: a browser recording lands in both
+/// under Pipe's file names, byte for byte what our own storage holds, and a receiver
+/// written for Pipe gets `video_copied_s3` (with the bucket and region) and
+/// `video_copied_ftp`, besides the copy to our own storage.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_browser_recording_lands_in_the_customers_s3_bucket_under_pipes_names() {
-    use pipe_storage::testing::S3TestServer;
+async fn a_browser_recording_lands_in_the_customers_s3_bucket_and_sftp_folder() {
+    use pipe_storage::testing::{S3TestServer, SftpTestServer};
 
     let dir = tempfile::tempdir().unwrap();
     let s3 = S3TestServer::start();
+    let sftp = SftpTestServer::start();
     let key = "pipe-webhook-key-s3-sink";
     let hooks = PipeReceiver::start(key).await;
     let sinks = format!(
-        "s3://{}/pipe/production?endpoint={}&access_key_id={}&secret_key_from=PIPE_TEST_S3_SECRET",
+        "s3://{}/pipe/production?endpoint={}&access_key_id={}&secret_key_from=PIPE_TEST_S3_SECRET,\
+         sftp://{}@127.0.0.1:{}{}/incoming?host_key={}&key_from=PIPE_TEST_SFTP_KEY",
         S3TestServer::BUCKET,
         s3.endpoint(),
         S3TestServer::ACCESS_KEY,
+        sftp.user(),
+        sftp.port(),
+        sftp.files_dir().display(),
+        sftp.host_key(),
     );
     let env = [
         ("PIPE_WEBHOOK_URL", hooks.url.as_str()),
@@ -412,6 +419,7 @@ async fn a_browser_recording_lands_in_the_customers_s3_bucket_under_pipes_names(
         ("PIPE_WEBHOOK_CONTENT_TYPE", "form"),
         ("PIPE_SINKS", sinks.as_str()),
         ("PIPE_TEST_S3_SECRET", S3TestServer::SECRET_KEY),
+        ("PIPE_TEST_SFTP_KEY", sftp.private_key()),
     ];
     let server = PipeServer::start(dir.path(), &env).await;
 
@@ -421,11 +429,12 @@ async fn a_browser_recording_lands_in_the_customers_s3_bucket_under_pipes_names(
     let name = done["recordingId"].as_str().unwrap().to_owned();
     let events = crate::util::eventually(
         Duration::from_secs(60),
-        "video_copied_s3 and video_copied_pipe_s3",
+        "video_copied_s3, video_copied_ftp and video_copied_pipe_s3",
         async || {
             let events = hooks.accepted(&name);
             let has = |event: &str| events.iter().any(|a| a.event == event);
-            (has("video_copied_s3") && has("video_copied_pipe_s3")).then_some(events)
+            (has("video_copied_s3") && has("video_copied_ftp") && has("video_copied_pipe_s3"))
+                .then_some(events)
         },
     )
     .await;
@@ -449,6 +458,7 @@ async fn a_browser_recording_lands_in_the_customers_s3_bucket_under_pipes_names(
         .unwrap()
         .data;
     let folder = s3.bucket_dir().join("pipe/production");
+    let sftp_folder = sftp.files_dir().join("incoming");
     for (file, url) in [
         (format!("{name}.mp4"), "url"),
         (format!("{name}.jpg"), "snapshotUrl"),
@@ -463,6 +473,9 @@ async fn a_browser_recording_lands_in_the_customers_s3_bucket_under_pipes_names(
             sha256_hex(&ours),
             "{file} differs from our own copy"
         );
+        let on_sftp = std::fs::read(sftp_folder.join(&file))
+            .unwrap_or_else(|e| panic!("{file} is not in the SFTP folder: {e}"));
+        assert_eq!(sha256_hex(&on_sftp), sha256_hex(&ours), "{file} on SFTP");
     }
     assert_eq!(
         std::fs::metadata(folder.join(format!("{name}.mp4")))

@@ -121,6 +121,28 @@ struct VideoCopiedS3 {
     payload: String,
 }
 
+/// `video_copied_ftp` (SFTP and FTPS) as interviewlook's pasted request shows it
+/// (PIPE-COMPAT.md §1.5): `duration`, `width` and `height` numbers, `id` numeric text.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(dead_code)]
+struct VideoCopiedFtp {
+    ftp_upload_status: String,
+    video_name: String,
+    duration: f64,
+    audio_codec: String,
+    video_codec: String,
+    #[serde(rename = "type")]
+    kind: String,
+    size: u64,
+    width: u64,
+    height: u64,
+    orientation: String,
+    id: String,
+    payload: String,
+    http_referer: String,
+}
+
 /// One event the receiver accepted.
 #[derive(Clone, Debug)]
 pub struct Accepted {
@@ -212,6 +234,9 @@ impl PipeReceiver {
             "video_copied_pipe_s3" => strict(
                 serde_json::from_value::<VideoCopiedPipeS3>(envelope.data.clone()).map(drop),
             )?,
+            "video_copied_ftp" => {
+                strict(serde_json::from_value::<VideoCopiedFtp>(envelope.data.clone()).map(drop))?
+            }
             "video_copied_s3" => {
                 strict(serde_json::from_value::<VideoCopiedS3>(envelope.data.clone()).map(drop))?
             }
