@@ -308,6 +308,21 @@ pub fn video_copy_failed(
     event
 }
 
+/// The `Content-Type` the original is stored with: one of a fixed few, from its
+/// extension (itself from an allow-list) and whether the probe found video. Never the text
+/// the recorder declared, which a sink serving links would pass on to a browser.
+pub fn original_content_type(extension: &str, has_video: bool) -> &'static str {
+    match (extension, has_video) {
+        ("mp4", true) => "video/mp4",
+        ("mp4", false) => "audio/mp4",
+        ("ogg", true) => "video/ogg",
+        ("ogg", false) => "audio/ogg",
+        ("wav", _) => "audio/wav",
+        (_, true) => "video/webm",
+        (_, false) => "audio/webm",
+    }
+}
+
 /// The original's file extension, from the MIME type the recorder declared: `mp4`,
 /// `ogg`, `wav` or (for WebM and anything unknown) `webm`.
 pub fn original_extension(mime_type: Option<&str>) -> &'static str {

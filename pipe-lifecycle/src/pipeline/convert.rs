@@ -67,10 +67,9 @@ impl Pipeline {
         let (size, sha) = files::digest_spool(&config.spool, id).await?;
         let extension = events::original_extension(rec.mime_type.as_deref());
         let key = ObjectKey::for_artifact(id, ArtifactKind::Original, Some(extension));
-        let content_type = rec
-            .mime_type
-            .clone()
-            .unwrap_or_else(|| ArtifactKind::Original.content_type().to_owned());
+        // Never the type the recorder declared: a sink serving the original through a link
+        // (a presigned S3 URL) would serve whatever it said, `text/html` included.
+        let content_type = events::original_content_type(extension, output.source.has_video());
         artifacts.push(Artifact::new(
             id.clone(),
             ArtifactKind::Original,

@@ -694,3 +694,32 @@ async fn a_copy_that_cannot_succeed_is_told_once_and_the_files_stay() {
     );
     assert!(h.spool.stat(&id).await.is_ok(), "the original was removed");
 }
+
+/// Whatever MIME type a recorder declares, the stored original gets a media type of a fixed
+/// few, from what the probe found: a sink that serves links must never serve the
+/// recorder's text (`text/html`) to a browser.
+#[tokio::test]
+async fn the_original_is_stored_as_media_whatever_the_recorder_declared() {
+    let notifier = Arc::new(RecordingNotifier::default());
+    let h = Harness::new(
+        Parts::Real,
+        &[("own", SinkKind::PipeStorage)],
+        notifier,
+        |c| c,
+    )
+    .await;
+    let declared_html = h.ingest(webm(), "text/html").await;
+    let audio = h.ingest(audio_webm(), "audio/webm;codecs=opus").await;
+    h.pipeline.drain().await.unwrap();
+    for (id, expected) in [(&declared_html, "video/webm"), (&audio, "audio/webm")] {
+        let original = h
+            .catalog
+            .artifacts(id)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|a| a.kind == ArtifactKind::Original)
+            .expect("an original artifact");
+        assert_eq!(original.content_type, expected);
+    }
+}
