@@ -58,8 +58,11 @@
 //! - `sink-sftp`: `SftpSink` and `SftpConfig`, a folder on an SFTP server (russh and
 //!   russh-sftp; password or key, host key pinned by fingerprint, temporary name and
 //!   rename).
-//! - `test-servers`: `testing::S3TestServer` and `testing::SftpTestServer`, real servers
-//!   (`s3s-fs`, OpenSSH's `sshd`) on loopback for tests.
+//! - `sink-azure`: `ObjectStoreSink::azure` and `AzureConfig`, a container of Azure Blob
+//!   Storage (or of an emulator, `endpoint`).
+//! - `test-servers`: `testing::S3TestServer`, `testing::SftpTestServer` and
+//!   `testing::AzureTestServer`, real servers (`s3s-fs`, OpenSSH's `sshd`, Azurite) on
+//!   loopback for tests.
 //! - `cipher-aws-lc` (default): AES-256-GCM from aws-lc-rs, the fastest here (the same
 //!   library rustls uses for TLS in the server, so the tree carries one).
 //! - `cipher-rustcrypto`: AES-256-GCM from the pure-Rust `aes-gcm` crate, for targets
@@ -67,8 +70,8 @@
 //!
 //! ## Not yet
 //!
-//! - **Other sinks**: GCS and Azure (through `object_store`'s features), FTPS and
-//!   Dropbox. [`ObjectStoreSink::new`] already takes any `ObjectStore`.
+//! - **Other sinks**: GCS (object_store's `gcp` uploads through GCS's XML API, which the
+//!   packaged `fake-gcs-server` lacks), FTPS and Dropbox. [`ObjectStoreSink::new`] already takes any `ObjectStore`.
 //! - A retry layer: errors say whether they are retryable
 //!   ([`pipe_core::Error::is_retryable`]), nothing here retries on its own.
 //! - One process per spool directory: appends from two processes to the same directory
@@ -91,6 +94,8 @@ mod spool;
 #[cfg(feature = "test-servers")]
 pub mod testing;
 pub use body::{file_body, put_file};
+#[cfg(feature = "sink-azure")]
+pub use sink::AzureConfig;
 pub use sink::{EncryptedSink, ObjectStoreSink, ObjectStoreSinkConfig};
 #[cfg(feature = "sink-s3")]
 pub use sink::{S3Config, S3Credentials, S3Encryption};

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{S3Config, SftpAuth, SftpConfig};
+use sha2::Sha256;
+
+use crate::{AzureConfig, S3Config, SftpAuth, SftpConfig};
 
 /// An `s3s-fs` process (an S3 server that checks SigV4 signatures and `x-amz-checksum-*`
 /// headers, and keeps objects as files) serving a temporary directory on a free loopback
@@ -221,6 +223,153 @@ impl Drop for SftpTestServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Azurite's Blob service (Microsoft's emulator of Azure Blob Storage) on a free loopback
+/// port, with one container; killed when dropped.
+///
+/// The binary is `PIPE_AZURITE_BLOB`, else `azurite-blob` where `cargo xtask test`
+/// installs it (`~/.cache/pipe/servers/node_modules/.bin`).
+#[derive(Debug)]
+pub struct AzureTestServer {
+    child: Child,
+    _dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl AzureTestServer {
+    /// The emulator's account.
+    pub const ACCOUNT: &str = "devstoreaccount1";
+    /// Its well-known key (published by Microsoft for the emulator).
+    pub const KEY: &str =
+        "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+    /// The container it has.
+    pub const CONTAINER: &str = "recordings";
+
+    /// Starts Azurite, waits until it listens, and makes the container.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let port = free_port();
+        let child = Command::new(azurite_blob())
+            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+            .arg("--location")
+            .arg(dir.path())
+            .args(["--silent", "--disableTelemetry", "--skipApiVersionCheck"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot start azurite-blob");
+        wait_for(port, "azurite-blob");
+        let server = Self {
+            child,
+            _dir: dir,
+            port,
+        };
+        server.create_container();
+        server
+    }
+
+    /// A config for the container, with the emulator's key.
+    pub fn config(&self) -> AzureConfig {
+        AzureConfig::new(Self::ACCOUNT, Self::CONTAINER)
+            .with_access_key(Self::KEY)
+            .with_endpoint(format!("http://127.0.0.1:{}/{}", self.port, Self::ACCOUNT))
+    }
+
+    /// `PUT ?restype=container`, signed with the account's key (object_store makes no
+    /// containers, and the emulator starts with none).
+    fn create_container(&self) {
+        use base64::Engine as _;
+        use hmac::{Hmac, Mac};
+        use std::io::{Read, Write};
+
+        let date = http_date(std::time::SystemTime::now());
+        let version = "2021-08-06";
+        let path = format!("/{}/{}", Self::ACCOUNT, Self::CONTAINER);
+        // Verb, then eleven standard headers left empty, then the x-ms- headers and the
+        // resource (the account, then the path-style URL's path) with its query.
+        let to_sign = format!(
+            "PUT\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:{date}\nx-ms-version:{version}\n/{}{path}\nrestype:container",
+            Self::ACCOUNT
+        );
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(Self::KEY)
+            .expect("the emulator's key is base64");
+        let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes any key");
+        mac.update(to_sign.as_bytes());
+        let signature =
+            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+        let request = format!(
+            "PUT {path}?restype=container HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\
+             x-ms-date: {date}\r\nx-ms-version: {version}\r\nContent-Length: 0\r\n\
+             Authorization: SharedKey {}:{signature}\r\nConnection: close\r\n\r\n",
+            self.port,
+            Self::ACCOUNT
+        );
+        let mut stream =
+            std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("azurite listens");
+        stream.write_all(request.as_bytes()).expect("the request");
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 201"),
+            "azurite did not make the container: {answer}"
+        );
+    }
+}
+
+impl Drop for AzureTestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `time` as an HTTP date (RFC 9110's IMF-fixdate), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
+fn http_date(time: std::time::SystemTime) -> String {
+    let secs = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    let days = (secs / 86_400) as i64;
+    let rest = secs % 86_400;
+    // Days to a civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
+        WEEKDAYS[days.rem_euclid(7) as usize],
+        MONTHS[(month - 1) as usize],
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+/// The `azurite-blob` binary: `PIPE_AZURITE_BLOB`, else where `cargo xtask test`
+/// installs it.
+fn azurite_blob() -> PathBuf {
+    if let Some(path) = std::env::var_os("PIPE_AZURITE_BLOB") {
+        return path.into();
+    }
+    let home = std::env::var_os("HOME").expect("HOME is set");
+    let path = Path::new(&home).join(".cache/pipe/servers/node_modules/.bin/azurite-blob");
+    assert!(
+        path.exists(),
+        "azurite is not installed: `cargo xtask test` installs it (or set PIPE_AZURITE_BLOB)"
+    );
+    path
 }
 
 fn run(command: &mut Command) {

@@ -1,7 +1,8 @@
 //! `cargo xtask`: set-up and orchestration for people and CI.
 //!
 //! - `cargo xtask test`: installs what the tests need (FFmpeg's libraries and CLI,
-//!   Chromium, clang, Node packages, OpenSSH's server, the S3 server `s3s-fs`), then runs `cargo fmt --check`, clippy with
+//!   Chromium, clang, Node packages, OpenSSH's server, the S3 server `s3s-fs`, the Azure
+//!   emulator Azurite), then runs `cargo fmt --check`, clippy with
 //!   `-D warnings` (default features and all features), `cargo doc` with warnings as
 //!   errors, and every test with all features, the browser end-to-end ones included.
 //! - `cargo xtask demo`: installs what the server needs, builds it and starts
@@ -105,6 +106,7 @@ fn test(extra: &[String]) -> Result {
             .current_dir(&browser_dir))?;
     }
     let s3s_fs = ensure_s3s_fs()?;
+    let azurite = ensure_azurite()?;
     step("cargo fmt --check");
     run(cargo().args(["fmt", "--all", "--check"]))?;
     step("cargo clippy (default features, then every feature)");
@@ -135,8 +137,38 @@ fn test(extra: &[String]) -> Result {
     test.args(["test", "--workspace", "--all-features"])
         .args(extra)
         .env("PIPE_CHROMIUM", "/usr/bin/chromium")
-        .env("PIPE_S3S_FS", &s3s_fs);
+        .env("PIPE_S3S_FS", &s3s_fs)
+        .env("PIPE_AZURITE_BLOB", &azurite);
     run(&mut test)
+}
+
+/// Azurite's Blob service, the Azure emulator the sink tests start on loopback, installed
+/// with npm under `~/.cache/pipe/servers` (outside the repository: its lock file would
+/// carry the package registry's address) when missing.
+fn ensure_azurite() -> Result<PathBuf> {
+    const VERSION: &str = "3.35.0";
+    let home = env::var_os("HOME").ok_or("HOME is not set")?;
+    let dir = Path::new(&home).join(".cache/pipe/servers");
+    let binary = dir.join("node_modules/.bin/azurite-blob");
+    let installed = std::fs::read_to_string(dir.join("node_modules/azurite/package.json"))
+        .is_ok_and(|manifest| manifest.contains(&format!("\"version\": \"{VERSION}\"")));
+    if !installed || !binary.exists() {
+        step(&format!(
+            "installing the Azure test server (azurite {VERSION})"
+        ));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        run(Command::new("npm")
+            .args([
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--no-save",
+                "--prefix",
+            ])
+            .arg(&dir)
+            .arg(format!("azurite@{VERSION}")))?;
+    }
+    Ok(binary)
 }
 
 /// The S3 server the sink tests start on loopback: `s3s-fs`, which checks SigV4

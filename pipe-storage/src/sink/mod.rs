@@ -1,6 +1,8 @@
 //! [`ObjectStoreSink`]: a [`StorageSink`] over any [`ObjectStore`] (the local file system
 //! today; S3, GCS and Azure are a feature of `object_store` away).
 
+#[cfg(feature = "sink-azure")]
+mod azure;
 mod config;
 mod encrypted;
 mod error;
@@ -34,6 +36,8 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
+#[cfg(feature = "sink-azure")]
+pub use self::azure::AzureConfig;
 pub use self::config::ObjectStoreSinkConfig;
 pub use self::encrypted::EncryptedSink;
 use self::error::{BACKEND, map_error};

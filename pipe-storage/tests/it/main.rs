@@ -3,6 +3,8 @@
 //! Everything runs against real directories in temporary folders; the crash test kills a
 //! real writer process.
 
+#[cfg(feature = "test-servers")]
+mod azure;
 mod crash;
 mod crypt;
 mod encrypted;
