@@ -531,6 +531,9 @@ fn customer_sinks(
             sinks::SinkTarget::Sftp(sftp) => {
                 Arc::new(pipe_storage::SftpSink::new(sftp.clone(), SinkKind::Sftp)?)
             }
+            sinks::SinkTarget::Azure(azure) => {
+                Arc::new(ObjectStoreSink::azure(azure, SinkKind::Azure)?)
+            }
         };
         let sink = match (spec.encrypt, crypt) {
             (false, _) => sink,

@@ -4,6 +4,7 @@
 //! PIPE_SINKS=<sink>[,<sink>…]
 //! <sink>    = s3://<bucket>[/<folder>][?<option>[&<option>…]]
 //!           | sftp://<user>@<host>[:<port>][/<folder>]?host_key=SHA256:…&<login>[&<option>…]
+//!           | azure://<account>/<container>[/<folder>][?<option>[&<option>…]]
 //! ```
 //!
 //! Options of every sink (each option at most once):
@@ -12,7 +13,7 @@
 //! |---|---|---|
 //! | `naming` | `pipe` (`<name>.mp4`, `<name>.jpg`, `<name>_raw.<ext>` side by side, as the hosted Pipe) or `by-recording` (a folder per recording) | `pipe` |
 //! | `encrypt` | `true` to store only ciphertext (Pipe's encryption at rest, with the server's keys) | `false` |
-//! | `id` | the sink's name in copies and logs | `s3-<position>`, `sftp-<position>` |
+//! | `id` | the sink's name in copies and logs | `s3-<position>`, `sftp-<position>`, `azure-<position>` |
 //!
 //! Options of `s3://`:
 //!
@@ -39,13 +40,19 @@
 //! `key_passphrase_from=<VAR>` for a key that has one. The folder is absolute (`/srv/x`);
 //! `/~/x` is `x` in the user's home, and no folder is the home.
 //!
+//! Options of `azure://`: `access_key_from=<VAR>` (the variable holding the account's key;
+//! without it, Azure's usual variables or a managed identity), `endpoint` (another
+//! address than `https://<account>.blob.core.windows.net`, such as an emulator's
+//! `http://127.0.0.1:10000/<account>`). Copies are told as `video_copied_azure` (Pipe has
+//! no Azure).
+//!
 //! Every environment's recordings go to these sinks (per-environment sinks are to come).
 
 use std::collections::BTreeSet;
 
 use pipe_core::SinkId;
 use pipe_lifecycle::KeyLayout;
-use pipe_storage::{S3Config, S3Encryption, SftpAuth, SftpConfig};
+use pipe_storage::{AzureConfig, S3Config, S3Encryption, SftpAuth, SftpConfig};
 
 use crate::OWN_STORAGE;
 use crate::config::ConfigError;
@@ -71,6 +78,8 @@ pub enum SinkTarget {
     S3(S3Config),
     /// A folder on an SFTP server.
     Sftp(SftpConfig),
+    /// A container of Azure Blob Storage.
+    Azure(AzureConfig),
 }
 
 const SETTING: &str = "PIPE_SINKS";
@@ -178,9 +187,11 @@ fn parse_one(
     let (target, default_id) = match url.scheme() {
         "s3" => (s3(&url, &mut options, env)?, format!("s3-{position}")),
         "sftp" => (sftp(&url, &mut options, env)?, format!("sftp-{position}")),
+        "azure" => (azure(&url, &mut options, env)?, format!("azure-{position}")),
         other => {
             return Err(options.error(format!(
-                "`{other}://` is not a sink this server has (it has `s3://` and `sftp://`)"
+                "`{other}://` is not a sink this server has (it has `s3://`, `sftp://` and \
+                 `azure://`)"
             )));
         }
     };
@@ -289,9 +300,12 @@ fn sftp(
         return Err(options.error("sftp:// needs a user: sftp://user@host/folder"));
     }
     let user = percent_decode(user);
+    // A query decodes `+` as a space, and base64 fingerprints hold `+` but never a space:
+    // one pasted from `ssh-keygen -lf` as it is must still match.
     let host_key = options
         .take("host_key")
-        .ok_or_else(|| options.error("sftp:// needs host_key=SHA256:… (ssh-keygen -lf)"))?;
+        .ok_or_else(|| options.error("sftp:// needs host_key=SHA256:… (ssh-keygen -lf)"))?
+        .replace(' ', "+");
     if !host_key.starts_with("SHA256:") {
         return Err(options.error("host_key is a SHA-256 fingerprint, `SHA256:…`"));
     }
@@ -325,6 +339,39 @@ fn sftp(
         .with_port(url.port().unwrap_or(22))
         .with_folder(folder);
     Ok(SinkTarget::Sftp(config))
+}
+
+fn azure(
+    url: &url::Url,
+    options: &mut Options,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<SinkTarget, ConfigError> {
+    if !url.username().is_empty() {
+        return Err(options.error("no credentials in the URL: use access_key_from"));
+    }
+    let account = url
+        .host_str()
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| options.error("azure:// needs an account: azure://<account>/<container>"))?;
+    let path = percent_decode(url.path());
+    let mut parts = path.trim_matches('/').splitn(2, '/');
+    let container = parts.next().filter(|c| !c.is_empty()).ok_or_else(|| {
+        options.error("azure:// needs a container: azure://<account>/<container>")
+    })?;
+    let mut config = AzureConfig::new(account, container);
+    if let Some(folder) = parts.next() {
+        config = config.with_folder(folder);
+    }
+    if let Some(key) = options.secret("access_key_from", env)? {
+        config = config.with_access_key(key);
+    }
+    if let Some(endpoint) = options.take("endpoint") {
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            return Err(options.error("endpoint is an http:// or https:// URL"));
+        }
+        config = config.with_endpoint(endpoint);
+    }
+    Ok(SinkTarget::Azure(config))
 }
 
 fn percent_decode(text: &str) -> String {
@@ -378,7 +425,7 @@ mod tests {
     #[test]
     fn an_sftp_url_reads_its_login_host_key_and_folder() {
         let specs = parse(
-            "sftp://pipe%40corp@files.example.com:2222/srv/rec?host_key=SHA256:abc\
+            "sftp://pipe%40corp@files.example.com:2222/srv/rec?host_key=SHA256:a+b/c\
              &password_from=BUCKET_SECRET,\
              sftp://u@h/~/inbox?host_key=SHA256:def&key_from=BUCKET_SECRET&id=inbox",
             &env,
@@ -388,7 +435,7 @@ mod tests {
             "files.example.com",
             "pipe@corp",
             SftpAuth::Password("s3cr3t".into()),
-            "SHA256:abc",
+            "SHA256:a+b/c",
         )
         .with_port(2222)
         .with_folder("/srv/rec");
@@ -405,6 +452,29 @@ mod tests {
             !format!("{specs:?}").contains("s3cr3t"),
             "Debug shows a secret"
         );
+    }
+
+    #[test]
+    fn an_azure_url_reads_account_container_folder_and_key() {
+        let specs = parse(
+            "azure://pipeacct/recordings/prod/eu?access_key_from=BUCKET_SECRET\
+             &endpoint=http://127.0.0.1:10000/pipeacct",
+            &env,
+        )
+        .unwrap();
+        let expected = AzureConfig::new("pipeacct", "recordings")
+            .with_folder("prod/eu")
+            .with_access_key("s3cr3t")
+            .with_endpoint("http://127.0.0.1:10000/pipeacct");
+        assert_eq!(specs[0].target, SinkTarget::Azure(expected));
+        assert_eq!(specs[0].id.as_str(), "azure-1");
+        for (list, says) in [
+            ("azure://acct", "needs a container"),
+            ("azure://u@acct/c", "no credentials in the URL"),
+        ] {
+            let error = parse(list, &env).unwrap_err().to_string();
+            assert!(error.contains(says), "{list}: {error}");
+        }
     }
 
     #[test]

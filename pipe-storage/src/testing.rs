@@ -269,11 +269,16 @@ impl AzureTestServer {
         server
     }
 
+    /// The account's address on the emulator (`http://127.0.0.1:<port>/<account>`).
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}/{}", self.port, Self::ACCOUNT)
+    }
+
     /// A config for the container, with the emulator's key.
     pub fn config(&self) -> AzureConfig {
         AzureConfig::new(Self::ACCOUNT, Self::CONTAINER)
             .with_access_key(Self::KEY)
-            .with_endpoint(format!("http://127.0.0.1:{}/{}", self.port, Self::ACCOUNT))
+            .with_endpoint(self.endpoint())
     }
 
     /// `PUT ?restype=container`, signed with the account's key (object_store makes no

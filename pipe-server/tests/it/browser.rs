@@ -388,22 +388,25 @@ async fn a_receiver_written_for_pipe_accepts_every_event_of_a_browser_recording(
     assert_eq!(video["videos"][0]["id"], numbers[0].to_string());
 }
 
-/// `PIPE_SINKS` with an S3 bucket and an SFTP folder: a browser recording lands in both
-/// under Pipe's file names, byte for byte what our own storage holds, and a receiver
-/// written for Pipe gets `video_copied_s3` (with the bucket and region) and
-/// `video_copied_ftp`, besides the copy to our own storage.
+/// `PIPE_SINKS` with an S3 bucket, an SFTP folder and an Azure container: a browser
+/// recording lands in all three under Pipe's file names, byte for byte what our own
+/// storage holds, and a receiver written for Pipe gets `video_copied_s3` (with the bucket
+/// and region) and `video_copied_ftp`, besides the copy to our own storage.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_browser_recording_lands_in_the_customers_s3_bucket_and_sftp_folder() {
-    use pipe_storage::testing::{S3TestServer, SftpTestServer};
+async fn a_browser_recording_lands_in_the_customers_s3_sftp_and_azure_storage() {
+    use pipe_core::{GetOptions, ObjectKey, SinkKind, StorageSink};
+    use pipe_storage::testing::{AzureTestServer, S3TestServer, SftpTestServer};
 
     let dir = tempfile::tempdir().unwrap();
     let s3 = S3TestServer::start();
     let sftp = SftpTestServer::start();
+    let azure = AzureTestServer::start();
     let key = "pipe-webhook-key-s3-sink";
     let hooks = PipeReceiver::start(key).await;
     let sinks = format!(
         "s3://{}/pipe/production?endpoint={}&access_key_id={}&secret_key_from=PIPE_TEST_S3_SECRET,\
-         sftp://{}@127.0.0.1:{}{}/incoming?host_key={}&key_from=PIPE_TEST_SFTP_KEY",
+         sftp://{}@127.0.0.1:{}{}/incoming?host_key={}&key_from=PIPE_TEST_SFTP_KEY,\
+         azure://{}/{}/pipe?access_key_from=PIPE_TEST_AZURE_KEY&endpoint={}",
         S3TestServer::BUCKET,
         s3.endpoint(),
         S3TestServer::ACCESS_KEY,
@@ -411,6 +414,9 @@ async fn a_browser_recording_lands_in_the_customers_s3_bucket_and_sftp_folder() 
         sftp.port(),
         sftp.files_dir().display(),
         sftp.host_key(),
+        AzureTestServer::ACCOUNT,
+        AzureTestServer::CONTAINER,
+        azure.endpoint(),
     );
     let env = [
         ("PIPE_WEBHOOK_URL", hooks.url.as_str()),
@@ -420,6 +426,7 @@ async fn a_browser_recording_lands_in_the_customers_s3_bucket_and_sftp_folder() 
         ("PIPE_SINKS", sinks.as_str()),
         ("PIPE_TEST_S3_SECRET", S3TestServer::SECRET_KEY),
         ("PIPE_TEST_SFTP_KEY", sftp.private_key()),
+        ("PIPE_TEST_AZURE_KEY", AzureTestServer::KEY),
     ];
     let server = PipeServer::start(dir.path(), &env).await;
 
@@ -484,4 +491,26 @@ async fn a_browser_recording_lands_in_the_customers_s3_bucket_and_sftp_folder() 
         copied.data["size"].as_u64().unwrap()
     );
     assert!(s3.uploads_in_progress().is_empty());
+
+    // In the Azure container too (read back through the sink: Azurite keeps blobs in its
+    // own database).
+    let container =
+        pipe_storage::ObjectStoreSink::azure(&azure.config().with_folder("pipe"), SinkKind::Azure)
+            .unwrap();
+    let mp4 = ObjectKey::new(format!("{name}.mp4")).unwrap();
+    crate::util::eventually(Duration::from_secs(30), "the MP4 in Azure", async || {
+        container.head(&mp4).await.ok()
+    })
+    .await;
+    let mut stream = container
+        .get(&mp4, GetOptions::default())
+        .await
+        .unwrap()
+        .stream;
+    let mut in_azure = Vec::new();
+    while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
+        in_azure.extend_from_slice(&chunk.unwrap());
+    }
+    let (_, _, ours) = download(own["url"].as_str().unwrap()).await;
+    assert_eq!(sha256_hex(&in_azure), sha256_hex(&ours), "the MP4 in Azure");
 }
