@@ -6,7 +6,6 @@ use std::fmt;
 use std::sync::Arc;
 
 use object_store::azure::MicrosoftAzureBuilder;
-use object_store::prefix::PrefixStore;
 use pipe_core::{Error, Result, SinkKind, SinkLocation};
 
 use super::error::BACKEND;
@@ -55,9 +54,7 @@ impl AzureConfig {
     /// Puts objects under `folder` in the container.
     #[must_use]
     pub fn with_folder(mut self, folder: impl Into<String>) -> Self {
-        let folder: String = folder.into();
-        let folder = folder.trim_matches('/');
-        self.folder = (!folder.is_empty()).then(|| folder.to_owned());
+        self.folder = super::folder(folder.into());
         self
     }
 
@@ -96,10 +93,7 @@ impl AzureConfig {
         let container = builder.build().map_err(|e| {
             Error::permanent(BACKEND, format!("Azure container {}: {e}", self.container))
         })?;
-        Ok(match &self.folder {
-            Some(folder) => Arc::new(PrefixStore::new(container, folder.as_str())),
-            None => Arc::new(container),
-        })
+        Ok(super::under(container, self.folder.as_deref()))
     }
 }
 

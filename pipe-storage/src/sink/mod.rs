@@ -50,6 +50,29 @@ use crate::io::blocking;
 /// Read size for objects the store hands back as local files.
 const FILE_CHUNK: usize = 256 * 1024;
 
+/// A folder in a bucket, as configs keep it: without the `/`s around it, `None` when
+/// empty.
+#[cfg_attr(
+    not(any(feature = "sink-s3", feature = "sink-azure")),
+    allow(dead_code)
+)]
+fn folder(folder: String) -> Option<String> {
+    let folder = folder.trim_matches('/');
+    (!folder.is_empty()).then(|| folder.to_owned())
+}
+
+/// `store`, its keys under `folder` if there is one.
+#[cfg_attr(
+    not(any(feature = "sink-s3", feature = "sink-azure")),
+    allow(dead_code)
+)]
+fn under<S: ObjectStore>(store: S, folder: Option<&str>) -> Arc<dyn ObjectStore> {
+    match folder {
+        Some(folder) => Arc::new(object_store::prefix::PrefixStore::new(store, folder)),
+        None => Arc::new(store),
+    }
+}
+
 /// A [`StorageSink`] over an [`ObjectStore`].
 ///
 /// - **put** streams the body: bodies up to [`ObjectStoreSinkConfig::part_size`] go up

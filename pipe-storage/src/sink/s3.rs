@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use object_store::ClientOptions;
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, Checksum};
-use object_store::prefix::PrefixStore;
 use pipe_core::{Error, Result, SinkKind, SinkLocation};
 
 use super::error::BACKEND;
@@ -128,9 +127,7 @@ impl S3Config {
     /// Puts objects under `folder` in the bucket.
     #[must_use]
     pub fn with_folder(mut self, folder: impl Into<String>) -> Self {
-        let folder: String = folder.into();
-        let folder = folder.trim_matches('/');
-        self.folder = (!folder.is_empty()).then(|| folder.to_owned());
+        self.folder = super::folder(folder.into());
         self
     }
 
@@ -224,11 +221,7 @@ impl S3Config {
         let bucket = builder
             .build()
             .map_err(|e| Error::permanent(BACKEND, format!("S3 bucket {}: {e}", self.bucket)))?;
-        let store: Arc<dyn object_store::ObjectStore> = match &self.folder {
-            Some(folder) => Arc::new(PrefixStore::new(bucket.clone(), folder.as_str())),
-            None => Arc::new(bucket.clone()),
-        };
-        Ok((store, bucket))
+        Ok((super::under(bucket.clone(), self.folder.as_deref()), bucket))
     }
 }
 
