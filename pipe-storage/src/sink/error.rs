@@ -14,6 +14,11 @@ pub(super) const BACKEND: &str = "object-store";
 pub(super) fn map_error(e: object_store::Error, key: &ObjectKey, operation: &'static str) -> Error {
     use object_store::Error as E;
     match e {
+        // Nothing is "not found" about an object being written: the place it goes is
+        // missing (a bucket or container deleted or misspelt), which an operator must fix.
+        E::NotFound { .. } if operation == "put" => {
+            Error::not_found(format_args!("the bucket or container for {key}"))
+        }
         E::NotFound { .. } => Error::not_found(format_args!("object {key}")),
         E::AlreadyExists { .. } => Error::AlreadyExists {
             what: format!("object {key}"),

@@ -54,3 +54,27 @@ async fn a_wrong_key_is_refused_and_the_right_one_stores_under_the_folder() {
     let nested = ObjectKey::new("pipe/abc.mp4").unwrap();
     assert_eq!(flat.head(&nested).await.unwrap().size, data.len() as u64);
 }
+
+/// A container that does not exist is a put's `NotFound` that says the container is
+/// missing (not the object), and is not retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_container_says_so() {
+    let server = AzureTestServer::start();
+    let mut config = server.config();
+    config.container = "no-such-container".into();
+    let sink = ObjectStoreSink::azure(&config, SinkKind::Azure).unwrap();
+    let error = sink
+        .put(
+            &ObjectKey::new("abc.mp4").unwrap(),
+            PutBody::from_bytes("mp4"),
+            PutOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(error.is_not_found(), "{error:?}");
+    assert!(!error.is_retryable());
+    assert!(
+        error.to_string().contains("bucket or container"),
+        "the error does not say what is missing: {error}"
+    );
+}
