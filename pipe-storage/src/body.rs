@@ -6,8 +6,6 @@ use futures::StreamExt;
 use pipe_core::{Error, ObjectKey, PutBody, PutOptions, PutReceipt, Result, StorageSink};
 use tokio_util::io::ReaderStream;
 
-use crate::io::is_permanent;
-
 /// Read size when streaming a file.
 const CHUNK: usize = 256 * 1024;
 
@@ -27,7 +25,9 @@ pub async fn file_body(path: impl AsRef<Path>) -> Result<PutBody> {
     let path = path.as_ref();
     let file_error = |e: std::io::Error| match e.kind() {
         std::io::ErrorKind::NotFound => Error::not_found(format_args!("file {}", path.display())),
-        kind if is_permanent(kind) => Error::permanent("file", format!("{}: {e}", path.display())),
+        kind if Error::is_permanent_io(kind) => {
+            Error::permanent("file", format!("{}: {e}", path.display()))
+        }
         _ => Error::temporary("file", format!("{}: {e}", path.display())),
     };
     let file = tokio::fs::File::open(path).await.map_err(file_error)?;

@@ -5,8 +5,6 @@ use std::io;
 
 use pipe_core::{Error, ObjectKey};
 
-use crate::io::is_permanent;
-
 /// The name of this backend in [`Error::Backend`].
 pub(super) const BACKEND: &str = "object-store";
 
@@ -36,7 +34,7 @@ pub(super) fn map_error(e: object_store::Error, key: &ObjectKey, operation: &'st
         E::UnknownConfigurationKey { .. } => Error::permanent(BACKEND, e),
         // `Generic` and whatever a later version adds: the stores retry HTTP errors
         // themselves, so what reaches us is decided by the I/O error underneath, if any.
-        e if io_kind(&e).is_some_and(is_permanent) => Error::permanent(BACKEND, e),
+        e if io_kind(&e).is_some_and(Error::is_permanent_io) => Error::permanent(BACKEND, e),
         e => Error::temporary(BACKEND, e),
     }
 }

@@ -9,7 +9,6 @@ use pipe_core::{Error, Result, SinkKind};
 
 use super::error::BACKEND;
 use super::{ObjectStoreSink, ObjectStoreSinkConfig};
-use crate::io::is_permanent;
 
 impl ObjectStoreSink {
     /// A sink of `kind` in directory `root` of the local file system, created if needed.
@@ -38,7 +37,7 @@ impl ObjectStoreSink {
         let root = root.as_ref();
         let dir_error = |e: io::Error| {
             let detail = format!("the sink directory {}: {e}", root.display());
-            if is_permanent(e.kind()) {
+            if Error::is_permanent_io(e.kind()) {
                 Error::permanent(BACKEND, detail)
             } else {
                 Error::temporary(BACKEND, detail)

@@ -14,7 +14,7 @@ use pipe_core::{Error, RecordingId, Result, Spool, SpoolEntry};
 
 use self::locks::RecordingLocks;
 use crate::crypt::{AppendReader, AppendWriter, Crypt};
-use crate::io::{blocking, is_permanent};
+use crate::io::blocking;
 
 /// The name of this backend in [`Error::Backend`].
 const BACKEND: &str = "local-spool";
@@ -595,7 +595,7 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 fn io_error(e: io::Error, what: impl std::fmt::Display) -> Error {
     match e.kind() {
         ErrorKind::NotFound => Error::not_found(what),
-        kind if is_permanent(kind) => Error::permanent(BACKEND, e),
+        kind if Error::is_permanent_io(kind) => Error::permanent(BACKEND, e),
         _ => Error::temporary(BACKEND, e),
     }
 }
