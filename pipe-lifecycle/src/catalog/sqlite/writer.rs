@@ -269,18 +269,12 @@ async fn apply(connection: &mut SqliteConnection, ops: impl Iterator<Item = Box<
     }
 }
 
-/// Runs `sql`, one or more statements without parameters. (Boxed: the executor's future
-/// is not `Send` for every lifetime, which `tokio::spawn` would otherwise ask of it.)
-fn execute<'c>(
-    connection: &'c mut SqliteConnection,
-    sql: &'static str,
-) -> BoxFuture<'c, Result<()>> {
-    Box::pin(async move {
-        sqlx::Executor::execute(connection, sql)
-            .await
-            .map(drop)
-            .map_err(from_sqlx)
-    })
+/// Runs `sql`, one or more statements without parameters.
+async fn execute(connection: &mut SqliteConnection, sql: &'static str) -> Result<()> {
+    sqlx::Executor::execute(connection, sql)
+        .await
+        .map(drop)
+        .map_err(from_sqlx)
 }
 
 /// The error each write of a failed batch gets: temporary, as the write itself was not
