@@ -19,7 +19,7 @@ use crate::{AzureConfig, S3Config, SftpAuth, SftpConfig};
 /// skipped.
 #[derive(Debug)]
 pub struct S3TestServer {
-    child: Child,
+    _process: Process,
     root: tempfile::TempDir,
     endpoint: String,
 }
@@ -59,7 +59,7 @@ impl S3TestServer {
             std::thread::sleep(Duration::from_millis(50));
         }
         Self {
-            child,
+            _process: Process(child),
             root,
             endpoint: format!("http://127.0.0.1:{port}"),
         }
@@ -98,19 +98,12 @@ impl S3TestServer {
     }
 }
 
-impl Drop for S3TestServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// OpenSSH's `sshd` on a free loopback port, serving SFTP (`internal-sftp`) to the user
 /// running the tests, who logs in with a key made for it; killed when dropped. Its
 /// configuration, keys and files live in a temporary directory.
 #[derive(Debug)]
 pub struct SftpTestServer {
-    child: Child,
+    _process: Process,
     dir: tempfile::TempDir,
     port: u16,
     user: String,
@@ -167,7 +160,7 @@ impl SftpTestServer {
         let client_key =
             std::fs::read_to_string(path("client_key")).expect("the client's private key");
         Self {
-            child,
+            _process: Process(child),
             dir,
             port,
             user,
@@ -218,13 +211,6 @@ impl SftpTestServer {
     }
 }
 
-impl Drop for SftpTestServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Azurite's Blob service (Microsoft's emulator of Azure Blob Storage) on a free loopback
 /// port, with one container; killed when dropped.
 ///
@@ -232,7 +218,7 @@ impl Drop for SftpTestServer {
 /// installs it (`~/.cache/pipe/servers/node_modules/.bin`).
 #[derive(Debug)]
 pub struct AzureTestServer {
-    child: Child,
+    _process: Process,
     _dir: tempfile::TempDir,
     port: u16,
 }
@@ -261,7 +247,7 @@ impl AzureTestServer {
             .expect("cannot start azurite-blob");
         wait_for(port, "azurite-blob");
         let server = Self {
-            child,
+            _process: Process(child),
             _dir: dir,
             port,
         };
@@ -323,13 +309,6 @@ impl AzureTestServer {
     }
 }
 
-impl Drop for AzureTestServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `time` as an HTTP date (RFC 9110's IMF-fixdate), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
 fn http_date(time: std::time::SystemTime) -> String {
     let secs = time
@@ -375,6 +354,17 @@ fn azurite_blob() -> PathBuf {
         "azurite is not installed: `cargo xtask test` installs it (or set PIPE_AZURITE_BLOB)"
     );
     path
+}
+
+/// A server's process, killed (and reaped) when dropped.
+#[derive(Debug)]
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn run(command: &mut Command) {
