@@ -71,9 +71,12 @@
 //! ## Not yet
 //!
 //! - **Other sinks**: GCS (object_store's `gcp` uploads through GCS's XML API, which the
-//!   packaged `fake-gcs-server` lacks), FTPS and Dropbox. [`ObjectStoreSink::new`] already takes any `ObjectStore`.
-//! - A retry layer: errors say whether they are retryable
-//!   ([`pipe_core::Error::is_retryable`]), nothing here retries on its own.
+//!   packaged `fake-gcs-server` lacks), FTPS and Dropbox. [`ObjectStoreSink::new`]
+//!   already takes any `ObjectStore`.
+//! - A retry layer of our own: errors say whether they are retryable
+//!   ([`pipe_core::Error::is_retryable`]) and the caller retries (the pipeline's jobs). The
+//!   S3 and Azure sinks inherit object_store's retries of each HTTP request (up to 10, for
+//!   up to 3 minutes); the local, SFTP and encrypting sinks retry nothing themselves.
 //! - One process per spool directory: appends from two processes to the same directory
 //!   are not coordinated.
 #![forbid(unsafe_code)]
