@@ -116,6 +116,10 @@ impl StorageSink for ServedSink {
         self.inner.location()
     }
 
+    fn capabilities(&self) -> pipe_core::SinkCapabilities {
+        self.inner.capabilities()
+    }
+
     async fn put(&self, key: &ObjectKey, body: PutBody, options: PutOptions) -> Result<PutReceipt> {
         self.inner.put(key, body, options).await
     }

@@ -77,8 +77,8 @@ pub use media::MediaInfo;
 pub use notify::{BodyEncoding, EventFilter, Notifier, OutgoingWebhook, Signer, WireFormat};
 pub use recording::{NewRecording, Recording, RecordingState};
 pub use sink::{
-    GetOptions, GetResult, ObjectMeta, PutBody, PutOptions, PutReceipt, SinkLocation, StorageSink,
-    UrlOptions,
+    GetOptions, GetResult, ObjectMeta, PutBody, PutOptions, PutReceipt, SinkCapabilities,
+    SinkLocation, StorageSink, UrlOptions,
 };
 pub use source::{MediaSource, SpoolSource};
 pub use spool::{Spool, SpoolEntry};

@@ -26,8 +26,9 @@ use crate::{ObjectKey, Result, SinkKind};
 /// - **Ranges.** `get` with a range returns exactly those bytes (clamped at the end of the
 ///   object); a range starting at or past the end is [`crate::Error::Invalid`].
 /// - `NotFound` for `get` and `head` of a missing key.
-/// - Sinks that cannot read back (a write-only FTP drop) return
-///   [`crate::Error::NotSupported`] from `get`.
+/// - Sinks that cannot read back (a write-only FTP drop) say so in
+///   [`StorageSink::capabilities`] and return [`crate::Error::NotSupported`] from `get`
+///   and `head`; their copies are verified by what `put` sent and the server confirmed.
 #[async_trait]
 pub trait StorageSink: Send + Sync + Debug + 'static {
     /// What kind of place this is (decides the `video_copied_…` event).
@@ -57,6 +58,27 @@ pub trait StorageSink: Send + Sync + Debug + 'static {
     fn location(&self) -> SinkLocation {
         SinkLocation::default()
     }
+
+    /// What this sink can do besides storing and deleting: every sink can put and
+    /// delete; [`SinkCapabilities::read`] says whether `get` and `head` work.
+    fn capabilities(&self) -> SinkCapabilities {
+        SinkCapabilities::ALL
+    }
+}
+
+/// What a [`StorageSink`] can do beyond `put` and `delete`, which every sink does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SinkCapabilities {
+    /// `get` and `head` work (a write-only drop folder's do not).
+    pub read: bool,
+}
+
+impl SinkCapabilities {
+    /// Everything: the default.
+    pub const ALL: Self = Self { read: true };
+    /// Stores and deletes, never reads back.
+    pub const WRITE_ONLY: Self = Self { read: false };
 }
 
 /// Where a sink writes, in the terms of the services that have them: what `video_copied_…`

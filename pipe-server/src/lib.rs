@@ -534,6 +534,9 @@ fn customer_sinks(
             sinks::SinkTarget::Azure(azure) => {
                 Arc::new(ObjectStoreSink::azure(azure, SinkKind::Azure)?)
             }
+            sinks::SinkTarget::Ftps(ftps) => {
+                Arc::new(pipe_storage::FtpsSink::new(ftps.clone(), SinkKind::Ftp)?)
+            }
         };
         let sink = match (spec.encrypt, crypt) {
             (false, _) => sink,

@@ -5,6 +5,7 @@
 //! <sink>    = s3://<bucket>[/<folder>][?<option>[&<option>…]]
 //!           | sftp://<user>@<host>[:<port>][/<folder>]?host_key=SHA256:…&<login>[&<option>…]
 //!           | azure://<account>/<container>[/<folder>][?<option>[&<option>…]]
+//!           | ftps://<user>@<host>[:<port>][/<folder>]?password_from=<VAR>[&<option>…]
 //! ```
 //!
 //! Options of every sink (each option at most once):
@@ -13,7 +14,7 @@
 //! |---|---|---|
 //! | `naming` | `pipe` (`<name>.mp4`, `<name>.jpg`, `<name>_raw.<ext>` side by side, as the hosted Pipe) or `by-recording` (a folder per recording) | `pipe` |
 //! | `encrypt` | `true` to store only ciphertext (Pipe's encryption at rest, with the server's keys) | `false` |
-//! | `id` | the sink's name in copies and logs | `s3-<position>`, `sftp-<position>`, `azure-<position>` |
+//! | `id` | the sink's name in copies and logs | `s3-<position>`, `sftp-<position>`, `azure-<position>`, `ftps-<position>` |
 //!
 //! Options of `s3://`:
 //!
@@ -46,13 +47,21 @@
 //! `http://127.0.0.1:10000/<account>`). Copies are told as `video_copied_azure` (Pipe has
 //! no Azure).
 //!
+//! Options of `ftps://` (FTP with explicit TLS; the port defaults to 21):
+//! `password_from=<VAR>` (required: the variable holding the password), `ca_file=<path>`
+//! (a PEM file of the CA the server's certificate must chain to, for servers with a
+//! certificate of their own; without it, the system's roots), `write_only=true` (a drop
+//! folder that refuses downloads: copies are checked by what was sent and the size the
+//! server reports, and nothing is read back). The folder reads as SFTP's. Copies are told
+//! as `video_copied_ftp`, as Pipe does.
+//!
 //! Every environment's recordings go to these sinks (per-environment sinks are to come).
 
 use std::collections::BTreeSet;
 
 use pipe_core::SinkId;
 use pipe_lifecycle::KeyLayout;
-use pipe_storage::{AzureConfig, S3Config, S3Encryption, SftpAuth, SftpConfig};
+use pipe_storage::{AzureConfig, FtpsConfig, S3Config, S3Encryption, SftpAuth, SftpConfig};
 
 use crate::OWN_STORAGE;
 use crate::config::ConfigError;
@@ -80,6 +89,8 @@ pub enum SinkTarget {
     Sftp(SftpConfig),
     /// A container of Azure Blob Storage.
     Azure(AzureConfig),
+    /// A folder on an FTP server, explicit TLS.
+    Ftps(FtpsConfig),
 }
 
 const SETTING: &str = "PIPE_SINKS";
@@ -188,10 +199,11 @@ fn parse_one(
         "s3" => (s3(&url, &mut options, env)?, format!("s3-{position}")),
         "sftp" => (sftp(&url, &mut options, env)?, format!("sftp-{position}")),
         "azure" => (azure(&url, &mut options, env)?, format!("azure-{position}")),
+        "ftps" => (ftps(&url, &mut options, env)?, format!("ftps-{position}")),
         other => {
             return Err(options.error(format!(
-                "`{other}://` is not a sink this server has (it has `s3://`, `sftp://` and \
-                 `azure://`)"
+                "`{other}://` is not a sink this server has (it has `s3://`, `sftp://`, \
+                 `azure://` and `ftps://`)"
             )));
         }
     };
@@ -328,17 +340,51 @@ fn sftp(
             return Err(options.error("sftp:// takes one of password_from, key_from and key_file"));
         }
     };
-    // `/srv/x` is absolute; `/~/x` is `x` in the user's home; `/` is the home.
-    let path = percent_decode(url.path());
-    let folder = match path.strip_prefix("/~") {
-        Some(rest) => rest.trim_start_matches('/').to_owned(),
-        None if path == "/" => String::new(),
-        None => path,
-    };
     let config = SftpConfig::new(host, user, auth, host_key)
         .with_port(url.port().unwrap_or(22))
-        .with_folder(folder);
+        .with_folder(login_folder(url));
     Ok(SinkTarget::Sftp(config))
+}
+
+/// The folder of an `sftp://` or `ftps://` URL: `/srv/x` is absolute; `/~/x` is `x` where
+/// the user logs in (the home); `/` or none is there.
+fn login_folder(url: &url::Url) -> String {
+    let path = percent_decode(url.path());
+    match path.strip_prefix("/~") {
+        Some(rest) => rest.trim_start_matches('/').to_owned(),
+        None if path == "/" || path.is_empty() => String::new(),
+        None => path,
+    }
+}
+
+fn ftps(
+    url: &url::Url,
+    options: &mut Options,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<SinkTarget, ConfigError> {
+    let host = url
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| options.error("ftps:// needs a host"))?;
+    let user = url.username();
+    if user.is_empty() {
+        return Err(options.error("ftps:// needs a user: ftps://user@host/folder"));
+    }
+    let password = options.secret("password_from", env)?.ok_or_else(|| {
+        options.error("ftps:// needs password_from, the variable that holds the password")
+    })?;
+    let mut config = FtpsConfig::new(host, percent_decode(user), password)
+        .with_port(url.port().unwrap_or(21))
+        .with_folder(login_folder(url));
+    if let Some(path) = options.take("ca_file") {
+        let pem = std::fs::read_to_string(&path)
+            .map_err(|e| options.error(format!("ca_file {path}: {e}")))?;
+        config = config.with_ca_pem(pem);
+    }
+    if options.flag("write_only")?.unwrap_or(false) {
+        config = config.write_only();
+    }
+    Ok(SinkTarget::Ftps(config))
 }
 
 fn azure(
@@ -470,6 +516,49 @@ mod tests {
         for (list, says) in [
             ("azure://acct", "needs a container"),
             ("azure://u@acct/c", "no credentials in the URL"),
+        ] {
+            let error = parse(list, &env).unwrap_err().to_string();
+            assert!(error.contains(says), "{list}: {error}");
+        }
+    }
+
+    #[test]
+    fn an_ftps_url_reads_its_login_folder_and_options() {
+        let ca = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(ca.path(), "-----BEGIN CERTIFICATE-----\n").unwrap();
+        let list = format!(
+            "ftps://pipe@ftp.example.com:2121/~/drop?password_from=BUCKET_SECRET\
+             &ca_file={}&write_only=true,ftps://u@h?password_from=BUCKET_SECRET",
+            ca.path().display()
+        );
+        let specs = parse(&list, &env).unwrap();
+        let expected = FtpsConfig::new("ftp.example.com", "pipe", "s3cr3t")
+            .with_port(2121)
+            .with_folder("drop")
+            .with_ca_pem("-----BEGIN CERTIFICATE-----\n")
+            .write_only();
+        assert_eq!(specs[0].target, SinkTarget::Ftps(expected));
+        assert_eq!(specs[0].id.as_str(), "ftps-1");
+        let SinkTarget::Ftps(plain) = &specs[1].target else {
+            panic!("not FTPS: {specs:?}");
+        };
+        assert_eq!((plain.port, plain.folder.as_str()), (21, ""));
+        assert!(!plain.write_only && plain.ca_pem.is_none());
+        assert!(
+            !format!("{specs:?}").contains("s3cr3t"),
+            "Debug shows the password"
+        );
+        for (list, says) in [
+            ("ftps://h/x?password_from=BUCKET_SECRET", "needs a user"),
+            ("ftps://u@h/x", "needs password_from"),
+            (
+                "ftps://u:pw@h/x?password_from=BUCKET_SECRET",
+                "no password in the URL",
+            ),
+            (
+                "ftps://u@h/x?password_from=BUCKET_SECRET&ca_file=/nonexistent/ca.pem",
+                "ca_file /nonexistent/ca.pem",
+            ),
         ] {
             let error = parse(list, &env).unwrap_err().to_string();
             assert!(error.contains(says), "{list}: {error}");

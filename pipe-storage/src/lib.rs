@@ -60,9 +60,14 @@
 //!   rename).
 //! - `sink-azure`: `ObjectStoreSink::azure` and `AzureConfig`, a container of Azure Blob
 //!   Storage (or of an emulator, `endpoint`).
-//! - `test-servers`: `testing::S3TestServer`, `testing::SftpTestServer` and
-//!   `testing::AzureTestServer`, real servers (`s3s-fs`, OpenSSH's `sshd`, Azurite) on
-//!   loopback for tests.
+//! - `sink-ftps`: `FtpsSink` and `FtpsConfig`, a folder on an FTP server over explicit TLS
+//!   (suppaftp with rustls; certificate checked against the system's roots or a CA of the
+//!   operator's, passive mode, temporary name and rename, write-only drop folders).
+//! - `test-servers`: `testing::S3TestServer`, `testing::SftpTestServer`,
+//!   `testing::FtpsTestServer` and `testing::AzureTestServer`, real servers (`s3s-fs`,
+//!   OpenSSH's `sshd`, vsftpd, Azurite) on loopback for tests, and
+//!   `testing::DropboxStandIn`, a stand-in for Dropbox's API (the service itself cannot be
+//!   reached from a test).
 //! - `cipher-aws-lc` (default): AES-256-GCM from aws-lc-rs, the fastest here (the same
 //!   library rustls uses for TLS in the server, so the tree carries one).
 //! - `cipher-rustcrypto`: AES-256-GCM from the pure-Rust `aes-gcm` crate, for targets
@@ -71,12 +76,12 @@
 //! ## Not yet
 //!
 //! - **Other sinks**: GCS (object_store's `gcp` uploads through GCS's XML API, which the
-//!   packaged `fake-gcs-server` lacks), FTPS and Dropbox. [`ObjectStoreSink::new`]
+//!   packaged `fake-gcs-server` lacks) and Dropbox. [`ObjectStoreSink::new`]
 //!   already takes any `ObjectStore`.
 //! - A retry layer of our own: errors say whether they are retryable
 //!   ([`pipe_core::Error::is_retryable`]) and the caller retries (the pipeline's jobs). The
 //!   S3 and Azure sinks inherit object_store's retries of each HTTP request (up to 10, for
-//!   up to 3 minutes); the local, SFTP and encrypting sinks retry nothing themselves.
+//!   up to 3 minutes); the local, SFTP, FTPS and encrypting sinks retry nothing themselves.
 //! - One process per spool directory: appends from two processes to the same directory
 //!   are not coordinated.
 #![forbid(unsafe_code)]
@@ -102,6 +107,8 @@ pub use sink::AzureConfig;
 pub use sink::{EncryptedSink, ObjectStoreSink, ObjectStoreSinkConfig};
 #[cfg(feature = "sink-s3")]
 pub use sink::{S3Config, S3Credentials, S3Encryption};
+#[cfg(feature = "sink-ftps")]
+pub use sink::{FtpsConfig, FtpsSink};
 #[cfg(feature = "sink-sftp")]
 pub use sink::{SftpAuth, SftpConfig, SftpSink};
 pub use spool::LocalSpool;

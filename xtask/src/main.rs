@@ -1,8 +1,8 @@
 //! `cargo xtask`: set-up and orchestration for people and CI.
 //!
 //! - `cargo xtask test`: installs what the tests need (FFmpeg's libraries and CLI,
-//!   Chromium, clang, Node packages, OpenSSH's server, the S3 server `s3s-fs`, the Azure
-//!   emulator Azurite), then runs `cargo fmt --check`, clippy with
+//!   Chromium, clang, Node packages, OpenSSH's server, vsftpd and its test user, the S3
+//!   server `s3s-fs`, the Azure emulator Azurite), then runs `cargo fmt --check`, clippy with
 //!   `-D warnings` (default features and all features), `cargo doc` with warnings as
 //!   errors, and every test with all features, the browser end-to-end ones included.
 //! - `cargo xtask demo`: installs what the server needs, builds it and starts
@@ -39,6 +39,8 @@ const TEST_PACKAGES: &[(&str, Probe)] = &[
     ("openssl", Probe::Command("openssl")),
     // OpenSSH's sshd, the SFTP server of the SFTP sink's tests.
     ("openssh-server", Probe::File("/usr/sbin/sshd")),
+    // vsftpd, the FTPS server of the FTPS sink's tests.
+    ("vsftpd", Probe::File("/usr/sbin/vsftpd")),
 ];
 
 #[derive(Clone, Copy)]
@@ -107,6 +109,7 @@ fn test(extra: &[String]) -> Result {
     }
     let s3s_fs = ensure_s3s_fs()?;
     let azurite = ensure_azurite()?;
+    ensure_ftp_account()?;
     step("cargo fmt --check");
     run(cargo().args(["fmt", "--all", "--check"]))?;
     step("cargo clippy (default features, then every feature)");
@@ -171,6 +174,64 @@ fn ensure_azurite() -> Result<PathBuf> {
     Ok(binary)
 }
 
+/// The FTPS tests' login: vsftpd checks passwords against local users, so the tests have
+/// one, `pipe-ftp-test` (no home, no shell: it can do nothing but FTP), with the password
+/// the tests know (`pipe_storage::testing::FtpsTestServer`), checked through a PAM service
+/// of its own (`pam_unix` only, so the missing shell is no obstacle).
+fn ensure_ftp_account() -> Result {
+    const USER: &str = "pipe-ftp-test";
+    const PASSWORD: &str = "pipe-ftp-test-password";
+    const PAM: &str = "/etc/pam.d/pipe-ftp-test";
+    const PAM_RULES: &str =
+        "auth required pam_unix.so\naccount required pam_unix.so\nsession required pam_permit.so\n";
+    let exists = quiet(Command::new("id").arg(USER));
+    let pam_ok = std::fs::read_to_string(PAM).is_ok_and(|rules| rules == PAM_RULES);
+    if exists && pam_ok {
+        return Ok(());
+    }
+    step(&format!("making the FTPS tests' user {USER}"));
+    let sudo = |program: &str| {
+        let mut cmd = if is_root() {
+            Command::new(program)
+        } else {
+            let mut cmd = Command::new("sudo");
+            cmd.arg(program);
+            cmd
+        };
+        cmd.stdin(std::process::Stdio::piped());
+        cmd
+    };
+    if !exists {
+        run(sudo("useradd").args([
+            "--system",
+            "--no-create-home",
+            "--home-dir",
+            "/",
+            "--shell",
+            "/usr/sbin/nologin",
+            USER,
+        ]))?;
+    }
+    let with_input = |mut cmd: Command, input: &str| -> Result {
+        let mut child = cmd.spawn().map_err(|e| format!("{cmd:?}: {e}"))?;
+        std::io::Write::write_all(
+            &mut child.stdin.take().expect("stdin is piped"),
+            input.as_bytes(),
+        )
+        .map_err(|e| format!("{cmd:?}: {e}"))?;
+        let status = child.wait().map_err(|e| format!("{cmd:?}: {e}"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("{cmd:?} failed: {status}"))
+        }
+    };
+    with_input(sudo("chpasswd"), &format!("{USER}:{PASSWORD}\n"))?;
+    let mut tee = sudo("tee");
+    tee.arg(PAM).stdout(std::process::Stdio::null());
+    with_input(tee, PAM_RULES)
+}
+
 /// The S3 server the sink tests start on loopback: `s3s-fs`, which checks SigV4
 /// signatures and payload checksums (a server that does not would let a signing bug
 /// through). Installed with cargo into cargo's `bin` when missing.
@@ -228,12 +289,7 @@ fn ensure_packages(wanted: &[(&str, Probe)]) -> Result {
         "installing system packages: {}",
         missing.join(" ")
     ));
-    let root_user = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout == b"0\n")
-        .unwrap_or(false);
-    let sudo: &[&str] = if root_user { &[] } else { &["sudo"] };
+    let sudo: &[&str] = if is_root() { &[] } else { &["sudo"] };
     let apt = |args: &[&str]| {
         let mut cmd = Command::new(sudo.first().copied().unwrap_or("apt-get"));
         if !sudo.is_empty() {
@@ -244,6 +300,13 @@ fn ensure_packages(wanted: &[(&str, Probe)]) -> Result {
     };
     run(&mut apt(&["update", "-q"]))?;
     run(apt(&["install", "-y", "-q"]).args(&missing))
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout == b"0\n")
 }
 
 fn step(what: &str) {

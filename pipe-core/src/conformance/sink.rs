@@ -3,8 +3,9 @@
 //!
 //! Every function writes keys of its own under `conformance/<random id>/`, so the suite
 //! can run against a shared bucket, and the functions can run in any order. Each panics
-//! with a message naming the promise that was broken. Sinks that cannot read back (see
-//! the contract) are out of this suite's reach: it reads everything it writes.
+//! with a message naming the promise that was broken. A sink that cannot read back (its
+//! [`StorageSink::capabilities`] say so) is held to every promise about writing and
+//! deleting, and to refusing reads with `NotSupported`; what would read is left out.
 //!
 //! ```ignore
 //! pipe_core::conformance::sink::run_all(&my_sink).await;
@@ -27,14 +28,44 @@ const SHA256_ABC: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff
 pub async fn run_all(sink: &dyn StorageSink) {
     empty_object_round_trips(sink).await;
     streamed_object_round_trips(sink).await;
-    put_replaces(sink).await;
     size_mismatch_is_integrity_error(sink).await;
     failed_stream_leaves_no_partial_object(sink).await;
-    ranges_are_exact_and_clamped(sink).await;
-    head_reports_size(sink).await;
     delete_is_idempotent(sink).await;
-    missing_is_not_found(sink).await;
     receipt_has_sha256(sink).await;
+    if readable(sink) {
+        put_replaces(sink).await;
+        ranges_are_exact_and_clamped(sink).await;
+        head_reports_size(sink).await;
+        missing_is_not_found(sink).await;
+    } else {
+        reads_are_not_supported(sink).await;
+    }
+}
+
+/// Whether `sink` reads back ([`crate::SinkCapabilities::read`]).
+fn readable(sink: &dyn StorageSink) -> bool {
+    sink.capabilities().read
+}
+
+/// A sink that says it cannot read refuses `get` and `head` with `NotSupported`, for
+/// objects it holds and ones it does not.
+pub async fn reads_are_not_supported(sink: &dyn StorageSink) {
+    const PROMISE: &str = "a write-only sink refuses reads with NotSupported";
+    let key = unique_key("dropped.bin");
+    CONTRACT.ok(
+        sink.put(&key, PutBody::from_bytes("dropped"), PutOptions::default())
+            .await,
+        PROMISE,
+        "put",
+    );
+    let missing = unique_key("never-put.bin");
+    for key in [&key, &missing] {
+        let not_supported = |e: &Error| matches!(e, Error::NotSupported { .. });
+        CONTRACT.expect_err(sink.head(key).await, PROMISE, "head", not_supported);
+        let get = sink.get(key, GetOptions::default()).await.map(|r| r.meta);
+        CONTRACT.expect_err(get, PROMISE, "get", not_supported);
+    }
+    cleanup(sink, &key).await;
 }
 
 /// An empty object can be put, and reads back empty.
@@ -55,6 +86,9 @@ pub async fn empty_object_round_trips(sink: &dyn StorageSink) {
         receipt.size, 0,
         "{PROMISE}: the receipt must report 0 bytes"
     );
+    if !readable(sink) {
+        return cleanup(sink, &key).await;
+    }
     let meta = CONTRACT.ok(sink.head(&key).await, PROMISE, "head");
     assert_eq!(meta.size, 0, "{PROMISE}: head must report 0 bytes");
     let got = CONTRACT.ok(sink.get(&key, GetOptions::default()).await, PROMISE, "get");
@@ -92,6 +126,9 @@ pub async fn streamed_object_round_trips(sink: &dyn StorageSink) {
         data.len() as u64,
         "{PROMISE}: the receipt must report every byte"
     );
+    if !readable(sink) {
+        return cleanup(sink, &key).await;
+    }
     let meta = CONTRACT.ok(sink.head(&key).await, PROMISE, "head");
     assert_eq!(
         meta.size,
@@ -173,12 +210,14 @@ pub async fn size_mismatch_is_integrity_error(sink: &dyn StorageSink) {
         CONTRACT.expect_err(err, PROMISE, &format!("put of {what}"), |e| {
             matches!(e, Error::Integrity { .. })
         });
-        CONTRACT.expect_err(
-            sink.head(&key).await,
-            "whole or nothing",
-            &format!("head after a put of {what}"),
-            Error::is_not_found,
-        );
+        if readable(sink) {
+            CONTRACT.expect_err(
+                sink.head(&key).await,
+                "whole or nothing",
+                &format!("head after a put of {what}"),
+                Error::is_not_found,
+            );
+        }
 
         CONTRACT.ok(
             sink.put(&key, PutBody::from_bytes("older"), PutOptions::default())
@@ -215,12 +254,14 @@ pub async fn failed_stream_leaves_no_partial_object(sink: &dyn StorageSink) {
             "sink contract broken ({PROMISE}): a put whose stream failed succeeded with {receipt:?}"
         );
     }
-    CONTRACT.expect_err(
-        sink.head(&key).await,
-        PROMISE,
-        "head after an interrupted put",
-        Error::is_not_found,
-    );
+    if readable(sink) {
+        CONTRACT.expect_err(
+            sink.head(&key).await,
+            PROMISE,
+            "head after an interrupted put",
+            Error::is_not_found,
+        );
+    }
 
     CONTRACT.ok(
         sink.put(&key, PutBody::from_bytes("older"), PutOptions::default())
@@ -336,6 +377,9 @@ pub async fn delete_is_idempotent(sink: &dyn StorageSink) {
         "put",
     );
     CONTRACT.ok(sink.delete(&key).await, PROMISE, "delete");
+    if !readable(sink) {
+        return CONTRACT.ok(sink.delete(&key).await, PROMISE, "second delete");
+    }
     CONTRACT.expect_err(
         sink.head(&key).await,
         PROMISE,
@@ -497,6 +541,9 @@ async fn assert_older_or_nothing(
     after: &str,
 ) {
     const PROMISE: &str = "whole or nothing (an earlier complete object may remain)";
+    if !readable(sink) {
+        return;
+    }
     match sink.get(key, GetOptions::default()).await {
         Err(e) if e.is_not_found() => {}
         Err(e) => panic!("sink contract broken ({PROMISE}): get after {after} failed: {e}"),

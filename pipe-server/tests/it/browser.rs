@@ -388,25 +388,30 @@ async fn a_receiver_written_for_pipe_accepts_every_event_of_a_browser_recording(
     assert_eq!(video["videos"][0]["id"], numbers[0].to_string());
 }
 
-/// `PIPE_SINKS` with an S3 bucket, an SFTP folder and an Azure container: a browser
-/// recording lands in all three under Pipe's file names, byte for byte what our own
-/// storage holds, and a receiver written for Pipe gets `video_copied_s3` (with the bucket
-/// and region) and `video_copied_ftp`, besides the copy to our own storage.
+/// `PIPE_SINKS` with an S3 bucket, an SFTP folder, an FTPS folder and an Azure
+/// container: a browser recording lands in all four under Pipe's file names, byte for
+/// byte what our own storage holds, and a receiver written for Pipe gets
+/// `video_copied_s3` (with the bucket and region) and `video_copied_ftp` twice (SFTP and
+/// FTPS, as Pipe names both), besides the copy to our own storage.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_browser_recording_lands_in_the_customers_s3_sftp_and_azure_storage() {
+async fn a_browser_recording_lands_in_the_customers_s3_sftp_ftps_and_azure_storage() {
     use pipe_core::{GetOptions, ObjectKey, SinkKind, StorageSink};
-    use pipe_storage::testing::{AzureTestServer, S3TestServer, SftpTestServer};
+    use pipe_storage::testing::{AzureTestServer, FtpsTestServer, S3TestServer, SftpTestServer};
 
     let dir = tempfile::tempdir().unwrap();
     let s3 = S3TestServer::start();
     let sftp = SftpTestServer::start();
+    let ftps = FtpsTestServer::start();
+    let ftps_ca = dir.path().join("ftps-ca.pem");
+    std::fs::write(&ftps_ca, ftps.ca_pem()).unwrap();
     let azure = AzureTestServer::start();
     let key = "pipe-webhook-key-s3-sink";
     let hooks = PipeReceiver::start(key).await;
     let sinks = format!(
         "s3://{}/pipe/production?endpoint={}&access_key_id={}&secret_key_from=PIPE_TEST_S3_SECRET,\
          sftp://{}@127.0.0.1:{}{}/incoming?host_key={}&key_from=PIPE_TEST_SFTP_KEY,\
-         azure://{}/{}/pipe?access_key_from=PIPE_TEST_AZURE_KEY&endpoint={}",
+         azure://{}/{}/pipe?access_key_from=PIPE_TEST_AZURE_KEY&endpoint={},\
+         ftps://{}@127.0.0.1:{}/~/incoming?password_from=PIPE_TEST_FTPS_PASSWORD&ca_file={}",
         S3TestServer::BUCKET,
         s3.endpoint(),
         S3TestServer::ACCESS_KEY,
@@ -417,6 +422,9 @@ async fn a_browser_recording_lands_in_the_customers_s3_sftp_and_azure_storage() 
         AzureTestServer::ACCOUNT,
         AzureTestServer::CONTAINER,
         azure.endpoint(),
+        FtpsTestServer::USER,
+        ftps.port(),
+        ftps_ca.display(),
     );
     let env = [
         ("PIPE_WEBHOOK_URL", hooks.url.as_str()),
@@ -427,6 +435,7 @@ async fn a_browser_recording_lands_in_the_customers_s3_sftp_and_azure_storage() 
         ("PIPE_TEST_S3_SECRET", S3TestServer::SECRET_KEY),
         ("PIPE_TEST_SFTP_KEY", sftp.private_key()),
         ("PIPE_TEST_AZURE_KEY", AzureTestServer::KEY),
+        ("PIPE_TEST_FTPS_PASSWORD", FtpsTestServer::PASSWORD),
     ];
     let server = PipeServer::start(dir.path(), &env).await;
 
@@ -436,11 +445,13 @@ async fn a_browser_recording_lands_in_the_customers_s3_sftp_and_azure_storage() 
     let name = done["recordingId"].as_str().unwrap().to_owned();
     let events = crate::util::eventually(
         Duration::from_secs(60),
-        "video_copied_s3, video_copied_ftp and video_copied_pipe_s3",
+        "video_copied_s3, video_copied_ftp twice and video_copied_pipe_s3",
         async || {
             let events = hooks.accepted(&name);
-            let has = |event: &str| events.iter().any(|a| a.event == event);
-            (has("video_copied_s3") && has("video_copied_ftp") && has("video_copied_pipe_s3"))
+            let count = |event: &str| events.iter().filter(|a| a.event == event).count();
+            (count("video_copied_s3") == 1
+                && count("video_copied_ftp") == 2
+                && count("video_copied_pipe_s3") == 1)
                 .then_some(events)
         },
     )
@@ -466,6 +477,7 @@ async fn a_browser_recording_lands_in_the_customers_s3_sftp_and_azure_storage() 
         .data;
     let folder = s3.bucket_dir().join("pipe/production");
     let sftp_folder = sftp.files_dir().join("incoming");
+    let ftps_folder = ftps.files_dir().join("incoming");
     for (file, url) in [
         (format!("{name}.mp4"), "url"),
         (format!("{name}.jpg"), "snapshotUrl"),
@@ -483,6 +495,9 @@ async fn a_browser_recording_lands_in_the_customers_s3_sftp_and_azure_storage() 
         let on_sftp = std::fs::read(sftp_folder.join(&file))
             .unwrap_or_else(|e| panic!("{file} is not in the SFTP folder: {e}"));
         assert_eq!(sha256_hex(&on_sftp), sha256_hex(&ours), "{file} on SFTP");
+        let on_ftps = std::fs::read(ftps_folder.join(&file))
+            .unwrap_or_else(|e| panic!("{file} is not in the FTPS folder: {e}"));
+        assert_eq!(sha256_hex(&on_ftps), sha256_hex(&ours), "{file} on FTPS");
     }
     assert_eq!(
         std::fs::metadata(folder.join(format!("{name}.mp4")))

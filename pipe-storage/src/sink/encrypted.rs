@@ -147,6 +147,10 @@ impl StorageSink for EncryptedSink {
         self.inner.location()
     }
 
+    fn capabilities(&self) -> pipe_core::SinkCapabilities {
+        self.inner.capabilities()
+    }
+
     async fn put(&self, key: &ObjectKey, body: PutBody, options: PutOptions) -> Result<PutReceipt> {
         let (header, data_key) = self.crypt.new_header(Layout::Stream)?;
         let size = StreamLayout::of(&header).ciphertext_len(body.size)?;

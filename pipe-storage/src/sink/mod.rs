@@ -4,8 +4,12 @@
 #[cfg(feature = "sink-azure")]
 mod azure;
 mod config;
+#[cfg(feature = "sink-dropbox")]
+mod dropbox;
 mod encrypted;
 mod error;
+#[cfg(feature = "sink-ftps")]
+mod ftps;
 #[cfg(feature = "sink-local")]
 mod local;
 #[cfg(feature = "sink-s3")]
@@ -43,6 +47,8 @@ pub use self::encrypted::EncryptedSink;
 use self::error::{BACKEND, map_error};
 #[cfg(feature = "sink-s3")]
 pub use self::s3::{S3Config, S3Credentials, S3Encryption};
+#[cfg(feature = "sink-ftps")]
+pub use self::ftps::{FtpsConfig, FtpsSink};
 #[cfg(feature = "sink-sftp")]
 pub use self::sftp::{SftpAuth, SftpConfig, SftpSink};
 use crate::io::blocking;

@@ -7,7 +7,11 @@
 mod azure;
 mod crash;
 mod crypt;
+#[cfg(feature = "test-servers")]
+mod dropbox;
 mod encrypted;
+#[cfg(feature = "test-servers")]
+mod ftps;
 #[cfg(feature = "test-servers")]
 mod s3;
 #[cfg(feature = "test-servers")]

@@ -1,5 +1,6 @@
 //! Real servers for tests, started on loopback: for this crate's tests and for those of
-//! crates that use it (feature `test-servers`): an S3 server and OpenSSH's SFTP.
+//! crates that use it (feature `test-servers`): an S3 server, OpenSSH's SFTP, vsftpd with
+//! TLS, Azurite, and a stand-in for Dropbox (whose service cannot be reached from here).
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -7,6 +8,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sha2::Sha256;
+
+mod dropbox;
+mod ftps;
+
+pub use self::dropbox::DropboxStandIn;
+pub use self::ftps::FtpsTestServer;
 
 use crate::{AzureConfig, S3Config, SftpAuth, SftpConfig};
 

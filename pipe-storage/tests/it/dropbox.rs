@@ -1,0 +1,1 @@
+//! The Dropbox sink against `DropboxStandIn` (to come).
