@@ -63,6 +63,10 @@
 //! - `sink-ftps`: `FtpsSink` and `FtpsConfig`, a folder on an FTP server over explicit TLS
 //!   (suppaftp with rustls; certificate checked against the system's roots or a CA of the
 //!   operator's, passive mode, temporary name and rename, write-only drop folders).
+//! - `sink-dropbox`: `DropboxSink`, `DropboxConfig` and `DropboxAuth`, a folder of a
+//!   Dropbox account through its HTTP API v2 (reqwest; refresh-token flow, upload
+//!   sessions for large files, `content_hash` verified; retries nothing itself but one
+//!   call after a token refresh, and hands `429`s up as `RateLimited`).
 //! - `test-servers`: `testing::S3TestServer`, `testing::SftpTestServer`,
 //!   `testing::FtpsTestServer` and `testing::AzureTestServer`, real servers (`s3s-fs`,
 //!   OpenSSH's `sshd`, vsftpd, Azurite) on loopback for tests, and
@@ -76,7 +80,7 @@
 //! ## Not yet
 //!
 //! - **Other sinks**: GCS (object_store's `gcp` uploads through GCS's XML API, which the
-//!   packaged `fake-gcs-server` lacks) and Dropbox. [`ObjectStoreSink::new`]
+//!   packaged `fake-gcs-server` lacks). [`ObjectStoreSink::new`]
 //!   already takes any `ObjectStore`.
 //! - A retry layer of our own: errors say whether they are retryable
 //!   ([`pipe_core::Error::is_retryable`]) and the caller retries (the pipeline's jobs). The
@@ -109,6 +113,8 @@ pub use sink::{EncryptedSink, ObjectStoreSink, ObjectStoreSinkConfig};
 pub use sink::{S3Config, S3Credentials, S3Encryption};
 #[cfg(feature = "sink-ftps")]
 pub use sink::{FtpsConfig, FtpsSink};
+#[cfg(feature = "sink-dropbox")]
+pub use sink::{DropboxAuth, DropboxConfig, DropboxSink};
 #[cfg(feature = "sink-sftp")]
 pub use sink::{SftpAuth, SftpConfig, SftpSink};
 pub use spool::LocalSpool;

@@ -47,6 +47,8 @@ pub use self::encrypted::EncryptedSink;
 use self::error::{BACKEND, map_error};
 #[cfg(feature = "sink-s3")]
 pub use self::s3::{S3Config, S3Credentials, S3Encryption};
+#[cfg(feature = "sink-dropbox")]
+pub use self::dropbox::{DropboxAuth, DropboxConfig, DropboxSink};
 #[cfg(feature = "sink-ftps")]
 pub use self::ftps::{FtpsConfig, FtpsSink};
 #[cfg(feature = "sink-sftp")]
