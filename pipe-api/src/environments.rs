@@ -3,8 +3,11 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use std::collections::BTreeMap;
+
 use pipe_core::{
     Environment, EnvironmentId, EnvironmentSettings, EnvironmentUpdate, NewEnvironment, Role,
+    SinkId, SinkSettings,
 };
 use pipe_http::{Problem, ProblemType};
 use serde::{Deserialize, Serialize};
@@ -31,7 +34,7 @@ pub(crate) struct EnvironmentView {
 }
 
 /// What an environment decides about its recordings.
-#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SettingsView {
     /// Hosts whose pages may record (`example.com`, `*.example.com`, `localhost:8080`);
@@ -47,10 +50,44 @@ pub(crate) struct SettingsView {
     /// Whether the recorder that made a recording may play it back (default true).
     #[serde(default = "yes")]
     client_playback: bool,
+    /// The operator's storages every recording is copied to, besides the server's own.
+    #[serde(default)]
+    sinks: Vec<SinkView>,
+    /// "Do not store": skip the server's own storage, and delete a recording's local
+    /// files once every sink holds a verified copy. Needs a sink.
+    #[serde(default)]
+    do_not_store: bool,
+}
+
+/// One storage of the operator's.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SinkView {
+    /// Its name in copies and events (`archive`, `s3-eu`): letters, digits, `-`, `_`,
+    /// `.`; not `pipe`.
+    id: String,
+    /// Where it is: `s3://bucket/folder?region=…`, `sftp://user@host/folder?host_key=…`,
+    /// `ftps://user@host/folder?…`, `azure://account/container/folder?…`, as `PIPE_SINKS`
+    /// (pipe-storage's `sink_url` documents the grammar). An option `…_from=<name>` takes
+    /// its value from `secrets[name]`; no secret goes in the URL.
+    url: String,
+    /// The secrets the URL names. Written as values; read back as names with `null`
+    /// values: a secret is never returned. In an update, `null` keeps the value the sink
+    /// of this id has.
+    #[serde(default)]
+    secrets: BTreeMap<String, Option<String>>,
 }
 
 fn yes() -> bool {
     true
+}
+
+/// What an environment created without settings gets: the defaults of
+/// [`EnvironmentSettings`] (client playback on, as in Pipe).
+impl Default for SettingsView {
+    fn default() -> Self {
+        Self::from(&EnvironmentSettings::default())
+    }
 }
 
 impl From<&EnvironmentSettings> for SettingsView {
@@ -60,15 +97,61 @@ impl From<&EnvironmentSettings> for SettingsView {
             max_recording_secs: s.max_recording_secs,
             max_recording_bytes: s.max_recording_bytes,
             client_playback: s.client_playback,
+            sinks: s
+                .sinks
+                .iter()
+                .map(|sink| SinkView {
+                    id: sink.id.to_string(),
+                    url: sink.url.clone(),
+                    secrets: sink
+                        .secrets
+                        .keys()
+                        .map(|name| (name.clone(), None))
+                        .collect(),
+                })
+                .collect(),
+            do_not_store: s.do_not_store,
         }
     }
 }
 
 impl SettingsView {
-    fn into_settings(self) -> Result<EnvironmentSettings, Problem> {
+    /// The settings, checked; a secret given as `null` keeps its value in `current`.
+    fn into_settings(
+        self,
+        api: &Api,
+        current: Option<&EnvironmentSettings>,
+    ) -> Result<EnvironmentSettings, Problem> {
+        let mut sinks = Vec::with_capacity(self.sinks.len());
+        for view in self.sinks {
+            let id = SinkId::new(view.id);
+            let mut sink = SinkSettings::new(id.clone(), view.url);
+            for (name, value) in view.secrets {
+                let value = match value {
+                    Some(value) => value,
+                    None => current
+                        .and_then(|c| c.sinks.iter().find(|s| s.id == id))
+                        .and_then(|s| s.secrets.get(&name))
+                        .cloned()
+                        .ok_or_else(|| {
+                            Problem::invalid(
+                                "settings.sinks",
+                                format!(
+                                    "sink `{id}`: secret `{name}` is null, and the sink has no \
+                                     value of it to keep: give its value"
+                                ),
+                            )
+                        })?,
+                };
+                sink = sink.with_secret(name, value);
+            }
+            sinks.push(sink);
+        }
         let mut settings = EnvironmentSettings::default()
             .with_allowed_hosts(self.allowed_hosts)
-            .with_client_playback(self.client_playback);
+            .with_client_playback(self.client_playback)
+            .with_sinks(sinks)
+            .with_do_not_store(self.do_not_store);
         settings.max_recording_secs = self.max_recording_secs;
         settings.max_recording_bytes = self.max_recording_bytes;
         settings
@@ -80,6 +163,20 @@ impl SettingsView {
                 "a maximum recording time or size must be above 0",
             ));
         }
+        let checked = match &api.inner.directory {
+            Some(directory) => directory.check(&settings),
+            None if settings.sinks.is_empty() && !settings.do_not_store => Ok(()),
+            None => Err(pipe_core::Error::invalid(
+                "sinks",
+                "this server takes no sinks per environment",
+            )),
+        };
+        checked.map_err(|e| match e {
+            pipe_core::Error::Invalid { what, detail } => {
+                Problem::invalid(format!("settings.{what}"), detail)
+            }
+            other => other.into(),
+        })?;
         Ok(settings)
     }
 }
@@ -214,8 +311,11 @@ pub(crate) async fn create(
             .map_err(|_| Problem::invalid("id", "1 to 64 characters of a-z, 0-9, '_' and '-'"))?,
         None => EnvironmentId::generate(),
     };
-    let mut new =
-        NewEnvironment::new(id).with_settings(body.settings.unwrap_or_default().into_settings()?);
+    let settings = body
+        .settings
+        .unwrap_or_default()
+        .into_settings(&api, None)?;
+    let mut new = NewEnvironment::new(id).with_settings(settings);
     if let Some(name) = name(body.name)? {
         new = new.with_name(name);
     }
@@ -306,7 +406,7 @@ pub(crate) async fn update(
         update = update.with_name(name);
     }
     if let Some(settings) = body.settings {
-        update = update.with_settings(settings.into_settings()?);
+        update = update.with_settings(settings.into_settings(&api, Some(&env.settings))?);
     }
     if let Some(version) = body.expect_version {
         update = update.expect_version(version);

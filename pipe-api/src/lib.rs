@@ -93,6 +93,7 @@ struct Inner {
     url_guard: Option<Arc<dyn UrlGuard>>,
     notifier: Option<Arc<dyn Notifier>>,
     sinks: Vec<(SinkId, Arc<dyn StorageSink>)>,
+    directory: Option<Arc<dyn pipe_core::SinkDirectory>>,
     link_ttl: Duration,
     limiter: auth::Limiter,
     metrics: Option<metrics::MetricsRender>,
@@ -121,6 +122,7 @@ pub struct ApiBuilder {
     url_guard: Option<Arc<dyn UrlGuard>>,
     notifier: Option<Arc<dyn Notifier>>,
     sinks: Vec<(SinkId, Arc<dyn StorageSink>)>,
+    directory: Option<Arc<dyn pipe_core::SinkDirectory>>,
     link_ttl: Duration,
     rate_limit: RateLimit,
     metrics: Option<metrics::MetricsRender>,
@@ -131,6 +133,14 @@ impl ApiBuilder {
     /// copy; sinks are asked in the order they were added.
     pub fn sink(mut self, id: SinkId, sink: Arc<dyn StorageSink>) -> Self {
         self.sinks.push((id, sink));
+        self
+    }
+
+    /// Lets environments have sinks of their own and "do not store", each settings change
+    /// checked by `directory` (the one the pipeline copies through) before it is saved;
+    /// without it, settings that name sinks are refused with a 400.
+    pub fn sink_directory(mut self, directory: Arc<dyn pipe_core::SinkDirectory>) -> Self {
+        self.directory = Some(directory);
         self
     }
 
@@ -186,6 +196,7 @@ impl ApiBuilder {
                 url_guard: self.url_guard,
                 notifier: self.notifier,
                 sinks: self.sinks,
+                directory: self.directory,
                 link_ttl: self.link_ttl,
                 limiter: auth::Limiter::new(self.rate_limit),
                 metrics: self.metrics,
@@ -212,6 +223,7 @@ impl Api {
             url_guard: None,
             notifier: None,
             sinks: Vec::new(),
+            directory: None,
             link_ttl: Duration::from_secs(3600),
             rate_limit: RateLimit::default(),
             metrics: None,

@@ -202,6 +202,32 @@ impl fmt::Display for SinkId {
     }
 }
 
+/// How the files of a recording are named in a sink.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyLayout {
+    /// A folder per recording: `<id>/<id>.mp4`, `<id>/<id>.jpg`, `<id>/<id>_raw.<ext>`
+    /// (the server's own storage).
+    #[default]
+    ByRecording,
+    /// As the hosted Pipe names them in its customers' storage, side by side in the sink's
+    /// folder: `<name>.mp4`, `<name>.jpg`, `<name>_raw.<ext>`, where `<name>` is the
+    /// stream name (`videoName` in webhooks), so a receiver that fetches
+    /// `<videoName>.mp4` finds it.
+    Flat,
+}
+
+impl KeyLayout {
+    /// The key, in this layout, of the file whose own key is `own`
+    /// ([`ObjectKey::for_artifact`]).
+    pub fn key(self, own: &ObjectKey) -> Result<ObjectKey, Error> {
+        match self {
+            Self::ByRecording => Ok(own.clone()),
+            Self::Flat => ObjectKey::new(own.file_name()),
+        }
+    }
+}
+
 /// A file a recording became, before it is copied anywhere.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]

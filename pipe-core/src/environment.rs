@@ -1,10 +1,11 @@
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result, Timestamp};
+use crate::{Error, Result, SinkId, Timestamp};
 
 /// The public id of an environment (Pipe's `eid`): 1 to 64 characters of `[a-z0-9_-]`,
 /// chosen by the operator (`production`, `staging`, `acme`) or generated. The recorder
@@ -106,6 +107,62 @@ pub struct EnvironmentSettings {
     /// Whether the recorder that made a recording may play it back (through a
     /// short-lived link its resume token asks for). On by default, as in Pipe.
     pub client_playback: bool,
+    /// The operator's storages every recording is copied to, besides the server's own.
+    pub sinks: Vec<SinkSettings>,
+    /// "Do not store": the server's own storage is skipped, and once every sink holds a
+    /// verified copy, the recording's local files (spool, staging, work files) are
+    /// deleted. Needs at least one sink.
+    pub do_not_store: bool,
+}
+
+/// One storage of the operator's: where, as a URL, and the secrets that lets the server
+/// write there.
+///
+/// The URL's grammar is the sink URL of `pipe-storage` (`s3://bucket/folder?region=…`,
+/// `sftp://user@host/folder?host_key=…&password_from=password`, …); an option
+/// `…_from=<name>` takes its value from `secrets[name]`. Secrets are sealed at rest by
+/// catalogs that have the server's keys, never returned by the API, and redacted in
+/// `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct SinkSettings {
+    /// Its name in copies, events and logs: 1 to 64 of a-z, A-Z, 0-9, `-`, `_`, `.`;
+    /// unique in the environment, and not `pipe` (the server's own storage).
+    pub id: SinkId,
+    /// Where it is.
+    pub url: String,
+    /// The secrets the URL's `…_from=` options name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, String>,
+}
+
+impl SinkSettings {
+    /// A sink `id` at `url`, with no secrets yet.
+    pub fn new(id: SinkId, url: impl Into<String>) -> Self {
+        Self {
+            id,
+            url: url.into(),
+            secrets: BTreeMap::new(),
+        }
+    }
+
+    /// With the secret `name`.
+    #[must_use]
+    pub fn with_secret(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.secrets.insert(name.into(), value.into());
+        self
+    }
+}
+
+impl fmt::Debug for SinkSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SinkSettings")
+            .field("id", &self.id)
+            .field("url", &self.url)
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl Default for EnvironmentSettings {
@@ -115,6 +172,8 @@ impl Default for EnvironmentSettings {
             max_recording_secs: None,
             max_recording_bytes: None,
             client_playback: true,
+            sinks: Vec::new(),
+            do_not_store: false,
         }
     }
 }
@@ -141,6 +200,53 @@ impl EnvironmentSettings {
     pub fn with_client_playback(mut self, on: bool) -> Self {
         self.client_playback = on;
         self
+    }
+
+    /// Copies recordings to `sinks` too.
+    #[must_use]
+    pub fn with_sinks(mut self, sinks: impl IntoIterator<Item = SinkSettings>) -> Self {
+        self.sinks = sinks.into_iter().collect();
+        self
+    }
+
+    /// Turns "do not store" on or off.
+    #[must_use]
+    pub fn with_do_not_store(mut self, on: bool) -> Self {
+        self.do_not_store = on;
+        self
+    }
+
+    /// Checks what holds whatever the sinks are: sink ids are well formed and unique and
+    /// none is `own` (the server's storage), and "do not store" has a sink to copy to.
+    /// (Whether each URL makes a sink is for a [`crate::SinkDirectory`] to check.)
+    pub fn check_sinks(&self, own: &SinkId) -> Result<()> {
+        let mut seen = std::collections::BTreeSet::new();
+        for sink in &self.sinks {
+            let id = sink.id.as_str();
+            let well_formed = (1..=64).contains(&id.len())
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if !well_formed {
+                return Err(Error::invalid(
+                    "sinks",
+                    format!("sink id {id:?}: 1 to 64 of letters, digits, `-`, `_` and `.`"),
+                ));
+            }
+            if &sink.id == own || !seen.insert(id) {
+                return Err(Error::invalid(
+                    "sinks",
+                    format!("sink id `{id}` is taken: give each sink its own"),
+                ));
+            }
+        }
+        if self.do_not_store && self.sinks.is_empty() {
+            return Err(Error::invalid(
+                "do_not_store",
+                "\"do not store\" needs a sink to copy recordings to, or they would be lost",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -320,5 +426,48 @@ mod tests {
         assert_eq!(old.allowed_hosts, ["a.com"]);
         assert!(old.client_playback);
         assert!(serde_json::from_str::<EnvironmentSettings>(r#"{"alowed_hosts":[]}"#).is_err());
+        assert!(old.sinks.is_empty() && !old.do_not_store);
+    }
+
+    #[test]
+    fn sink_ids_are_checked_and_do_not_store_needs_a_sink() {
+        let own = SinkId::new("pipe");
+        let sink = |id: &str| SinkSettings::new(SinkId::new(id), "s3://bucket");
+        let ok = EnvironmentSettings::default()
+            .with_sinks([sink("archive"), sink("s3-2")])
+            .with_do_not_store(true);
+        ok.check_sinks(&own).unwrap();
+        for (settings, says) in [
+            (
+                EnvironmentSettings::default().with_do_not_store(true),
+                "needs a sink",
+            ),
+            (
+                EnvironmentSettings::default().with_sinks([sink("a"), sink("a")]),
+                "`a` is taken",
+            ),
+            (
+                EnvironmentSettings::default().with_sinks([sink("pipe")]),
+                "`pipe` is taken",
+            ),
+            (
+                EnvironmentSettings::default().with_sinks([sink("a/b")]),
+                "letters, digits",
+            ),
+        ] {
+            let error = settings.check_sinks(&own).unwrap_err().to_string();
+            assert!(error.contains(says), "{error}");
+        }
+    }
+
+    #[test]
+    fn sink_secrets_never_show_in_debug() {
+        let sink = SinkSettings::new(SinkId::new("ftp"), "ftps://u@h?password_from=pw")
+            .with_secret("pw", "hunter2");
+        let shown = format!("{sink:?}");
+        assert!(
+            shown.contains("pw") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 }

@@ -35,6 +35,7 @@ mod access;
 mod artifact;
 mod catalog;
 mod delivery;
+mod directory;
 mod endpoint;
 mod environment;
 mod error;
@@ -57,15 +58,16 @@ mod transcode;
 pub mod conformance;
 
 pub use access::{ApiKey, ApiKeyId, ApiKeyStore, Role};
-pub use artifact::{Artifact, ArtifactKind, Copy, ObjectKey, SinkId, SinkKind};
+pub use artifact::{Artifact, ArtifactKind, Copy, KeyLayout, ObjectKey, SinkId, SinkKind};
 pub use catalog::{
     Catalog, Change, ClaimOptions, JobFilter, JobStats, ListOptions, RecordingCursor,
 };
 pub use delivery::{Attempted, DeliveryAttempt, DeliveryFilter};
+pub use directory::{NamedSink, SinkDirectory, SinkSet, StaticSinks};
 pub use endpoint::{EndpointStore, PreviousSecret, StoredEndpoint, UrlGuard};
 pub use environment::{
     Environment, EnvironmentId, EnvironmentSettings, EnvironmentStore, EnvironmentUpdate,
-    NewEnvironment,
+    NewEnvironment, SinkSettings,
 };
 pub use error::{Error, Result};
 pub use event::{Envelope, Event, EventId, EventName, PipeEvent};

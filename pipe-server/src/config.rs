@@ -60,9 +60,9 @@ pub struct Config {
     /// The PEM certificate chain and private key to serve HTTPS and WSS with
     /// (`PIPE_TLS_CERT` and `PIPE_TLS_KEY`, both or neither); SIGHUP reloads them.
     pub tls: Option<(PathBuf, PathBuf)>,
-    /// The customer storages every recording is copied to (`PIPE_SINKS`; see
-    /// [`crate::sinks`] for the grammar).
-    pub sinks: Vec<crate::sinks::SinkSpec>,
+    /// The customer storages the first environment copies its recordings to
+    /// (`PIPE_SINKS`; see [`crate::sinks`]).
+    pub sinks: Vec<pipe_core::SinkSettings>,
 }
 
 impl std::fmt::Debug for Config {

@@ -58,13 +58,13 @@ use pipe_api::Api;
 use pipe_api::files::{self, LinkSigner, ServedSink};
 use pipe_core::{
     ApiKeyStore, Catalog, EndpointStore, EnvironmentId, EnvironmentSettings, EnvironmentStore,
-    NewEnvironment, Notifier, SinkId, SinkKind, Spool, StorageSink, StoredEndpoint, UrlOptions,
-    WireFormat,
+    KeyLayout, NamedSink, NewEnvironment, Notifier, SinkDirectory, SinkId, SinkKind, Spool,
+    StorageSink, StoredEndpoint, UrlOptions, WireFormat,
 };
 use pipe_http::TokenSigner;
 use pipe_ingest::{Ingest, IngestConfig};
 use pipe_lifecycle::{Pipeline, PipelineConfig, SqliteCatalog};
-use pipe_storage::{EncryptedSink, LocalSpool, ObjectStoreSink};
+use pipe_storage::{EncryptedSink, EnvironmentSinks, LocalSpool, ObjectStoreSink};
 use pipe_transcode::FfmpegTranscoder;
 use pipe_webhook::{AddressPolicy, PipeSignature, SsrfError, StandardWebhooks, WebhookNotifier};
 use tokio::sync::watch;
@@ -163,13 +163,6 @@ pub async fn serve(
     let environments: Arc<dyn EnvironmentStore> = sqlite.clone();
     let endpoints: Arc<dyn EndpointStore> = sqlite.clone();
     let keys: Arc<dyn ApiKeyStore> = sqlite;
-    seed_default_environment(environments.as_ref(), &config)
-        .await
-        .map_err(part("environments"))?;
-    if let Some(url) = &config.webhook_url {
-        check_webhook_url(&config.webhook_addresses, url).await?;
-        seed_webhook_endpoint(endpoints.as_ref(), &config, url, data).await?;
-    }
     if keys
         .list_api_keys()
         .await
@@ -194,8 +187,7 @@ pub async fn serve(
     // Converted files wait for their copies in an encrypted staging area rather than as
     // plaintext in the work directory.
     let mut staging = None;
-    let customer = customer_sinks(&config, crypt.as_ref()).map_err(part("sinks"))?;
-    if let Some(crypt) = crypt {
+    if let Some(crypt) = crypt.clone() {
         disk = Arc::new(EncryptedSink::new(disk, crypt.clone()));
         let staged =
             ObjectStoreSink::local(dir("staging")?, SinkKind::Local).map_err(part("staging"))?;
@@ -203,6 +195,25 @@ pub async fn serve(
             Some(Arc::new(EncryptedSink::new(Arc::new(staged), crypt)) as Arc<dyn StorageSink>);
     }
     let own: Arc<dyn StorageSink> = Arc::new(ServedSink::new(Arc::clone(&disk), links.clone()));
+    // Each environment's sinks (ours unless it says "do not store", then its own), made
+    // from its settings and made again when they change.
+    let mut sinks =
+        EnvironmentSinks::new(Arc::clone(&environments)).with_own_storage(NamedSink::new(
+            SinkId::new(OWN_STORAGE),
+            Arc::clone(&own),
+            KeyLayout::ByRecording,
+        ));
+    if let Some(crypt) = crypt {
+        sinks = sinks.with_crypt(crypt);
+    }
+    let sinks: Arc<dyn SinkDirectory> = Arc::new(sinks);
+    seed_default_environment(environments.as_ref(), sinks.as_ref(), &config)
+        .await
+        .map_err(part("environments"))?;
+    if let Some(url) = &config.webhook_url {
+        check_webhook_url(&config.webhook_addresses, url).await?;
+        seed_webhook_endpoint(endpoints.as_ref(), &config, url, data).await?;
+    }
     // Every endpoint is an environment's, kept in the catalog and read at each delivery.
     let notifier = WebhookNotifier::builder()
         .address_policy(config.webhook_addresses.clone())
@@ -216,6 +227,7 @@ pub async fn serve(
         Arc::clone(&keys),
     )
     .sink(SinkId::new(OWN_STORAGE), Arc::clone(&own))
+    .sink_directory(Arc::clone(&sinks))
     .endpoint_store(endpoints)
     .url_guard(Arc::new(config.webhook_addresses.clone()))
     .notifier(Arc::clone(&notifier))
@@ -229,16 +241,11 @@ pub async fn serve(
         notifier,
         work_dir,
     )
-    .with_sink(SinkId::new(OWN_STORAGE), Arc::clone(&own))
+    .with_sink_directory(sinks)
     .with_workers(config.workers)
     .with_link_options(UrlOptions::default().with_expires_in(config.link_ttl));
     if let Some(staging) = staging {
         pipeline = pipeline.with_staging(staging);
-    }
-    for (id, sink, layout) in customer {
-        pipeline = pipeline
-            .with_sink(id.clone(), sink)
-            .with_key_layout(id, layout);
     }
     let pipeline = Arc::new(Pipeline::new(pipeline));
     let ingest = Ingest::new(
@@ -445,6 +452,7 @@ async fn seed_webhook_endpoint(
 
 async fn seed_default_environment(
     store: &dyn EnvironmentStore,
+    sinks: &dyn SinkDirectory,
     config: &Config,
 ) -> pipe_core::Result<()> {
     let id = EnvironmentId::default();
@@ -458,10 +466,29 @@ async fn seed_default_environment(
                      apply; change them through the API (PATCH /v1/environments/production)"
                 );
             }
+            let named = |sinks: &[pipe_core::SinkSettings]| {
+                sinks
+                    .iter()
+                    .map(|s| (s.id.clone(), s.url.clone()))
+                    .collect::<Vec<_>>()
+            };
+            if !config.sinks.is_empty() && named(&config.sinks) != named(&env.settings.sinks) {
+                tracing::warn!(
+                    environment = %id,
+                    "PIPE_SINKS differs from the environment's sinks, which apply; change \
+                     them through the API (PATCH /v1/environments/production)"
+                );
+            }
             Ok(())
         }
         Err(e) if e.is_not_found() => {
-            let settings = EnvironmentSettings::default().with_allowed_hosts(hosts);
+            let settings = EnvironmentSettings::default()
+                .with_allowed_hosts(hosts)
+                .with_sinks(config.sinks.clone());
+            sinks.check(&settings)?;
+            for sink in &settings.sinks {
+                tracing::info!(environment = %id, sink = %sink.id, "copying the environment's recordings to this sink too");
+            }
             let new = NewEnvironment::new(id)
                 .with_name("Production")
                 .with_settings(settings);
@@ -514,45 +541,4 @@ fn lock_data_dir(data: &std::path::Path) -> Result<std::fs::File, ServeError> {
 
 async fn wait_for(mut stopped: watch::Receiver<bool>) {
     let _ = stopped.wait_for(|stop| *stop).await;
-}
-
-/// A sink of `PIPE_SINKS`, made: its id, the sink, how files are named in it.
-type CustomerSink = (SinkId, Arc<dyn StorageSink>, pipe_lifecycle::KeyLayout);
-
-/// The sinks of `PIPE_SINKS`, made; an `encrypt=true` sink needs encryption at rest on.
-fn customer_sinks(
-    config: &Config,
-    crypt: Option<&pipe_storage::crypt::Crypt>,
-) -> pipe_core::Result<Vec<CustomerSink>> {
-    let mut made = Vec::with_capacity(config.sinks.len());
-    for spec in &config.sinks {
-        let sink: Arc<dyn StorageSink> = match &spec.target {
-            sinks::SinkTarget::S3(s3) => Arc::new(ObjectStoreSink::s3(s3, SinkKind::S3)?),
-            sinks::SinkTarget::Sftp(sftp) => {
-                Arc::new(pipe_storage::SftpSink::new(sftp.clone(), SinkKind::Sftp)?)
-            }
-            sinks::SinkTarget::Azure(azure) => {
-                Arc::new(ObjectStoreSink::azure(azure, SinkKind::Azure)?)
-            }
-            sinks::SinkTarget::Ftps(ftps) => {
-                Arc::new(pipe_storage::FtpsSink::new(ftps.clone(), SinkKind::Ftp)?)
-            }
-        };
-        let sink = match (spec.encrypt, crypt) {
-            (false, _) => sink,
-            (true, Some(crypt)) => Arc::new(EncryptedSink::new(sink, crypt.clone())),
-            (true, None) => {
-                return Err(pipe_core::Error::invalid(
-                    "PIPE_SINKS",
-                    format!(
-                        "sink `{}` has encrypt=true, which needs PIPE_ENCRYPTION on",
-                        spec.id
-                    ),
-                ));
-            }
-        };
-        tracing::info!(sink = %spec.id, location = ?sink.location(), "copying every recording to this sink too");
-        made.push((spec.id.clone(), sink, spec.layout));
-    }
-    Ok(made)
 }

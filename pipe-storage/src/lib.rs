@@ -99,6 +99,15 @@ compile_error!(
 
 mod body;
 pub mod crypt;
+#[cfg(any(
+    feature = "sink-local",
+    feature = "sink-s3",
+    feature = "sink-sftp",
+    feature = "sink-ftps",
+    feature = "sink-azure",
+    feature = "sink-dropbox"
+))]
+mod directory;
 mod io;
 mod sink;
 mod spool;
@@ -108,16 +117,25 @@ pub mod testing;
 pub use body::{file_body, put_file};
 #[cfg(feature = "sink-azure")]
 pub use sink::AzureConfig;
-pub use sink::{EncryptedSink, ObjectStoreSink, ObjectStoreSinkConfig};
-#[cfg(feature = "sink-s3")]
-pub use sink::{S3Config, S3Credentials, S3Encryption};
-#[cfg(feature = "sink-ftps")]
-pub use sink::{FtpsConfig, FtpsSink};
 #[cfg(feature = "sink-dropbox")]
 pub use sink::{DropboxAuth, DropboxConfig, DropboxSink};
+pub use sink::{EncryptedSink, ObjectStoreSink, ObjectStoreSinkConfig};
+#[cfg(feature = "sink-ftps")]
+pub use sink::{FtpsConfig, FtpsSink};
+#[cfg(feature = "sink-s3")]
+pub use sink::{S3Config, S3Credentials, S3Encryption};
 #[cfg(feature = "sink-sftp")]
 pub use sink::{SftpAuth, SftpConfig, SftpSink};
 pub use spool::LocalSpool;
+#[cfg(any(
+    feature = "sink-local",
+    feature = "sink-s3",
+    feature = "sink-sftp",
+    feature = "sink-ftps",
+    feature = "sink-azure",
+    feature = "sink-dropbox"
+))]
+pub use {directory::EnvironmentSinks, sink::url as sink_url};
 
 pub use crypt::{
     AppendReader, AppendWriter, Crypt, LocalKeyProvider, StreamDecryptor, StreamEncryptor,

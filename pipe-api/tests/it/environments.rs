@@ -174,3 +174,103 @@ async fn an_environment_that_valid_keys_name_is_not_deleted_under_them() {
         .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
 }
+
+/// An environment's sinks: their secrets go in and never come out (not in the answer,
+/// not in its versions); `null` keeps a secret; a URL that makes no sink, a file of the
+/// server, and "do not store" without a sink are 400s that say why.
+#[tokio::test]
+async fn sinks_take_secrets_that_never_come_back() {
+    let f = Fixture::new().await;
+    let admin = f.key(Role::Admin, &[]).await;
+    let call = |method, uri: &'static str, body| f.call(method, uri, Some(&admin), body);
+    let secret = "a-secret-that-never-comes-back";
+    let sink = json!({
+        "id": "archive",
+        "url": "s3://recordings/prod?region=eu-west-1&access_key_id=AKIA1&secret_key_from=key",
+        "secrets": {"key": secret}
+    });
+    let created = call(
+        Method::POST,
+        "/v1/environments",
+        Some(json!({"id": "acme", "settings": {"sinks": [sink], "do_not_store": true}})),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.json);
+    assert_eq!(
+        created.json["settings"]["sinks"][0]["secrets"],
+        json!({"key": null})
+    );
+    assert_eq!(created.json["settings"]["do_not_store"], true);
+
+    // Renamed, the sink's URL kept and its secret given as null: the secret stays.
+    let renamed = call(
+        Method::PATCH,
+        "/v1/environments/acme",
+        Some(json!({"name": "Acme", "settings": created.json["settings"].clone()})),
+    )
+    .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.json);
+    let stored = f
+        .catalog
+        .environment(&"acme".parse::<EnvironmentId>().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(stored.settings.sinks[0].secrets["key"], secret);
+    assert!(stored.settings.do_not_store);
+
+    for answer in [
+        &created,
+        &renamed,
+        &call(Method::GET, "/v1/environments/acme", None).await,
+        &call(Method::GET, "/v1/environments/acme/versions", None).await,
+        &call(Method::GET, "/v1/environments", None).await,
+    ] {
+        assert!(
+            !answer.json.to_string().contains(secret),
+            "a secret came back: {}",
+            answer.json
+        );
+    }
+
+    for (settings, field, says) in [
+        (
+            json!({"do_not_store": true}),
+            "settings.do_not_store",
+            "needs a sink",
+        ),
+        (
+            json!({"sinks": [{"id": "a", "url": "s3://b?colour=red"}]}),
+            "settings.sink",
+            "sink `a`: unknown option `colour`",
+        ),
+        (
+            json!({"sinks": [{"id": "a", "url": "sftp://u@h/x?host_key=SHA256:x&key_file=/etc/shadow"}]}),
+            "settings.sink",
+            "reads a file of the server",
+        ),
+        (
+            json!({"sinks": [{"id": "a", "url": "ftps://u@h/x?password_from=pw", "secrets": {"pw": null}}]}),
+            "settings.sinks",
+            "secret `pw` is null",
+        ),
+        (
+            json!({"sinks": [{"id": "pipe", "url": "s3://b"}]}),
+            "settings.sinks",
+            "`pipe` is taken",
+        ),
+    ] {
+        let refused = call(
+            Method::PATCH,
+            "/v1/environments/acme",
+            Some(json!({ "settings": settings })),
+        )
+        .await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.json);
+        assert_eq!(refused.json["field"], field, "{}", refused.json);
+        assert!(
+            refused.json["detail"].as_str().unwrap().contains(says),
+            "{}",
+            refused.json
+        );
+    }
+}

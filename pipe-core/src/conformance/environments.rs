@@ -560,7 +560,13 @@ async fn history(store: &dyn EnvironmentStore, id: &EnvironmentId) -> Vec<Enviro
 fn sample_settings() -> EnvironmentSettings {
     let mut settings = EnvironmentSettings::default()
         .with_allowed_hosts(["example.com", "*.example.org:8443"])
-        .with_client_playback(false);
+        .with_client_playback(false)
+        .with_sinks([crate::SinkSettings::new(
+            crate::SinkId::new("archive"),
+            "sftp://pipe@files.example.com/srv?host_key=SHA256:x&password_from=password",
+        )
+        .with_secret("password", "a password that round-trips")])
+        .with_do_not_store(true);
     settings.max_recording_secs = Some(120);
     settings.max_recording_bytes = Some(50 * 1024 * 1024);
     settings

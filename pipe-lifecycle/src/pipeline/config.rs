@@ -5,37 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pipe_core::{
-    Catalog, Notifier, ObjectKey, Result, SinkId, Spool, StorageSink, TranscodeOptions, Transcoder,
-    UrlOptions,
+    Catalog, KeyLayout, NamedSink, Notifier, SinkDirectory, SinkId, SinkSet, Spool, StaticSinks,
+    StorageSink, TranscodeOptions, Transcoder, UrlOptions,
 };
 
 use crate::RetryPolicy;
-
-/// How the files of a recording are named in a sink.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum KeyLayout {
-    /// A folder per recording: `<id>/<id>.mp4`, `<id>/<id>.jpg`, `<id>/<id>_raw.<ext>`
-    /// (the server's own storage).
-    #[default]
-    ByRecording,
-    /// As the hosted Pipe names them in its customers' storage, side by side in the sink's
-    /// folder: `<name>.mp4`, `<name>.jpg`, `<name>_raw.<ext>`, where `<name>` is the
-    /// stream name (`videoName` in webhooks), so a receiver that fetches
-    /// `<videoName>.mp4` finds it.
-    Flat,
-}
-
-impl KeyLayout {
-    /// The key, in this layout, of the file whose own key is `own`
-    /// ([`ObjectKey::for_artifact`]).
-    pub fn key(self, own: &ObjectKey) -> Result<ObjectKey> {
-        match self {
-            Self::ByRecording => Ok(own.clone()),
-            Self::Flat => ObjectKey::new(own.file_name()),
-        }
-    }
-}
 
 /// The parts and settings of a [`super::Pipeline`].
 ///
@@ -59,8 +33,8 @@ pub struct PipelineConfig {
     pub(super) spool: Arc<dyn Spool>,
     pub(super) transcoder: Arc<dyn Transcoder>,
     pub(super) notifier: Arc<dyn Notifier>,
-    pub(super) sinks: Vec<(SinkId, Arc<dyn StorageSink>)>,
-    pub(super) layouts: Vec<(SinkId, KeyLayout)>,
+    pub(super) sinks: SinkSet,
+    pub(super) directory: Option<Arc<dyn SinkDirectory>>,
     pub(super) work_dir: PathBuf,
     pub(super) transcode: TranscodeOptions,
     pub(super) retry: RetryPolicy,
@@ -91,8 +65,8 @@ impl PipelineConfig {
             spool,
             transcoder,
             notifier,
-            sinks: Vec::new(),
-            layouts: Vec::new(),
+            sinks: SinkSet::default(),
+            directory: None,
             work_dir: work_dir.into(),
             transcode: TranscodeOptions::default(),
             retry: RetryPolicy::default(),
@@ -107,21 +81,40 @@ impl PipelineConfig {
     }
 
     /// Copies every recording to `sink` too, under the name `id` (which must be unique:
-    /// copies are recorded per sink id).
+    /// copies are recorded per sink id), its files named [`KeyLayout::ByRecording`].
+    /// Ignored once [`PipelineConfig::with_sink_directory`] decides the sinks.
     #[must_use]
     pub fn with_sink(mut self, id: SinkId, sink: Arc<dyn StorageSink>) -> Self {
-        self.sinks.retain(|(existing, _)| existing != &id);
-        self.sinks.push((id, sink));
+        let layout = self.sinks.get(&id).map(|s| s.layout).unwrap_or_default();
+        self.sinks.insert(NamedSink::new(id, sink, layout));
         self
     }
 
-    /// Names the files of each recording in sink `id` by `layout` (default
-    /// [`KeyLayout::ByRecording`]).
+    /// Names the files of each recording in sink `id` (added by
+    /// [`PipelineConfig::with_sink`]) by `layout`.
     #[must_use]
     pub fn with_key_layout(mut self, id: SinkId, layout: KeyLayout) -> Self {
-        self.layouts.retain(|(existing, _)| existing != &id);
-        self.layouts.push((id, layout));
+        if let Some(sink) = self.sinks.sinks.iter_mut().find(|s| s.id == id) {
+            sink.layout = layout;
+        }
         self
+    }
+
+    /// Lets `directory` decide, per environment, which sinks a recording is copied to
+    /// (the environment's own sinks, "do not store"), instead of the sinks given to
+    /// [`PipelineConfig::with_sink`].
+    #[must_use]
+    pub fn with_sink_directory(mut self, directory: Arc<dyn SinkDirectory>) -> Self {
+        self.directory = Some(directory);
+        self
+    }
+
+    /// What decides the sinks: the directory given, or the sinks given.
+    pub(super) fn sink_directory(&self) -> Arc<dyn SinkDirectory> {
+        match &self.directory {
+            Some(directory) => Arc::clone(directory),
+            None => Arc::new(StaticSinks::new(self.sinks.clone())),
+        }
     }
 
     /// Converts with `options`.

@@ -16,7 +16,8 @@ impl Pipeline {
     /// Transcodes the original into `<work>/<id>/<id>.mp4` and `.jpg` (moved into the
     /// staging sink at once, if there is one), records the
     /// artifacts (MP4, snapshot if the recording has video, the original), moves the
-    /// recording to `converted`, tells `video_converted` and enqueues a `copy` per sink.
+    /// recording to `converted`, tells `video_converted` and enqueues a `copy` per sink of
+    /// the recording's environment (as the pipeline's [`pipe_core::SinkDirectory`] says).
     /// With no sink configured the recording is `copied` at once and its files stay where
     /// they are: they are the only copies.
     pub(super) async fn convert(&self, job: &Job, id: &RecordingId) -> Result<()> {
@@ -101,16 +102,17 @@ impl Pipeline {
         for artifact in artifacts {
             change = change.artifact(artifact);
         }
-        if config.sinks.is_empty() {
+        let sinks = self.sinks.sinks(&rec.environment).await?;
+        if sinks.is_empty() {
             // Nothing to copy to, so nothing to clean up after: the spool and the work
             // directory (or staging) keep the only copies.
             change = change.state(RecordingState::Copied);
         } else {
             change = change.state(RecordingState::Converted);
-            for (sink, _) in &config.sinks {
+            for sink in &sinks.sinks {
                 change = change.enqueue(JobKind::Copy {
                     recording: id.clone(),
-                    sink: sink.clone(),
+                    sink: sink.id.clone(),
                 });
             }
         }

@@ -25,13 +25,10 @@ impl Pipeline {
     /// `copied` and enqueues `cleanup`.
     pub(super) async fn copy(&self, job: &Job, id: &RecordingId, sink_id: &SinkId) -> Result<()> {
         let config = &self.config;
-        let sink = self.sink(sink_id).ok_or_else(|| {
-            Error::invalid(
-                "sink",
-                format!("`{sink_id}` is not configured in this pipeline"),
-            )
-        })?;
         let rec = config.catalog.recording(id).await?;
+        let sinks = self.sinks.sinks(&rec.environment).await?;
+        let named = Self::sink(&sinks, sink_id)?;
+        let sink = &named.sink;
         if !matches!(
             rec.state,
             RecordingState::Converted | RecordingState::Copied
@@ -52,7 +49,7 @@ impl Pipeline {
 
         let mut copies = Vec::with_capacity(artifacts.len());
         let mut urls = CopiedUrls::default();
-        let layout = self.layout(sink_id);
+        let layout = named.layout;
         for artifact in &artifacts {
             let key = layout.key(&artifact.key)?;
             let body = PutBody::new(artifact.size, self.artifact_bytes(artifact).await?);
@@ -80,12 +77,12 @@ impl Pipeline {
         loop {
             let rec = config.catalog.recording(id).await?;
             let existing = config.catalog.copies(id).await?;
-            let every_sink_done = config.sinks.iter().all(|(other, _)| {
-                other == sink_id
+            let every_sink_done = sinks.sinks.iter().all(|other| {
+                &other.id == sink_id
                     || artifacts.iter().all(|a| {
                         existing
                             .iter()
-                            .any(|c| &c.sink == other && c.kind == a.kind)
+                            .any(|c| c.sink == other.id && c.kind == a.kind)
                     })
             });
             let mut change = Change::new(id.clone())

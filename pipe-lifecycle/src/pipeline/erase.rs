@@ -1,6 +1,6 @@
 //! `erase`: a recording being deleted leaves every place it was stored, then the catalog.
 
-use tracing::info;
+use tracing::{info, warn};
 
 use pipe_core::{ArtifactKind, Error, Job, JobFilter, JobStatus, ObjectKey, RecordingId, Result};
 
@@ -32,10 +32,19 @@ impl Pipeline {
         let recording = catalog.recording(id).await?;
         let original = events::original_extension(recording.mime_type.as_deref());
         let copies = catalog.copies(id).await?;
-        for (sink_id, sink) in &self.config.sinks {
+        let sinks = self.sinks.sinks(&recording.environment).await?;
+        for copy in copies.iter().filter(|c| sinks.get(&c.sink).is_none()) {
+            warn!(
+                sink = %copy.sink,
+                key = %copy.key,
+                "the environment has no sink by this name any more: its copy stays"
+            );
+        }
+        for named in &sinks.sinks {
+            let (sink_id, sink) = (&named.id, &named.sink);
             // The keys the sink's layout gives (a copy cut off before it was recorded may
             // have left files under them), and every key a recorded copy names.
-            let layout = self.layout(sink_id);
+            let layout = named.layout;
             let mut keys = ArtifactKind::ALL
                 .iter()
                 .map(|kind| layout.key(&ObjectKey::for_artifact(id, *kind, Some(original))))

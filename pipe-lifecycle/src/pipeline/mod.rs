@@ -18,12 +18,13 @@ use tokio::task::JoinSet;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use pipe_core::{
-    Catalog, Change, ClaimOptions, Error, Job, JobKind, JobLease, RecordingId, Result, SinkId,
-    StorageSink, Timestamp,
+    Catalog, Change, ClaimOptions, Error, Job, JobKind, JobLease, NamedSink, RecordingId, Result,
+    SinkDirectory, SinkId, SinkSet, Timestamp,
 };
 
-pub use self::config::{KeyLayout, PipelineConfig};
+pub use self::config::PipelineConfig;
 use crate::events;
+pub use pipe_core::KeyLayout;
 
 /// Runs the jobs in a [`Catalog`]: probe, convert, copy, notify, cleanup, erase.
 ///
@@ -37,6 +38,8 @@ use crate::events;
 #[derive(Debug)]
 pub struct Pipeline {
     config: PipelineConfig,
+    /// Which sinks each environment's recordings go to.
+    sinks: Arc<dyn SinkDirectory>,
     wake: Notify,
     /// Endpoints whose last attempt failed, in this process: their next events skip the
     /// notify job's first attempt and go straight to their delivery jobs (one at a time
@@ -58,6 +61,7 @@ impl Pipeline {
     pub fn new(config: PipelineConfig) -> Self {
         Self {
             webhook_jobs: Arc::new(Semaphore::new(config.webhook_jobs)),
+            sinks: config.sink_directory(),
             config,
             wake: Notify::new(),
             struggling: Default::default(),
@@ -325,9 +329,11 @@ impl Pipeline {
     ) -> Result<()> {
         let catalog = &self.config.catalog;
         let rec = catalog.recording(recording).await?;
-        let kind = self
-            .sink(sink)
-            .map_or(pipe_core::SinkKind::Local, |s| s.kind());
+        let kind = match self.sinks_of(recording).await {
+            Ok(set) => set.get(sink).map(|s| s.sink.kind()),
+            Err(_) => None,
+        }
+        .unwrap_or(pipe_core::SinkKind::Local);
         let event = events::video_copy_failed(&rec, sink, kind, reason, job.id);
         match catalog
             .commit(Change::new(recording.clone()).enqueue(JobKind::Notify { event }))
@@ -354,22 +360,21 @@ impl Pipeline {
         self.config.work_dir.join(id.as_str())
     }
 
-    /// How files are named in sink `id`.
-    fn layout(&self, id: &SinkId) -> KeyLayout {
-        self.config
-            .layouts
-            .iter()
-            .find(|(sink, _)| sink == id)
-            .map(|(_, layout)| *layout)
-            .unwrap_or_default()
+    /// The sinks of the environment `recording` belongs to.
+    async fn sinks_of(&self, recording: &RecordingId) -> Result<Arc<SinkSet>> {
+        let rec = self.config.catalog.recording(recording).await?;
+        self.sinks.sinks(&rec.environment).await
     }
 
-    fn sink(&self, id: &SinkId) -> Option<&Arc<dyn StorageSink>> {
-        self.config
-            .sinks
-            .iter()
-            .find(|(sink, _)| sink == id)
-            .map(|(_, sink)| sink)
+    /// Sink `id` of `set`, or `Invalid` naming it: a copy job for a sink the environment
+    /// no longer has (its settings changed since the job was queued).
+    fn sink<'a>(set: &'a SinkSet, id: &SinkId) -> Result<&'a NamedSink> {
+        set.get(id).ok_or_else(|| {
+            Error::invalid(
+                "sink",
+                format!("`{id}` is not one of the recording's environment's sinks (any more)"),
+            )
+        })
     }
 }
 

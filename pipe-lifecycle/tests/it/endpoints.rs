@@ -38,7 +38,7 @@ async fn endpoints_survive_reopening() {
 }
 
 /// Whether `needle` is anywhere in the catalog's files (the database and its WAL).
-fn on_disk(dir: &std::path::Path, needle: &str) -> bool {
+pub(crate) fn on_disk(dir: &std::path::Path, needle: &str) -> bool {
     std::fs::read_dir(dir).unwrap().any(|entry| {
         let path = entry.unwrap().path();
         path.is_file()
@@ -106,7 +106,7 @@ async fn secrets_are_sealed_at_rest_under_the_servers_keys() {
 }
 
 /// The catalog at `path`, sealing secrets under `keys`.
-async fn open_sealing(
+pub(crate) async fn open_sealing(
     path: &std::path::Path,
     keys: &Arc<dyn pipe_core::KeyProvider>,
 ) -> SqliteCatalog {
@@ -118,7 +118,7 @@ async fn open_sealing(
 
 /// Rewrites the database file so that no page keeps the value it had before (SQLite
 /// leaves freed pages as they were), and checkpoints the WAL into it.
-async fn sqlx_vacuum(path: &std::path::Path) {
+pub(crate) async fn sqlx_vacuum(path: &std::path::Path) {
     use sqlx::Connection;
     let mut connection = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
         .await

@@ -80,3 +80,61 @@ async fn environments_and_their_history_survive_reopening() {
         "an environment with a recording was deleted after reopening"
     );
 }
+
+/// The credentials of an environment's sinks are sealed at rest, in the environment and
+/// in its history, under the server's keys; read back whole; refused without the keys.
+#[tokio::test]
+async fn sink_secrets_are_sealed_at_rest() {
+    use pipe_core::{SinkId, SinkSettings};
+    use std::sync::Arc;
+
+    use crate::endpoints::{on_disk, open_sealing, sqlx_vacuum};
+
+    let dir = tempfile::tempdir().unwrap();
+    let keys_dir = tempfile::tempdir().unwrap();
+    let keys: Arc<dyn pipe_core::KeyProvider> =
+        Arc::new(pipe_storage::crypt::LocalKeyProvider::open_or_create(keys_dir.path()).unwrap());
+    let path = dir.path().join("catalog.db");
+    let (first, second) = (
+        "a-bucket-secret-never-on-disk",
+        "a-rotated-secret-never-on-disk",
+    );
+    let settings = |secret: &str| {
+        EnvironmentSettings::default().with_sinks([SinkSettings::new(
+            SinkId::new("archive"),
+            "s3://bucket?access_key_id=AKIA&secret_key_from=key",
+        )
+        .with_secret("key", secret)])
+    };
+    let id: EnvironmentId = "sealed".parse().unwrap();
+    let catalog = open_sealing(&path, &keys).await;
+    let created = catalog
+        .create_environment(NewEnvironment::new(id.clone()).with_settings(settings(first)))
+        .await
+        .unwrap();
+    assert_eq!(created.settings, settings(first));
+    catalog
+        .update_environment(
+            &id,
+            EnvironmentUpdate::default().with_settings(settings(second)),
+        )
+        .await
+        .unwrap();
+    let history = catalog.environment_history(&id).await.unwrap();
+    assert_eq!(history[0].settings, settings(first));
+    assert_eq!(history[1].settings, settings(second));
+    catalog.close().await;
+    sqlx_vacuum(&path).await;
+    for secret in [first, second] {
+        assert!(
+            !on_disk(dir.path(), secret),
+            "a sink's secret is in the catalog's files in plaintext"
+        );
+    }
+    let keyless = SqliteCatalog::open(&path).await.unwrap();
+    let refused = keyless.environment(&id).await.unwrap_err();
+    assert!(
+        matches!(&refused, pipe_core::Error::Integrity { detail } if detail.contains("without the server's keys")),
+        "{refused:?}"
+    );
+}

@@ -388,15 +388,18 @@ async fn a_receiver_written_for_pipe_accepts_every_event_of_a_browser_recording(
     assert_eq!(video["videos"][0]["id"], numbers[0].to_string());
 }
 
-/// `PIPE_SINKS` with an S3 bucket, an SFTP folder, an FTPS folder and an Azure
-/// container: a browser recording lands in all four under Pipe's file names, byte for
-/// byte what our own storage holds, and a receiver written for Pipe gets
-/// `video_copied_s3` (with the bucket and region) and `video_copied_ftp` twice (SFTP and
-/// FTPS, as Pipe names both), besides the copy to our own storage.
+/// `PIPE_SINKS` with an S3 bucket, an SFTP folder, an FTPS folder, an Azure container
+/// and a Dropbox folder (on the stand-in): a browser recording lands in all five under
+/// Pipe's file names, byte for byte what our own storage holds, and a receiver written
+/// for Pipe gets `video_copied_s3` (with the bucket and region), `video_copied_ftp` twice
+/// (SFTP and FTPS, as Pipe names both) and `video_copied_dbox`, besides the copy to our
+/// own storage.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_browser_recording_lands_in_the_customers_s3_sftp_ftps_and_azure_storage() {
+async fn a_browser_recording_lands_in_the_customers_s3_sftp_ftps_azure_and_dropbox() {
     use pipe_core::{GetOptions, ObjectKey, SinkKind, StorageSink};
-    use pipe_storage::testing::{AzureTestServer, FtpsTestServer, S3TestServer, SftpTestServer};
+    use pipe_storage::testing::{
+        AzureTestServer, DropboxStandIn, FtpsTestServer, S3TestServer, SftpTestServer,
+    };
 
     let dir = tempfile::tempdir().unwrap();
     let s3 = S3TestServer::start();
@@ -405,13 +408,16 @@ async fn a_browser_recording_lands_in_the_customers_s3_sftp_ftps_and_azure_stora
     let ftps_ca = dir.path().join("ftps-ca.pem");
     std::fs::write(&ftps_ca, ftps.ca_pem()).unwrap();
     let azure = AzureTestServer::start();
+    let dropbox = DropboxStandIn::start();
     let key = "pipe-webhook-key-s3-sink";
     let hooks = PipeReceiver::start(key).await;
     let sinks = format!(
         "s3://{}/pipe/production?endpoint={}&access_key_id={}&secret_key_from=PIPE_TEST_S3_SECRET,\
          sftp://{}@127.0.0.1:{}{}/incoming?host_key={}&key_from=PIPE_TEST_SFTP_KEY,\
          azure://{}/{}/pipe?access_key_from=PIPE_TEST_AZURE_KEY&endpoint={},\
-         ftps://{}@127.0.0.1:{}/~/incoming?password_from=PIPE_TEST_FTPS_PASSWORD&ca_file={}",
+         ftps://{}@127.0.0.1:{}/~/incoming?password_from=PIPE_TEST_FTPS_PASSWORD&ca_file={},\
+         dropbox://{}?app_key={}&app_secret_from=PIPE_TEST_DBX_SECRET\
+         &refresh_token_from=PIPE_TEST_DBX_TOKEN&api_endpoint={}&content_endpoint={}",
         S3TestServer::BUCKET,
         s3.endpoint(),
         S3TestServer::ACCESS_KEY,
@@ -425,6 +431,10 @@ async fn a_browser_recording_lands_in_the_customers_s3_sftp_ftps_and_azure_stora
         FtpsTestServer::USER,
         ftps.port(),
         ftps_ca.display(),
+        DropboxStandIn::FOLDER,
+        DropboxStandIn::APP_KEY,
+        dropbox.api_url(),
+        dropbox.content_url(),
     );
     let env = [
         ("PIPE_WEBHOOK_URL", hooks.url.as_str()),
@@ -436,6 +446,8 @@ async fn a_browser_recording_lands_in_the_customers_s3_sftp_ftps_and_azure_stora
         ("PIPE_TEST_SFTP_KEY", sftp.private_key()),
         ("PIPE_TEST_AZURE_KEY", AzureTestServer::KEY),
         ("PIPE_TEST_FTPS_PASSWORD", FtpsTestServer::PASSWORD),
+        ("PIPE_TEST_DBX_SECRET", DropboxStandIn::APP_SECRET),
+        ("PIPE_TEST_DBX_TOKEN", DropboxStandIn::REFRESH_TOKEN),
     ];
     let server = PipeServer::start(dir.path(), &env).await;
 
@@ -445,12 +457,13 @@ async fn a_browser_recording_lands_in_the_customers_s3_sftp_ftps_and_azure_stora
     let name = done["recordingId"].as_str().unwrap().to_owned();
     let events = crate::util::eventually(
         Duration::from_secs(60),
-        "video_copied_s3, video_copied_ftp twice and video_copied_pipe_s3",
+        "video_copied_s3, video_copied_ftp twice, video_copied_dbox and video_copied_pipe_s3",
         async || {
             let events = hooks.accepted(&name);
             let count = |event: &str| events.iter().filter(|a| a.event == event).count();
             (count("video_copied_s3") == 1
                 && count("video_copied_ftp") == 2
+                && count("video_copied_dbox") == 1
                 && count("video_copied_pipe_s3") == 1)
                 .then_some(events)
         },
@@ -498,6 +511,14 @@ async fn a_browser_recording_lands_in_the_customers_s3_sftp_ftps_and_azure_stora
         let on_ftps = std::fs::read(ftps_folder.join(&file))
             .unwrap_or_else(|e| panic!("{file} is not in the FTPS folder: {e}"));
         assert_eq!(sha256_hex(&on_ftps), sha256_hex(&ours), "{file} on FTPS");
+        let in_dropbox = dropbox
+            .file(&format!("{}/{file}", DropboxStandIn::FOLDER))
+            .unwrap_or_else(|| panic!("{file} is not in the Dropbox folder"));
+        assert_eq!(
+            sha256_hex(&in_dropbox),
+            sha256_hex(&ours),
+            "{file} in Dropbox"
+        );
     }
     assert_eq!(
         std::fs::metadata(folder.join(format!("{name}.mp4")))
@@ -528,4 +549,145 @@ async fn a_browser_recording_lands_in_the_customers_s3_sftp_ftps_and_azure_stora
     }
     let (_, _, ours) = download(own["url"].as_str().unwrap()).await;
     assert_eq!(sha256_hex(&in_azure), sha256_hex(&ours), "the MP4 in Azure");
+}
+
+/// "Do not store", set through the API on the first environment with two sinks of the
+/// operator's (an S3 bucket and an FTPS folder, their credentials given as secrets): a
+/// browser recording lands in both, verified and identical, our own storage is never
+/// written, and once both hold it no file of it is left anywhere under the server's data
+/// directory (scanned whole).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn do_not_store_leaves_no_file_of_a_recording_on_the_server() {
+    use pipe_storage::testing::{FtpsTestServer, S3TestServer};
+
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = S3TestServer::start();
+    let ftps = FtpsTestServer::start();
+    let key = "pipe-webhook-key-do-not-store";
+    let hooks = PipeReceiver::start(key).await;
+    let env = [
+        ("PIPE_WEBHOOK_URL", hooks.url.as_str()),
+        ("PIPE_WEBHOOK_FORMAT", "pipe"),
+        ("PIPE_WEBHOOK_KEY", key),
+        ("PIPE_WEBHOOK_CONTENT_TYPE", "form"),
+    ];
+    let server = PipeServer::start(dir.path(), &env).await;
+    let admin = crate::api::create_key(&server, &["--role", "admin"]).await;
+    let settings = serde_json::json!({
+        "do_not_store": true,
+        "sinks": [
+            {
+                "id": "bucket",
+                "url": format!(
+                    "s3://{}/dns?endpoint={}&access_key_id={}&secret_key_from=s3",
+                    S3TestServer::BUCKET, s3.endpoint(), S3TestServer::ACCESS_KEY
+                ),
+                "secrets": {"s3": S3TestServer::SECRET_KEY}
+            },
+            {
+                "id": "drop",
+                "url": format!(
+                    "ftps://{}@127.0.0.1:{}/~/dns?password_from=password&ca_from=ca",
+                    FtpsTestServer::USER, ftps.port()
+                ),
+                "secrets": {"password": FtpsTestServer::PASSWORD, "ca": ftps.ca_pem()}
+            }
+        ]
+    });
+    let changed = reqwest::Client::new()
+        .patch(format!("{}/v1/environments/production", server.url()))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({ "settings": settings }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), 200, "{}", changed.text().await.unwrap());
+
+    let done = Driver::record(&format!("{}/", server.url()), 3)
+        .done()
+        .await;
+    let name = done["recordingId"].as_str().unwrap().to_owned();
+    let events = crate::util::eventually(
+        Duration::from_secs(60),
+        "video_copied_s3 and video_copied_ftp",
+        async || {
+            let events = hooks.accepted(&name);
+            let has = |event: &str| events.iter().any(|a| a.event == event);
+            (has("video_copied_s3") && has("video_copied_ftp")).then_some(events)
+        },
+    )
+    .await;
+    assert!(hooks.refused().is_empty(), "refused: {:?}", hooks.refused());
+
+    // Both sinks hold the same verified files, under Pipe's names.
+    let copied = &events
+        .iter()
+        .find(|a| a.event == "video_copied_s3")
+        .unwrap()
+        .data;
+    for file in [
+        format!("{name}.mp4"),
+        format!("{name}.jpg"),
+        format!("{name}_raw.webm"),
+    ] {
+        let in_bucket = std::fs::read(s3.bucket_dir().join("dns").join(&file))
+            .unwrap_or_else(|e| panic!("{file} is not in the bucket: {e}"));
+        let on_ftps = std::fs::read(ftps.files_dir().join("dns").join(&file))
+            .unwrap_or_else(|e| panic!("{file} is not in the FTPS folder: {e}"));
+        assert!(!in_bucket.is_empty(), "{file} is empty");
+        assert_eq!(sha256_hex(&in_bucket), sha256_hex(&on_ftps), "{file}");
+        if file.ends_with(".mp4") {
+            assert_eq!(in_bucket.len() as u64, copied["size"].as_u64().unwrap());
+        }
+    }
+
+    // Nothing of it stays with us: no file names it, and the places recordings rest in
+    // (spool, staging, work, our storage) hold no file at all.
+    let data = server.data_dir.clone();
+    let left = crate::util::eventually(
+        Duration::from_secs(30),
+        "the recording's local files to go",
+        async || {
+            let resting: Vec<_> = walk(&data)
+                .into_iter()
+                .filter(|path| {
+                    path.to_string_lossy().contains(&name)
+                        || ["spool", "staging", "work", "storage"].iter().any(|place| {
+                            path.strip_prefix(&data)
+                                .is_ok_and(|rel| rel.starts_with(place))
+                        })
+                })
+                .collect();
+            resting.is_empty().then_some(resting)
+        },
+    )
+    .await;
+    assert!(left.is_empty());
+    assert!(
+        !hooks
+            .accepted(&name)
+            .iter()
+            .any(|a| a.event.starts_with("video_copied_pipe")),
+        "our own storage was written to"
+    );
+}
+
+/// Every file under `dir`, recursively.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found
 }

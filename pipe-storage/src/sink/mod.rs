@@ -16,6 +16,15 @@ mod local;
 mod s3;
 #[cfg(feature = "sink-sftp")]
 mod sftp;
+#[cfg(any(
+    feature = "sink-local",
+    feature = "sink-s3",
+    feature = "sink-sftp",
+    feature = "sink-ftps",
+    feature = "sink-azure",
+    feature = "sink-dropbox"
+))]
+pub mod url;
 
 use std::io;
 use std::ops::Range;
@@ -43,14 +52,14 @@ use tokio_util::io::ReaderStream;
 #[cfg(feature = "sink-azure")]
 pub use self::azure::AzureConfig;
 pub use self::config::ObjectStoreSinkConfig;
-pub use self::encrypted::EncryptedSink;
-use self::error::{BACKEND, map_error};
-#[cfg(feature = "sink-s3")]
-pub use self::s3::{S3Config, S3Credentials, S3Encryption};
 #[cfg(feature = "sink-dropbox")]
 pub use self::dropbox::{DropboxAuth, DropboxConfig, DropboxSink};
+pub use self::encrypted::EncryptedSink;
+use self::error::{BACKEND, map_error};
 #[cfg(feature = "sink-ftps")]
 pub use self::ftps::{FtpsConfig, FtpsSink};
+#[cfg(feature = "sink-s3")]
+pub use self::s3::{S3Config, S3Credentials, S3Encryption};
 #[cfg(feature = "sink-sftp")]
 pub use self::sftp::{SftpAuth, SftpConfig, SftpSink};
 use crate::io::blocking;

@@ -52,6 +52,9 @@ impl Fixture {
                     .build()
                     .unwrap(),
             ))
+            .sink_directory(Arc::new(pipe_storage::EnvironmentSinks::new(
+                catalog.clone(),
+            )))
             .rate_limit(limit)
             .metrics(pipe_api::metrics::MetricsRender::new(|| {
                 "# TYPE up gauge\nup 1\n".to_owned()

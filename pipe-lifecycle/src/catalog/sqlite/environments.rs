@@ -10,12 +10,12 @@ use sqlx::SqliteConnection;
 
 use pipe_core::{
     Environment, EnvironmentId, EnvironmentSettings, EnvironmentStore, EnvironmentUpdate, Error,
-    NewEnvironment, Result, Timestamp,
+    NewEnvironment, Result, SinkId, Timestamp,
 };
 
-use super::SqliteCatalog;
 use super::error::from_sqlx;
 use super::rows;
+use super::{SqliteCatalog, sealed};
 
 /// `SELECT` list of an environment row, as [`rows::environment`] reads it.
 const ENVIRONMENT_COLUMNS: &str = "id, name, version, created, updated, settings";
@@ -24,7 +24,7 @@ const ENVIRONMENT_COLUMNS: &str = "id, name, version, created, updated, settings
 impl EnvironmentStore for SqliteCatalog {
     async fn create_environment(&self, new: NewEnvironment) -> Result<Environment> {
         let now = Timestamp::now().as_millis();
-        let settings = settings_json(&new.settings)?;
+        let settings = self.stored_settings(&new.id, &new.settings)?;
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
@@ -47,7 +47,7 @@ impl EnvironmentStore for SqliteCatalog {
                 },
                 other => other,
             })?;
-        let created = rows::environment(&row)?;
+        let created = self.opened(rows::environment(&row)?)?;
         insert_version(&mut tx, &created, &settings).await?;
         tx.commit().await.map_err(from_sqlx)?;
         Ok(created)
@@ -61,7 +61,7 @@ impl EnvironmentStore for SqliteCatalog {
             .await
             .map_err(from_sqlx)?;
         match row {
-            Some(row) => rows::environment(&row),
+            Some(row) => self.opened(rows::environment(&row)?),
             None => Err(not_found(id)),
         }
     }
@@ -72,7 +72,9 @@ impl EnvironmentStore for SqliteCatalog {
             .fetch_all(&self.pool)
             .await
             .map_err(from_sqlx)?;
-        rows.iter().map(rows::environment).collect()
+        rows.iter()
+            .map(|row| self.opened(rows::environment(row)?))
+            .collect()
     }
 
     async fn update_environment(
@@ -80,13 +82,17 @@ impl EnvironmentStore for SqliteCatalog {
         id: &EnvironmentId,
         update: EnvironmentUpdate,
     ) -> Result<Environment> {
-        let new_settings = update.settings.as_ref().map(settings_json).transpose()?;
+        let new_settings = update
+            .settings
+            .as_ref()
+            .map(|settings| self.stored_settings(id, settings))
+            .transpose()?;
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(from_sqlx)?;
-        let current = current(&mut tx, id).await?;
+        let current = self.opened(current(&mut tx, id).await?)?;
         if let Some(expected) = update.expect_version
             && expected != current.version
         {
@@ -99,7 +105,7 @@ impl EnvironmentStore for SqliteCatalog {
         let now = Timestamp::now().max(current.updated).as_millis();
         let settings = match new_settings {
             Some(json) => json,
-            None => settings_json(&current.settings)?,
+            None => self.stored_settings(id, &current.settings)?,
         };
         let sql = format!(
             "UPDATE environments SET name = ?2, version = ?3, updated = ?4, settings = ?5 \
@@ -114,7 +120,7 @@ impl EnvironmentStore for SqliteCatalog {
             .fetch_one(&mut *tx)
             .await
             .map_err(from_sqlx)?;
-        let updated = rows::environment(&row)?;
+        let updated = self.opened(rows::environment(&row)?)?;
         insert_version(&mut tx, &updated, &settings).await?;
         tx.commit().await.map_err(from_sqlx)?;
         Ok(updated)
@@ -170,8 +176,50 @@ impl EnvironmentStore for SqliteCatalog {
         if rows.is_empty() {
             return Err(not_found(id));
         }
-        rows.iter().map(rows::environment).collect()
+        rows.iter()
+            .map(|row| self.opened(rows::environment(row)?))
+            .collect()
     }
+}
+
+impl SqliteCatalog {
+    /// The stored document of `settings`: its sinks' secrets sealed when the catalog has
+    /// keys, each bound to its environment, sink and name.
+    fn stored_settings(
+        &self,
+        id: &EnvironmentId,
+        settings: &EnvironmentSettings,
+    ) -> Result<String> {
+        let mut stored = settings.clone();
+        if let Some(keys) = self.keys.as_deref() {
+            for sink in &mut stored.sinks {
+                for (name, value) in &mut sink.secrets {
+                    *value = sealed::seal(keys, value, &secret_context(id, &sink.id, name))?;
+                }
+            }
+        }
+        serde_json::to_string(&stored).map_err(|e| Error::invalid("environment settings", e))
+    }
+
+    /// `environment` as read, its sinks' secrets opened.
+    fn opened(&self, mut environment: Environment) -> Result<Environment> {
+        let keys = self.keys.as_deref();
+        for sink in &mut environment.settings.sinks {
+            for (name, value) in &mut sink.secrets {
+                *value = sealed::open(
+                    keys,
+                    value,
+                    &secret_context(&environment.id, &sink.id, name),
+                )?;
+            }
+        }
+        Ok(environment)
+    }
+}
+
+/// Where a sink's secret belongs: what its sealed value is bound to.
+fn secret_context(environment: &EnvironmentId, sink: &SinkId, name: &str) -> String {
+    format!("environment {environment}, sink {sink}, secret {name}")
 }
 
 /// The environment as it is inside `tx`, or `NotFound`.
@@ -207,10 +255,6 @@ async fn insert_version(
     .await
     .map_err(from_sqlx)?;
     Ok(())
-}
-
-fn settings_json(settings: &EnvironmentSettings) -> Result<String> {
-    serde_json::to_string(settings).map_err(|e| Error::invalid("environment settings", e))
 }
 
 fn not_found(id: &EnvironmentId) -> Error {

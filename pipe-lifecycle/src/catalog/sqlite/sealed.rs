@@ -1,5 +1,5 @@
-//! Secrets the catalog keeps (webhook signing secrets), sealed under the server's
-//! key-encryption keys when it has them.
+//! Secrets the catalog keeps (webhook signing secrets, the credentials of environments'
+//! sinks), sealed under the server's key-encryption keys when it has them.
 //!
 //! A sealed secret is stored as `sealed:v1:<key id>:<hex>`: the secret wrapped by
 //! [`KeyProvider::wrap`] (AES-256-GCM under the named key, with a fresh nonce) and bound

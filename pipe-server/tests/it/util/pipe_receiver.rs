@@ -143,6 +143,25 @@ struct VideoCopiedFtp {
     http_referer: String,
 }
 
+/// `video_copied_dbox` as Pipe's documented example shows it (PIPE-COMPAT.md §1.6):
+/// lower-case `type`, numeric `id`, snake_case checksums.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct VideoCopiedDbox {
+    #[serde(rename = "dboxUploadStatus")]
+    dbox_upload_status: String,
+    #[serde(rename = "videoName")]
+    video_name: String,
+    #[serde(rename = "type")]
+    kind: String,
+    size: u64,
+    checksum_md5: String,
+    checksum_sha1: String,
+    id: u64,
+    payload: String,
+}
+
 /// One event the receiver accepted.
 #[derive(Clone, Debug)]
 pub struct Accepted {
@@ -239,6 +258,9 @@ impl PipeReceiver {
             }
             "video_copied_s3" => {
                 strict(serde_json::from_value::<VideoCopiedS3>(envelope.data.clone()).map(drop))?
+            }
+            "video_copied_dbox" => {
+                strict(serde_json::from_value::<VideoCopiedDbox>(envelope.data.clone()).map(drop))?
             }
             other => return Err(format!("unknown event {other}")),
         }
