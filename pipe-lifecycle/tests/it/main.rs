@@ -6,5 +6,6 @@ mod catalog;
 mod delivery;
 mod endpoints;
 mod environments;
+mod outage;
 mod pipeline;
 mod util;

@@ -638,54 +638,115 @@ async fn a_customer_sink_gets_pipes_file_names_and_erasure_finds_them() {
     }
 }
 
-/// A copy that cannot succeed (an S3 bucket refusing the secret, on a real S3 server) is
-/// tried once, dead-lettered with the reason, and told once as `video_copy_failed`; the
+/// Copies that cannot succeed, each against a real server: a bucket refusing the secret, a
+/// container that does not exist (Azurite; `s3s-fs` makes any bucket it is asked for), an
+/// FTPS server refusing the password, an SFTP server refusing the key. Each is tried once (permanent errors are not retried), dead-lettered
+/// with a reason that says what to fix, and told once as `video_copy_failed`; the
 /// recording keeps its files (it is not `copied`) so that a redelivery can try again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_copy_that_cannot_succeed_is_told_once_and_the_files_stay() {
-    use pipe_storage::testing::S3TestServer;
+async fn copies_that_cannot_succeed_are_told_once_and_the_files_stay() {
+    use pipe_storage::testing::{AzureTestServer, FtpsTestServer, S3TestServer, SftpTestServer};
 
     let s3 = S3TestServer::start();
-    let refused = pipe_storage::ObjectStoreSink::s3(
-        &pipe_storage::S3Config::new(S3TestServer::BUCKET, "us-east-1")
-            .with_endpoint(s3.endpoint())
-            .with_credentials(S3TestServer::ACCESS_KEY, "not-the-secret"),
-        SinkKind::S3,
-    )
-    .unwrap();
+    let azure = AzureTestServer::start();
+    let ftps = FtpsTestServer::start();
+    let sftp = SftpTestServer::start();
+    let stranger = SftpTestServer::start();
+    let s3_sink = |config: &pipe_storage::S3Config| -> Arc<dyn pipe_core::StorageSink> {
+        Arc::new(pipe_storage::ObjectStoreSink::s3(config, SinkKind::S3).unwrap())
+    };
+    let mut wrong_password = ftps.config();
+    wrong_password.password = "not-the-password".into();
+    let mut unknown_key = sftp.config();
+    unknown_key.auth = stranger.config().auth;
+    let cases: [(&str, Arc<dyn pipe_core::StorageSink>, &str, &str); 4] = [
+        (
+            "s3-secret",
+            s3_sink(
+                &pipe_storage::S3Config::new(S3TestServer::BUCKET, "us-east-1")
+                    .with_endpoint(s3.endpoint())
+                    .with_credentials(S3TestServer::ACCESS_KEY, "not-the-secret"),
+            ),
+            "s3",
+            "permission denied",
+        ),
+        (
+            "azure-container",
+            Arc::new(
+                pipe_storage::ObjectStoreSink::azure(
+                    &pipe_storage::AzureConfig::new(AzureTestServer::ACCOUNT, "no-such-container")
+                        .with_access_key(AzureTestServer::KEY)
+                        .with_endpoint(azure.endpoint()),
+                    SinkKind::Azure,
+                )
+                .unwrap(),
+            ),
+            "azure",
+            "the bucket or container",
+        ),
+        (
+            "ftps-password",
+            Arc::new(pipe_storage::FtpsSink::new(wrong_password, SinkKind::Ftp).unwrap()),
+            "ftp",
+            "refused pipe-ftp-test and its password",
+        ),
+        (
+            "sftp-key",
+            Arc::new(pipe_storage::SftpSink::new(unknown_key, SinkKind::Sftp).unwrap()),
+            "sftp",
+            "refused",
+        ),
+    ];
     let notifier = Arc::new(RecordingNotifier::default());
     let h = Harness::new(
         Parts::Real,
         &[("own", SinkKind::PipeStorage)],
         notifier.clone(),
-        |c| c.with_sink(SinkId::new("customer"), Arc::new(refused)),
+        |mut c| {
+            for (name, sink, _, _) in &cases {
+                c = c.with_sink(SinkId::new(*name), Arc::clone(sink));
+            }
+            c
+        },
     )
     .await;
     let id = h.ingest(webm(), "video/webm").await;
     h.pipeline.drain().await.unwrap();
 
-    let copies: Vec<_> = h
+    let jobs = h
         .catalog
         .jobs(JobFilter::default().recording(id.clone()))
         .await
-        .unwrap()
-        .into_iter()
-        .filter(|j| matches!(&j.kind, JobKind::Copy { sink, .. } if sink.as_str() == "customer"))
-        .collect();
-    assert_eq!(copies.len(), 1, "{copies:#?}");
-    assert_eq!(copies[0].status, JobStatus::Dead);
-    assert_eq!(copies[0].attempts, 1, "a refused secret is not retried");
-    let reason = copies[0].last_error.clone().expect("the reason is kept");
-
+        .unwrap();
     let told: Vec<Event> = notifier
         .delivered()
         .into_iter()
         .filter(|e| e.recording == id && e.name.as_str() == "video_copy_failed")
         .collect();
-    assert_eq!(told.len(), 1, "told once: {told:#?}");
-    assert_eq!(told[0].data["sink"], "customer");
-    assert_eq!(told[0].data["sinkKind"], "s3");
-    assert_eq!(told[0].data["reason"], reason.as_str());
+    assert_eq!(told.len(), cases.len(), "told once each: {told:#?}");
+    for (name, _, kind, says) in &cases {
+        let copies: Vec<_> = jobs
+            .iter()
+            .filter(|j| matches!(&j.kind, JobKind::Copy { sink, .. } if sink.as_str() == *name))
+            .collect();
+        assert_eq!(copies.len(), 1, "{name}: {copies:#?}");
+        assert_eq!(copies[0].status, JobStatus::Dead, "{name}");
+        assert_eq!(
+            copies[0].attempts, 1,
+            "{name}: a permanent refusal is not retried"
+        );
+        let reason = copies[0].last_error.clone().expect("the reason is kept");
+        assert!(
+            reason.contains(says),
+            "{name}: the reason does not say why: {reason}"
+        );
+        let event = told
+            .iter()
+            .find(|e| e.data["sink"] == *name)
+            .unwrap_or_else(|| panic!("{name} was not told: {told:#?}"));
+        assert_eq!(event.data["sinkKind"], *kind, "{name}");
+        assert_eq!(event.data["reason"], reason.as_str(), "{name}");
+    }
 
     assert_eq!(
         h.catalog.recording(&id).await.unwrap().state,

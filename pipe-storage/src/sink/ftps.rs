@@ -27,6 +27,8 @@ use suppaftp::{FtpError, Mode, Status};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 
+use super::leftovers::Leftovers;
+
 const BACKEND: &str = "ftps";
 
 /// Bytes read from the server at a time.
@@ -158,6 +160,7 @@ pub struct FtpsSink {
     config: Arc<FtpsConfig>,
     tls: tokio_rustls::TlsConnector,
     kind: SinkKind,
+    leftovers: Leftovers,
 }
 
 impl fmt::Debug for FtpsSink {
@@ -178,6 +181,7 @@ impl FtpsSink {
             config: Arc::new(config),
             tls: tokio_rustls::TlsConnector::from(tls),
             kind,
+            leftovers: Leftovers::default(),
         })
     }
 
@@ -313,11 +317,24 @@ impl FtpsSink {
     }
 
     /// Removes `path` on a connection of its own, after a put on the first failed
-    /// midway (its control connection is in no state to go on).
+    /// midway (its control connection is in no state to go on); if the server cannot be
+    /// reached, a later put removes it.
     async fn remove_quietly(&self, path: &str) {
-        if let Ok(mut ftp) = self.session().await {
-            let _ = self.timed(path, ftp.rm(path)).await;
-            let _ = ftp.quit().await;
+        match self.session().await {
+            Ok(mut ftp) => {
+                self.remove_or_note(&mut ftp, path.to_owned()).await;
+                let _ = ftp.quit().await;
+            }
+            Err(_) => self.leftovers.note(path.to_owned()),
+        }
+    }
+
+    /// Removes `path`, or notes it for later if the server refuses for now.
+    async fn remove_or_note(&self, ftp: &mut Ftp, path: String) {
+        if let Err(e) = self.timed(&path, ftp.rm(&path)).await
+            && !e.is_not_found()
+        {
+            self.leftovers.note(path);
         }
     }
 
@@ -493,6 +510,9 @@ impl StorageSink for FtpsSink {
         _options: PutOptions,
     ) -> Result<PutReceipt> {
         let mut ftp = self.session().await?;
+        for stale in self.leftovers.take() {
+            self.remove_or_note(&mut ftp, stale).await;
+        }
         let path = self.path(key);
         self.make_parents(&mut ftp, &path).await?;
         let (dir, name) = path

@@ -10,6 +10,8 @@ mod encrypted;
 mod error;
 #[cfg(feature = "sink-ftps")]
 mod ftps;
+#[cfg(any(feature = "sink-sftp", feature = "sink-ftps"))]
+mod leftovers;
 #[cfg(feature = "sink-local")]
 mod local;
 #[cfg(feature = "sink-s3")]
@@ -33,11 +35,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use futures::stream::{self, BoxStream, FuturesUnordered, StreamExt, TryStreamExt};
 use object_store::path::Path as StorePath;
 use object_store::{
-    Attribute, Attributes, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt, PutPayloadMut,
-    WriteMultipart,
+    Attribute, Attributes, GetRange, GetResultPayload, MultipartUpload, ObjectStore,
+    ObjectStoreExt, PutPayload, PutPayloadMut,
 };
 #[cfg(feature = "sink-s3")]
 use pipe_core::UrlOptions;
@@ -98,6 +100,9 @@ fn under<S: ObjectStore>(store: S, folder: Option<&str>) -> Arc<dyn ObjectStore>
 ///   [`PutBody::size`] aborts the upload with [`Error::Integrity`]. An object becomes
 ///   visible only when complete (object_store's contract for `put` and multipart
 ///   uploads; on the local file system, a rename of a staged file).
+///   A failed multipart upload is aborted; when the store cannot be reached (the failure
+///   was an outage), the abort is retried in the background for up to 6 hours, so an
+///   outage leaves no orphaned parts behind once the store is back.
 /// - **get** reads ranges through the store's ranged reads.
 /// - **url** is `None`: the server signs its own download URLs for this sink.
 ///
@@ -213,7 +218,11 @@ impl ObjectStoreSink {
         Ok(())
     }
 
-    /// Streams a body as a multipart upload, aborted on any failure.
+    /// Streams a body as a multipart upload in parts of exactly `part_size` bytes (the
+    /// last shorter), at most `max_concurrency` in flight. Any failure aborts the upload;
+    /// an abort the store cannot take now (it is down: the very failure that stopped the
+    /// put) is retried in the background until it takes, so an outage leaves no
+    /// orphaned upload (S3 keeps, and bills, the parts of one until it is aborted).
     async fn put_parts(
         &self,
         key: &ObjectKey,
@@ -225,38 +234,44 @@ impl ObjectStoreSink {
             attributes: self.attributes(options),
             ..Default::default()
         };
-        let upload = self
+        let mut upload = self
             .store
             .put_multipart_opts(path, options)
             .await
             .map_err(|e| map_error(e, key, "put"))?;
-        let mut upload = WriteMultipart::new_with_chunk_size(upload, self.config.part_size);
+        let part_size = self.config.part_size;
+        let mut in_flight = FuturesUnordered::new();
+        let mut buffered = Parts::default();
         let sent = async {
             while let Some(chunk) = body.next().await? {
-                upload
-                    .wait_for_capacity(self.config.max_concurrency)
-                    .await
-                    .map_err(|e| map_error(e, key, "put"))?;
-                upload.put(chunk);
+                buffered.push(chunk);
+                while let Some(part) = buffered.take(part_size) {
+                    while in_flight.len() >= self.config.max_concurrency {
+                        let done: Option<object_store::Result<()>> = in_flight.next().await;
+                        done.transpose().map_err(|e| map_error(e, key, "put"))?;
+                    }
+                    in_flight.push(upload.put_part(part));
+                }
             }
-            body.finish()
+            body.finish()?;
+            if let Some(last) = buffered.rest() {
+                in_flight.push(upload.put_part(last));
+            }
+            while let Some(done) = in_flight.next().await {
+                done.map_err(|e| map_error(e, key, "put"))?;
+            }
+            upload
+                .complete()
+                .await
+                .map_err(|e| map_error(e, key, "put"))?;
+            Ok(())
         }
         .await;
-        match sent {
-            Ok(()) => {
-                upload
-                    .finish()
-                    .await
-                    .map_err(|e| map_error(e, key, "put"))?;
-                Ok(())
-            }
-            Err(e) => {
-                if let Err(abort) = upload.abort().await {
-                    tracing::warn!(%key, error = %abort, "aborting a failed multipart upload failed");
-                }
-                Err(e)
-            }
+        if sent.is_err() {
+            drop(in_flight);
+            abort_soon(upload, key.clone()).await;
         }
+        sent
     }
 
     /// On the local file system, makes a completed object durable.
@@ -486,7 +501,81 @@ impl CheckedBody {
     }
 }
 
-/// The store's path of `key`. [`ObjectKey`]'s alphabet is a subset of what object_store
+/// Bytes of a multipart upload waiting to make up a part.
+#[derive(Default)]
+struct Parts {
+    chunks: std::collections::VecDeque<Bytes>,
+    len: usize,
+}
+
+impl Parts {
+    fn push(&mut self, chunk: Bytes) {
+        self.len += chunk.len();
+        self.chunks.push_back(chunk);
+    }
+
+    /// Exactly `size` bytes, if that many are waiting.
+    fn take(&mut self, size: usize) -> Option<PutPayload> {
+        if self.len < size {
+            return None;
+        }
+        let mut part = Vec::new();
+        let mut wanted = size;
+        while let Some(chunk) = self.chunks.front_mut().filter(|_| wanted > 0) {
+            if chunk.len() <= wanted {
+                wanted -= chunk.len();
+                part.extend(self.chunks.pop_front());
+            } else {
+                part.push(chunk.split_to(wanted));
+                wanted = 0;
+            }
+        }
+        self.len -= size;
+        Some(part.into_iter().collect())
+    }
+
+    /// Whatever is left, if anything.
+    fn rest(&mut self) -> Option<PutPayload> {
+        (self.len > 0).then(|| {
+            self.len = 0;
+            std::mem::take(&mut self.chunks).into_iter().collect()
+        })
+    }
+}
+
+/// How long a failed multipart upload's abort is retried in the background: longer than
+/// any outage the copy's own retries outlast.
+const ABORT_FOR: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
+/// Aborts `upload` now, or, if the store cannot take it, in a task that retries with
+/// backoff (1 s doubling to 1 min) for up to [`ABORT_FOR`].
+async fn abort_soon(mut upload: Box<dyn MultipartUpload>, key: ObjectKey) {
+    let first = match upload.abort().await {
+        Ok(()) => return,
+        Err(e) => e,
+    };
+    tracing::warn!(%key, error = %first, "aborting a failed multipart upload failed; retrying in the background");
+    tokio::spawn(async move {
+        let started = tokio::time::Instant::now();
+        let mut wait = std::time::Duration::from_secs(1);
+        loop {
+            tokio::time::sleep(wait).await;
+            match upload.abort().await {
+                Ok(()) => {
+                    tracing::info!(%key, "aborted the failed multipart upload");
+                    return;
+                }
+                Err(e) if started.elapsed() >= ABORT_FOR => {
+                    tracing::error!(%key, error = %e, "gave up aborting a failed multipart upload: its parts stay in the bucket until a lifecycle rule removes them");
+                    return;
+                }
+                Err(_) => wait = (wait * 2).min(std::time::Duration::from_secs(60)),
+            }
+        }
+    });
+}
+
+/// The store's path of `key`./// The store's path of `key`. [`ObjectKey`]'s alphabet is a subset of what object_store
 /// accepts, so this fails only if the two ever disagree.
 fn store_path(key: &ObjectKey) -> Result<StorePath> {
     StorePath::parse(key.as_str()).map_err(|e| Error::invalid("object key", e))

@@ -18,6 +18,8 @@ use russh_sftp::protocol::{OpenFlags, StatusCode};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
+use super::leftovers::Leftovers;
+
 const BACKEND: &str = "sftp";
 
 /// Bytes read from the server at a time.
@@ -130,6 +132,7 @@ impl SftpConfig {
 pub struct SftpSink {
     config: Arc<SftpConfig>,
     kind: SinkKind,
+    leftovers: Leftovers,
 }
 
 impl SftpSink {
@@ -145,6 +148,7 @@ impl SftpSink {
         Ok(Self {
             config: Arc::new(config),
             kind,
+            leftovers: Leftovers::default(),
         })
     }
 
@@ -373,6 +377,13 @@ impl StorageSink for SftpSink {
         _options: PutOptions,
     ) -> Result<PutReceipt> {
         let conn = self.session().await?;
+        for stale in self.leftovers.take() {
+            if let Err(e) = conn.sftp.remove_file(stale.clone()).await
+                && !sftp_error(e, &stale).is_not_found()
+            {
+                self.leftovers.note(stale);
+            }
+        }
         let path = self.path(key);
         conn.make_parents(&path).await?;
         let (dir, name) = path
@@ -390,7 +401,9 @@ impl StorageSink for SftpSink {
         let receipt = match written {
             Ok(receipt) => receipt,
             Err(e) => {
-                let _ = conn.sftp.remove_file(temp.clone()).await;
+                if conn.sftp.remove_file(temp.clone()).await.is_err() {
+                    self.leftovers.note(temp);
+                }
                 return Err(e);
             }
         };

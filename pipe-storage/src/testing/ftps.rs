@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use super::{Process, free_port, output, run, wait_for};
+use super::{Daemon, free_port, output, run};
 use crate::FtpsConfig;
 
 /// vsftpd on a free loopback port, explicit TLS required for the login and every data
@@ -17,7 +17,7 @@ use crate::FtpsConfig;
 /// never skipped.
 #[derive(Debug)]
 pub struct FtpsTestServer {
-    process: Option<Process>,
+    daemon: Daemon,
     dir: tempfile::TempDir,
     port: u16,
 }
@@ -89,18 +89,13 @@ impl FtpsTestServer {
             log = path("vsftpd.log").display(),
         );
         std::fs::write(path("vsftpd.conf"), config).expect("vsftpd's configuration");
-        let child = Command::new("/usr/sbin/vsftpd")
-            .arg(path("vsftpd.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("cannot start vsftpd: is it installed?");
-        wait_for(port, "vsftpd");
-        Self {
-            process: Some(Process(child)),
-            dir,
+        let daemon = Daemon::start(
+            "vsftpd",
+            "/usr/sbin/vsftpd".into(),
+            vec![path("vsftpd.conf").into()],
             port,
-        }
+        );
+        Self { daemon, dir, port }
     }
 
     /// The directory the user logs in to, where the tests' objects go.
@@ -129,20 +124,12 @@ impl FtpsTestServer {
     /// Stops the server (the port stays its own: [`FtpsTestServer::restart`] brings it
     /// back on the same one).
     pub fn stop(&mut self) {
-        self.process = None;
+        self.daemon.stop();
     }
 
     /// Starts the stopped server again, with the same configuration and files.
     pub fn restart(&mut self) {
-        self.stop();
-        let child = Command::new("/usr/sbin/vsftpd")
-            .arg(self.dir.path().join("vsftpd.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("cannot start vsftpd again");
-        wait_for(self.port, "vsftpd");
-        self.process = Some(Process(child));
+        self.daemon.restart();
     }
 }
 

@@ -2,6 +2,7 @@
 //! crates that use it (feature `test-servers`): an S3 server, OpenSSH's SFTP, vsftpd with
 //! TLS, Azurite, and a stand-in for Dropbox (whose service cannot be reached from here).
 
+use std::ffi::OsString;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -26,7 +27,7 @@ use crate::{AzureConfig, S3Config, SftpAuth, SftpConfig};
 /// skipped.
 #[derive(Debug)]
 pub struct S3TestServer {
-    _process: Process,
+    daemon: Daemon,
     root: tempfile::TempDir,
     endpoint: String,
 }
@@ -44,32 +45,35 @@ impl S3TestServer {
         let root = tempfile::tempdir().expect("a temporary directory");
         std::fs::create_dir(root.path().join(Self::BUCKET)).expect("the bucket's directory");
         let port = free_port();
-        let child = Command::new(s3s_fs())
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args([
-                "--access-key",
-                Self::ACCESS_KEY,
-                "--secret-key",
-                Self::SECRET_KEY,
-            ])
-            .arg(root.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("cannot start s3s-fs");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "s3s-fs did not listen within 20 s"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let mut args: Vec<OsString> = [
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--access-key",
+            Self::ACCESS_KEY,
+            "--secret-key",
+            Self::SECRET_KEY,
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect();
+        args.push(root.path().into());
         Self {
-            _process: Process(child),
+            daemon: Daemon::start("s3s-fs", s3s_fs(), args, port),
             root,
             endpoint: format!("http://127.0.0.1:{port}"),
         }
+    }
+
+    /// Stops the server; its objects and uploads stay for [`S3TestServer::restart`].
+    pub fn stop(&mut self) {
+        self.daemon.stop();
+    }
+
+    /// Starts the stopped server again, on the same port, over the same files.
+    pub fn restart(&mut self) {
+        self.daemon.restart();
     }
 
     /// The server's URL.
@@ -110,7 +114,7 @@ impl S3TestServer {
 /// configuration, keys and files live in a temporary directory.
 #[derive(Debug)]
 pub struct SftpTestServer {
-    _process: Process,
+    daemon: Daemon,
     dir: tempfile::TempDir,
     port: u16,
     user: String,
@@ -156,18 +160,21 @@ impl SftpTestServer {
         // sshd's privilege separation directory (made by the Debian package's service,
         // which does not run here).
         let _ = std::fs::create_dir_all("/run/sshd");
-        let child = Command::new("/usr/sbin/sshd")
-            .args(["-D", "-e", "-f"])
-            .arg(path("sshd_config"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("cannot start sshd: is openssh-server installed?");
-        wait_for(port, "sshd");
+        let daemon = Daemon::start(
+            "sshd",
+            "/usr/sbin/sshd".into(),
+            vec![
+                "-D".into(),
+                "-e".into(),
+                "-f".into(),
+                path("sshd_config").into(),
+            ],
+            port,
+        );
         let client_key =
             std::fs::read_to_string(path("client_key")).expect("the client's private key");
         Self {
-            _process: Process(child),
+            daemon,
             dir,
             port,
             user,
@@ -179,6 +186,16 @@ impl SftpTestServer {
     /// The directory the tests' objects go under.
     pub fn files_dir(&self) -> PathBuf {
         self.dir.path().join("files")
+    }
+
+    /// Stops the server; its files stay for [`SftpTestServer::restart`].
+    pub fn stop(&mut self) {
+        self.daemon.stop();
+    }
+
+    /// Starts the stopped server again, on the same port, with the same keys and files.
+    pub fn restart(&mut self) {
+        self.daemon.restart();
     }
 
     /// The host key's fingerprint (`SHA256:…`).
@@ -361,6 +378,54 @@ fn azurite_blob() -> PathBuf {
         "azurite is not installed: `cargo xtask test` installs it (or set PIPE_AZURITE_BLOB)"
     );
     path
+}
+
+/// A server's command line and its process, which the tests may stop and start again
+/// on the same port.
+#[derive(Debug)]
+struct Daemon {
+    what: &'static str,
+    program: PathBuf,
+    args: Vec<OsString>,
+    port: u16,
+    process: Option<Process>,
+}
+
+impl Daemon {
+    /// Starts `program` and waits until it listens on `port`.
+    fn start(what: &'static str, program: PathBuf, args: Vec<OsString>, port: u16) -> Self {
+        let mut daemon = Self {
+            what,
+            program,
+            args,
+            port,
+            process: None,
+        };
+        daemon.spawn();
+        daemon
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(&self.program)
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.what));
+        self.process = Some(Process(child));
+        wait_for(self.port, self.what);
+    }
+
+    /// Kills it (and waits until the port is closed).
+    fn stop(&mut self) {
+        self.process = None;
+    }
+
+    /// Kills it if it runs, and starts it again.
+    fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
 }
 
 /// A server's process, killed (and reaped) when dropped.
