@@ -67,9 +67,10 @@ impl std::str::FromStr for KeyId {
 
 /// Holds key-encryption keys and wraps and unwraps data keys with them.
 ///
-/// Calls are synchronous and expected to be quick (a local key file, or a cache in front
-/// of a remote KMS); an implementation that must reach the network is called from a
-/// blocking context by its user.
+/// Calls are synchronous, and may block: Pipe's crates make them on tokio's blocking pool
+/// (the encrypting sink, the encrypted spool, the catalog's sealed secrets), never on the
+/// async executor, so an implementation may wait on a remote KMS. Other callers in async
+/// code should do the same (`tokio::task::spawn_blocking`).
 ///
 /// # Contract
 ///

@@ -70,15 +70,14 @@ impl EncryptedSink {
     /// Re-wraps the data key of the object at `key` under the provider's current key,
     /// leaving every segment as it is: after a key rotation, this lets the old key go.
     pub async fn rewrap(&self, key: &ObjectKey) -> Result<()> {
-        let provider = self.crypt.provider();
-        self.replace_header(key, |header| header.rewrap(provider))
+        self.replace_header(key, |crypt, header| header.rewrap(crypt.provider()))
             .await
     }
 
     /// Destroys the wrapped data key of the object at `key`: from then on no key opens it,
     /// wherever its bytes were copied. Idempotent.
     pub async fn shred(&self, key: &ObjectKey) -> Result<()> {
-        self.replace_header(key, |header| Ok(header.shredded()))
+        self.replace_header(key, |_, header| Ok(header.shredded()))
             .await
     }
 
@@ -89,10 +88,13 @@ impl EncryptedSink {
     async fn replace_header(
         &self,
         key: &ObjectKey,
-        change: impl FnOnce(&Header) -> Result<Header>,
+        change: impl FnOnce(&Crypt, &Header) -> Result<Header> + Send + 'static,
     ) -> Result<()> {
         let (header, meta) = self.header(key).await?;
-        let bytes = change(&header)?.to_bytes();
+        let old = header.clone();
+        let bytes = with_keys(&self.crypt, move |crypt| change(crypt, &old))
+            .await?
+            .to_bytes();
         if bytes.len() != header.len() {
             return Err(Error::invalid(
                 "header",
@@ -152,7 +154,8 @@ impl StorageSink for EncryptedSink {
     }
 
     async fn put(&self, key: &ObjectKey, body: PutBody, options: PutOptions) -> Result<PutReceipt> {
-        let (header, data_key) = self.crypt.new_header(Layout::Stream)?;
+        let (header, data_key) =
+            with_keys(&self.crypt, |crypt| crypt.new_header(Layout::Stream)).await?;
         let size = StreamLayout::of(&header).ciphertext_len(body.size)?;
         let encryptor = StreamEncryptor::new(self.crypt.backend().as_ref(), &header, &data_key)?;
         let seen = Arc::new(Mutex::new(Seen::default()));
@@ -184,7 +187,9 @@ impl StorageSink for EncryptedSink {
             ));
         }
         let range = range.start..range.end.min(plaintext_len);
-        let cipher = Arc::new(self.crypt.segment_cipher(&header)?);
+        let opened = header.clone();
+        let cipher =
+            Arc::new(with_keys(&self.crypt, move |crypt| crypt.segment_cipher(&opened)).await?);
         let window = u64::from(header.segment_size()) * WINDOW_SEGMENTS;
         let (inner, key_owned) = (Arc::clone(&self.inner), key.clone());
         let plaintext = stream::try_unfold(range.start, move |at| {
@@ -273,4 +278,16 @@ fn encrypt(
         },
     )
     .boxed()
+}
+
+/// Runs `op`, which calls the key provider, on tokio's blocking pool: a provider may wait
+/// on a remote KMS, and that wait must not stall the async executor's threads.
+async fn with_keys<T: Send + 'static>(
+    crypt: &Crypt,
+    op: impl FnOnce(&Crypt) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let crypt = crypt.clone();
+    tokio::task::spawn_blocking(move || op(&crypt))
+        .await
+        .map_err(|e| Error::temporary("key provider", e.to_string()))?
 }

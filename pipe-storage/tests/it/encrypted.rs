@@ -274,3 +274,90 @@ async fn rotation_and_shredding_through_a_sink() {
     // The other object is untouched.
     assert_eq!(read(old).await.unwrap(), pattern(0, 300_000));
 }
+
+/// A key provider that notes the threads it is called on: a remote KMS blocks, so
+/// providers must never be called on the async executor's threads.
+#[derive(Debug)]
+struct ThreadNoting {
+    inner: LocalKeyProvider,
+    threads: std::sync::Mutex<Vec<std::thread::ThreadId>>,
+}
+
+impl ThreadNoting {
+    fn note(&self) {
+        self.threads
+            .lock()
+            .unwrap()
+            .push(std::thread::current().id());
+    }
+}
+
+impl pipe_core::KeyProvider for ThreadNoting {
+    fn current(&self) -> pipe_core::Result<pipe_core::KeyId> {
+        self.note();
+        self.inner.current()
+    }
+
+    fn wrap(
+        &self,
+        id: &pipe_core::KeyId,
+        key: &[u8],
+        context: &[u8],
+    ) -> pipe_core::Result<Vec<u8>> {
+        self.note();
+        self.inner.wrap(id, key, context)
+    }
+
+    fn unwrap(
+        &self,
+        id: &pipe_core::KeyId,
+        wrapped: &[u8],
+        context: &[u8],
+    ) -> pipe_core::Result<Vec<u8>> {
+        self.note();
+        self.inner.unwrap(id, wrapped, context)
+    }
+}
+
+/// On a single-threaded runtime the executor is the test's own thread: the encrypting
+/// sink's put, get and re-wrap must call the key provider anywhere else.
+#[tokio::test(flavor = "current_thread")]
+async fn the_key_provider_is_never_called_on_the_executor() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = Arc::new(ThreadNoting {
+        inner: keys(dir.path()),
+        threads: Default::default(),
+    });
+    let disk = Arc::new(
+        ObjectStoreSink::local(dir.path().join("objects"), SinkKind::PipeStorage).unwrap(),
+    );
+    let sink = EncryptedSink::new(disk, Crypt::new(provider.clone()));
+    let key = ObjectKey::new("abc/abc.mp4").unwrap();
+    sink.put(
+        &key,
+        PutBody::from_bytes(pattern(0, 100_000)),
+        PutOptions::default(),
+    )
+    .await
+    .unwrap();
+    let read = sink
+        .get(&key, GetOptions::default())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(read, pattern(0, 100_000));
+    sink.rewrap(&key).await.unwrap();
+
+    let executor = std::thread::current().id();
+    let threads = provider.threads.lock().unwrap().clone();
+    assert!(
+        threads.len() >= 3,
+        "the provider was not asked: {threads:?}"
+    );
+    assert!(
+        threads.iter().all(|t| *t != executor),
+        "the key provider was called on the executor's thread"
+    );
+}

@@ -18,29 +18,39 @@ fn contexts(id: &str) -> [String; 2] {
 
 impl SqliteCatalog {
     /// The stored document of `endpoint`: its secrets sealed when the catalog has keys.
-    fn stored(&self, endpoint: &StoredEndpoint) -> Result<String> {
+    async fn stored(&self, endpoint: &StoredEndpoint) -> Result<String> {
         let mut stored = endpoint.clone();
-        if let Some(keys) = self.keys.as_deref() {
-            let [current, previous] = contexts(&stored.id);
-            stored.secret = sealed::seal(keys, &stored.secret, &current)?;
-            if let Some(old) = &mut stored.previous_secret {
-                old.secret = sealed::seal(keys, &old.secret, &previous)?;
+        sealed::with_keys(self.keys.as_ref(), move |keys| {
+            if let Some(keys) = keys {
+                let [current, previous] = contexts(&stored.id);
+                stored.secret = sealed::seal(keys, &stored.secret, &current)?;
+                if let Some(old) = &mut stored.previous_secret {
+                    old.secret = sealed::seal(keys, &old.secret, &previous)?;
+                }
             }
-        }
-        serde_json::to_string(&stored).map_err(|e| Error::invalid("webhook endpoint", e))
+            serde_json::to_string(&stored).map_err(|e| Error::invalid("webhook endpoint", e))
+        })
+        .await
     }
 
-    /// The endpoint a stored document holds, its secrets opened.
-    fn loaded(&self, json: &str) -> Result<StoredEndpoint> {
-        let mut endpoint: StoredEndpoint =
-            serde_json::from_str(json).map_err(|e| corrupt("webhook endpoint", e))?;
-        let keys = self.keys.as_deref();
-        let [current, previous] = contexts(&endpoint.id);
-        endpoint.secret = sealed::open(keys, &endpoint.secret, &current)?;
-        if let Some(old) = &mut endpoint.previous_secret {
-            old.secret = sealed::open(keys, &old.secret, &previous)?;
-        }
-        Ok(endpoint)
+    /// The endpoints stored documents hold, their secrets opened.
+    async fn loaded(&self, documents: Vec<String>) -> Result<Vec<StoredEndpoint>> {
+        sealed::with_keys(self.keys.as_ref(), move |keys| {
+            documents
+                .iter()
+                .map(|json| {
+                    let mut endpoint: StoredEndpoint =
+                        serde_json::from_str(json).map_err(|e| corrupt("webhook endpoint", e))?;
+                    let [current, previous] = contexts(&endpoint.id);
+                    endpoint.secret = sealed::open(keys, &endpoint.secret, &current)?;
+                    if let Some(old) = &mut endpoint.previous_secret {
+                        old.secret = sealed::open(keys, &old.secret, &previous)?;
+                    }
+                    Ok(endpoint)
+                })
+                .collect()
+        })
+        .await
     }
 }
 
@@ -58,7 +68,7 @@ impl EndpointStore for SqliteCatalog {
         )
         .bind(&endpoint.id)
         .bind(endpoint.environment.as_str())
-        .bind(self.stored(&endpoint)?)
+        .bind(self.stored(&endpoint).await?)
         .execute(&self.pool)
         .await
         .map_err(|e| match from_sqlx(e) {
@@ -77,7 +87,10 @@ impl EndpointStore for SqliteCatalog {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(from_sqlx)?;
-        self.loaded(&json.ok_or_else(|| not_found(id))?)
+        let mut loaded = self
+            .loaded(vec![json.ok_or_else(|| not_found(id))?])
+            .await?;
+        Ok(loaded.pop().expect("one in, one out"))
     }
 
     async fn endpoints(&self, environment: &EnvironmentId) -> Result<Vec<StoredEndpoint>> {
@@ -88,7 +101,7 @@ impl EndpointStore for SqliteCatalog {
         .fetch_all(&self.pool)
         .await
         .map_err(from_sqlx)?;
-        rows.iter().map(|json| self.loaded(json)).collect()
+        self.loaded(rows).await
     }
 
     async fn replace_endpoint(&self, mut endpoint: StoredEndpoint) -> Result<StoredEndpoint> {
@@ -98,7 +111,7 @@ impl EndpointStore for SqliteCatalog {
              WHERE id = ?1 RETURNING environment",
         )
         .bind(&endpoint.id)
-        .bind(self.stored(&endpoint)?)
+        .bind(self.stored(&endpoint).await?)
         .fetch_optional(&self.pool)
         .await
         .map_err(from_sqlx)?;

@@ -24,7 +24,7 @@ const ENVIRONMENT_COLUMNS: &str = "id, name, version, created, updated, settings
 impl EnvironmentStore for SqliteCatalog {
     async fn create_environment(&self, new: NewEnvironment) -> Result<Environment> {
         let now = Timestamp::now().as_millis();
-        let settings = self.stored_settings(&new.id, &new.settings)?;
+        let settings = self.stored_settings(&new.id, &new.settings).await?;
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
@@ -47,7 +47,7 @@ impl EnvironmentStore for SqliteCatalog {
                 },
                 other => other,
             })?;
-        let created = self.opened(rows::environment(&row)?)?;
+        let created = self.opened(rows::environment(&row)?).await?;
         insert_version(&mut tx, &created, &settings).await?;
         tx.commit().await.map_err(from_sqlx)?;
         Ok(created)
@@ -61,7 +61,7 @@ impl EnvironmentStore for SqliteCatalog {
             .await
             .map_err(from_sqlx)?;
         match row {
-            Some(row) => self.opened(rows::environment(&row)?),
+            Some(row) => self.opened(rows::environment(&row)?).await,
             None => Err(not_found(id)),
         }
     }
@@ -72,9 +72,8 @@ impl EnvironmentStore for SqliteCatalog {
             .fetch_all(&self.pool)
             .await
             .map_err(from_sqlx)?;
-        rows.iter()
-            .map(|row| self.opened(rows::environment(row)?))
-            .collect()
+        let environments = rows.iter().map(rows::environment).collect::<Result<_>>()?;
+        self.all_opened(environments).await
     }
 
     async fn update_environment(
@@ -82,17 +81,16 @@ impl EnvironmentStore for SqliteCatalog {
         id: &EnvironmentId,
         update: EnvironmentUpdate,
     ) -> Result<Environment> {
-        let new_settings = update
-            .settings
-            .as_ref()
-            .map(|settings| self.stored_settings(id, settings))
-            .transpose()?;
+        let new_settings = match &update.settings {
+            Some(settings) => Some(self.stored_settings(id, settings).await?),
+            None => None,
+        };
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(from_sqlx)?;
-        let current = self.opened(current(&mut tx, id).await?)?;
+        let current = self.opened(current(&mut tx, id).await?).await?;
         if let Some(expected) = update.expect_version
             && expected != current.version
         {
@@ -105,7 +103,7 @@ impl EnvironmentStore for SqliteCatalog {
         let now = Timestamp::now().max(current.updated).as_millis();
         let settings = match new_settings {
             Some(json) => json,
-            None => self.stored_settings(id, &current.settings)?,
+            None => self.stored_settings(id, &current.settings).await?,
         };
         let sql = format!(
             "UPDATE environments SET name = ?2, version = ?3, updated = ?4, settings = ?5 \
@@ -120,7 +118,7 @@ impl EnvironmentStore for SqliteCatalog {
             .fetch_one(&mut *tx)
             .await
             .map_err(from_sqlx)?;
-        let updated = self.opened(rows::environment(&row)?)?;
+        let updated = self.opened(rows::environment(&row)?).await?;
         insert_version(&mut tx, &updated, &settings).await?;
         tx.commit().await.map_err(from_sqlx)?;
         Ok(updated)
@@ -176,44 +174,60 @@ impl EnvironmentStore for SqliteCatalog {
         if rows.is_empty() {
             return Err(not_found(id));
         }
-        rows.iter()
-            .map(|row| self.opened(rows::environment(row)?))
-            .collect()
+        let versions = rows.iter().map(rows::environment).collect::<Result<_>>()?;
+        self.all_opened(versions).await
     }
 }
 
 impl SqliteCatalog {
     /// The stored document of `settings`: its sinks' secrets sealed when the catalog has
     /// keys, each bound to its environment, sink and name.
-    fn stored_settings(
+    async fn stored_settings(
         &self,
         id: &EnvironmentId,
         settings: &EnvironmentSettings,
     ) -> Result<String> {
         let mut stored = settings.clone();
-        if let Some(keys) = self.keys.as_deref() {
-            for sink in &mut stored.sinks {
-                for (name, value) in &mut sink.secrets {
-                    *value = sealed::seal(keys, value, &secret_context(id, &sink.id, name))?;
+        let id = id.clone();
+        sealed::with_keys(self.keys.as_ref(), move |keys| {
+            if let Some(keys) = keys {
+                for sink in &mut stored.sinks {
+                    for (name, value) in &mut sink.secrets {
+                        *value = sealed::seal(keys, value, &secret_context(&id, &sink.id, name))?;
+                    }
                 }
             }
-        }
-        serde_json::to_string(&stored).map_err(|e| Error::invalid("environment settings", e))
+            serde_json::to_string(&stored).map_err(|e| Error::invalid("environment settings", e))
+        })
+        .await
     }
 
     /// `environment` as read, its sinks' secrets opened.
-    fn opened(&self, mut environment: Environment) -> Result<Environment> {
-        let keys = self.keys.as_deref();
-        for sink in &mut environment.settings.sinks {
-            for (name, value) in &mut sink.secrets {
-                *value = sealed::open(
-                    keys,
-                    value,
-                    &secret_context(&environment.id, &sink.id, name),
-                )?;
-            }
+    async fn opened(&self, environment: Environment) -> Result<Environment> {
+        let mut opened = self.all_opened(vec![environment]).await?;
+        Ok(opened.pop().expect("one in, one out"))
+    }
+
+    /// `environments` as read, their sinks' secrets opened.
+    async fn all_opened(&self, mut environments: Vec<Environment>) -> Result<Vec<Environment>> {
+        let sealed_secrets = environments
+            .iter()
+            .any(|e| e.settings.sinks.iter().any(|s| !s.secrets.is_empty()));
+        if !sealed_secrets {
+            return Ok(environments);
         }
-        Ok(environment)
+        sealed::with_keys(self.keys.as_ref(), move |keys| {
+            for environment in &mut environments {
+                for sink in &mut environment.settings.sinks {
+                    for (name, value) in &mut sink.secrets {
+                        let context = secret_context(&environment.id, &sink.id, name);
+                        *value = sealed::open(keys, value, &context)?;
+                    }
+                }
+            }
+            Ok(environments)
+        })
+        .await
     }
 }
 

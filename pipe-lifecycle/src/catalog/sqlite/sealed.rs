@@ -9,7 +9,27 @@
 //! without the keys, which live apart from it. A catalog without keys stores secrets as
 //! they are, and reads both kinds; a catalog with keys seals what it writes next.
 
+use std::sync::Arc;
+
 use pipe_core::{Error, KeyId, KeyProvider, Result};
+
+/// Runs `op` with the catalog's keys, if it has any, on tokio's blocking pool: a provider
+/// may wait on a remote KMS, and that wait must not stall the async executor (webhook
+/// deliveries read their endpoint's secret every time). Without keys, at once.
+pub(super) async fn with_keys<T: Send + 'static>(
+    keys: Option<&Arc<dyn KeyProvider>>,
+    op: impl FnOnce(Option<&dyn KeyProvider>) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    match keys {
+        None => op(None),
+        Some(keys) => {
+            let keys = Arc::clone(keys);
+            tokio::task::spawn_blocking(move || op(Some(keys.as_ref())))
+                .await
+                .map_err(|e| Error::temporary("key provider", e.to_string()))?
+        }
+    }
+}
 
 const PREFIX: &str = "sealed:v1:";
 
