@@ -102,9 +102,44 @@ enum OpenEntry {
     Encrypted(Box<AppendWriter<File>>),
 }
 
-type OpenEntries = Arc<Mutex<HashMap<RecordingId, OpenEntry>>>;
+type OpenEntries = Arc<Mutex<OpenCache>>;
+
+/// The entries kept open, each with when it was last kept.
+#[derive(Debug, Default)]
+struct OpenCache {
+    entries: HashMap<RecordingId, (OpenEntry, u64)>,
+    clock: u64,
+}
+
+impl OpenCache {
+    fn take(&mut self, id: &RecordingId) -> Option<OpenEntry> {
+        self.entries.remove(id).map(|(open, _)| open)
+    }
+
+    /// Keeps `open` for `id`, closing the least recently kept entry past the bound.
+    fn keep(&mut self, id: RecordingId, open: OpenEntry) {
+        self.clock += 1;
+        self.entries.insert(id, (open, self.clock));
+        if self.entries.len() > LocalSpool::OPEN_ENTRIES {
+            let oldest = self
+                .entries
+                .iter()
+                .min_by_key(|(_, (_, kept))| *kept)
+                .map(|(id, _)| id.clone());
+            if let Some(oldest) = oldest {
+                self.entries.remove(&oldest);
+            }
+        }
+    }
+}
 
 impl LocalSpool {
+    /// At most this many entries are kept open between appends (one file each); past it,
+    /// the entry appended to longest ago is closed, and reopened at its durable end if it
+    /// is appended to again. Recordings abandoned mid-way never reach `delete`: without a
+    /// bound their files would pile up until the process runs out of file descriptors.
+    pub const OPEN_ENTRIES: usize = 256;
+
     /// Opens the spool in directory `root`, creating it (and its parents) if needed.
     ///
     /// Entries already in `root` are the spool's: their durable length is their length
@@ -277,6 +312,8 @@ impl Spool for LocalSpool {
                 File::create(&entry.files.sealed)?.sync_all()?;
                 sync_dir(&entry.files.root)?;
             }
+            // No more appends: its file need not stay open.
+            entry.take();
             entry.stat()
         })
         .await
@@ -460,10 +497,7 @@ impl Entry {
 
     /// Takes this entry's open file or writer out of the cache.
     fn take(&self) -> Option<OpenEntry> {
-        self.open
-            .lock()
-            .expect("open entries lock")
-            .remove(&self.id)
+        self.open.lock().expect("open entries lock").take(&self.id)
     }
 
     /// Keeps this entry's open file or writer for the next append.
@@ -471,7 +505,7 @@ impl Entry {
         self.open
             .lock()
             .expect("open entries lock")
-            .insert(self.id.clone(), open);
+            .keep(self.id.clone(), open);
     }
 }
 

@@ -172,3 +172,50 @@ async fn a_cancelled_append_does_not_overlap_the_next() {
         expected.len()
     );
 }
+
+/// However many recordings are appended to and never finished (abandoned mid-way), the
+/// spool keeps at most `OPEN_ENTRIES` files open; a closed one reopens at its end, and a
+/// sealed one is closed at once.
+#[tokio::test]
+async fn open_files_are_bounded() {
+    use pipe_core::{RecordingId, Spool};
+    use pipe_storage::LocalSpool;
+
+    let dir = tempfile::tempdir().unwrap();
+    let spool = LocalSpool::open(dir.path().join("spool")).await.unwrap();
+    let open_in_spool = || {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+            .filter(|target| target.starts_with(dir.path()))
+            .count()
+    };
+    let mut ids = Vec::new();
+    for n in 0..LocalSpool::OPEN_ENTRIES + 40 {
+        let id = RecordingId::generate();
+        spool.create(&id).await.unwrap();
+        spool
+            .append(&id, 0, bytes::Bytes::from(vec![n as u8; 10]))
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    let open = open_in_spool();
+    assert!(
+        open <= LocalSpool::OPEN_ENTRIES,
+        "{open} spool files open, more than {}",
+        LocalSpool::OPEN_ENTRIES
+    );
+    // The first entry's file was closed; it reopens at its durable end.
+    assert_eq!(
+        spool
+            .append(&ids[0], 10, bytes::Bytes::from_static(b"more"))
+            .await
+            .unwrap(),
+        14
+    );
+    for id in &ids {
+        spool.seal(id).await.unwrap();
+    }
+    assert_eq!(open_in_spool(), 0, "sealed entries keep files open");
+}
