@@ -84,8 +84,9 @@
 //!   already takes any `ObjectStore`.
 //! - A retry layer of our own: errors say whether they are retryable
 //!   ([`pipe_core::Error::is_retryable`]) and the caller retries (the pipeline's jobs). The
-//!   S3 and Azure sinks inherit object_store's retries of each HTTP request (up to 10, for
-//!   up to 3 minutes); the local, SFTP, FTPS and encrypting sinks retry nothing themselves.
+//!   S3 and Azure sinks retry each HTTP request up to 3 times within 30 s (object_store's
+//!   retries, bounded so that a longer outage frees the copy job's worker); the local,
+//!   SFTP, FTPS, Dropbox and encrypting sinks retry nothing themselves.
 //! - One process per spool directory: appends from two processes to the same directory
 //!   are not coordinated.
 #![forbid(unsafe_code)]

@@ -81,7 +81,8 @@ impl AzureConfig {
         }
         let mut builder = MicrosoftAzureBuilder::from_env()
             .with_account(&self.account)
-            .with_container_name(&self.container);
+            .with_container_name(&self.container)
+            .with_retry(super::request_retries());
         if let Some(key) = &self.access_key {
             builder = builder.with_access_key(key);
         }

@@ -92,6 +92,19 @@ fn under<S: ObjectStore>(store: S, folder: Option<&str>) -> Arc<dyn ObjectStore>
     }
 }
 
+/// How often a cloud sink retries one HTTP request itself before its error reaches the
+/// caller: a blip (a reset connection, a 503) is absorbed at once, in at most 30 s. A
+/// longer outage is the job system's to retry (the copy job backs off and frees its
+/// worker), not a worker's to wait out for object_store's default 3 minutes.
+#[cfg(any(feature = "sink-s3", feature = "sink-azure"))]
+fn request_retries() -> object_store::RetryConfig {
+    object_store::RetryConfig {
+        backoff: object_store::BackoffConfig::default(),
+        max_retries: 3,
+        retry_timeout: std::time::Duration::from_secs(30),
+    }
+}
+
 /// A [`StorageSink`] over an [`ObjectStore`].
 ///
 /// - **put** streams the body: bodies up to [`ObjectStoreSinkConfig::part_size`] go up

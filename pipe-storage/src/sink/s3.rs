@@ -182,7 +182,8 @@ impl S3Config {
         }
         let mut builder = AmazonS3Builder::from_env()
             .with_bucket_name(&self.bucket)
-            .with_region(&self.region);
+            .with_region(&self.region)
+            .with_retry(super::request_retries());
         if let Some(endpoint) = &self.endpoint {
             builder = builder
                 .with_endpoint(endpoint)
