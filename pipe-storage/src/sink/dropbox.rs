@@ -55,6 +55,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::CheckedBody;
+
 const BACKEND: &str = "dropbox";
 
 /// Dropbox's block: `content_hash` hashes files in blocks of this size, and the chunks of
@@ -623,9 +625,9 @@ impl StorageSink for DropboxSink {
         let path = self.path(key);
         let what = format!("object {key}");
         let mut source = Source::new(body);
-        let first_max = if source.declared <= self.config().upload_threshold {
+        let first_max = if source.declared() <= self.config().upload_threshold {
             // At most 150 MiB (checked in `new`).
-            source.declared as usize
+            source.declared() as usize
         } else {
             self.config().chunk_size
         };
@@ -777,14 +779,14 @@ fn commit_info(path: &str) -> Value {
     })
 }
 
-/// A put's body, read in chunks: counted, hashed, and checked against its declared size.
+/// A put's body, read in chunks of a chosen size: counted, hashed and held to its
+/// declared size by a [`CheckedBody`], and hashed as Dropbox's `content_hash` too.
 struct Source {
-    stream: BoxStream<'static, io::Result<Bytes>>,
-    /// What was read from the stream but not handed out yet.
+    body: CheckedBody,
+    /// What was read from the body but not handed out yet.
     pending: Option<Bytes>,
-    declared: u64,
-    count: u64,
-    sha256: Sha256,
+    /// The bytes handed out in chunks so far.
+    handed: u64,
     content_hash: ContentHash,
 }
 
@@ -800,19 +802,22 @@ struct Chunk {
 impl Source {
     fn new(body: PutBody) -> Self {
         Self {
-            stream: body.stream,
+            body: CheckedBody::new(body),
             pending: None,
-            declared: body.size,
-            count: 0,
-            sha256: Sha256::new(),
+            handed: 0,
             content_hash: ContentHash::default(),
         }
+    }
+
+    /// The size the body was declared with.
+    fn declared(&self) -> u64 {
+        self.body.declared()
     }
 
     /// The next `max` bytes, fewer only at the end of the body. `Integrity` if the body
     /// turns out longer or shorter than declared.
     async fn next_chunk(&mut self, max: usize) -> Result<Chunk> {
-        let left = usize::try_from(self.declared - self.count).unwrap_or(usize::MAX);
+        let left = usize::try_from(self.declared() - self.handed).unwrap_or(usize::MAX);
         let mut buf = BytesMut::with_capacity(max.min(left));
         while buf.len() < max {
             let Some(item) = self.pull().await? else {
@@ -823,20 +828,13 @@ impl Source {
             if take < item.len() {
                 self.pending = Some(item.slice(take..));
             }
-            if self.count + buf.len() as u64 > self.declared {
-                return Err(self.mismatch("more than", self.count + buf.len() as u64));
-            }
         }
+        // Reading one piece ahead: the body says there and then if it runs past its size.
         let last = self.at_end().await?;
-        let count = self.count + buf.len() as u64;
-        if last && count != self.declared {
-            return Err(self.mismatch("only", count));
+        if last {
+            self.body.finish()?;
         }
-        if !last && count >= self.declared {
-            return Err(self.mismatch("more than", count));
-        }
-        self.count = count;
-        self.sha256.update(&buf);
+        self.handed += buf.len() as u64;
         let content_hash = self.content_hash.add(&buf);
         Ok(Chunk {
             bytes: buf.freeze(),
@@ -845,18 +843,12 @@ impl Source {
         })
     }
 
-    /// The next non-empty piece of the body, if any.
+    /// The next piece of the body, if any.
     async fn pull(&mut self) -> Result<Option<Bytes>> {
-        if let Some(pending) = self.pending.take() {
-            return Ok(Some(pending));
+        match self.pending.take() {
+            Some(pending) => Ok(Some(pending)),
+            None => self.body.next().await,
         }
-        while let Some(item) = self.stream.next().await {
-            let item = item?;
-            if !item.is_empty() {
-                return Ok(Some(item));
-            }
-        }
-        Ok(None)
     }
 
     /// Whether the body has no more bytes.
@@ -870,21 +862,9 @@ impl Source {
         }
     }
 
-    fn mismatch(&self, relation: &str, count: u64) -> Error {
-        Error::Integrity {
-            detail: format!(
-                "the body was declared as {} bytes but yielded {relation} {count}",
-                self.declared
-            ),
-        }
-    }
-
     /// The receipt, and the whole body's `content_hash`.
     fn finish(self) -> (PutReceipt, String) {
-        (
-            PutReceipt::new(self.count, hex::encode(self.sha256.finalize())),
-            self.content_hash.finish(),
-        )
+        (self.body.receipt(), self.content_hash.finish())
     }
 }
 

@@ -20,13 +20,13 @@ use pipe_core::{
 };
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
-use sha2::{Digest, Sha256};
 use suppaftp::tokio::{AsyncRustlsConnector, AsyncRustlsFtpStream};
 use suppaftp::types::FileType;
 use suppaftp::{FtpError, Mode, Status};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 
+use super::CheckedBody;
 use super::leftovers::Leftovers;
 
 const BACKEND: &str = "ftps";
@@ -276,26 +276,12 @@ impl FtpsSink {
         let mut data = self
             .timed(&format!("object {key}"), ftp.put_with_stream(temp))
             .await?;
-        let expected = body.size;
-        let mut stream = body.stream;
-        let mut hasher = Sha256::new();
-        let mut size = 0u64;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(Error::from)?;
-            size += chunk.len() as u64;
-            if size > expected {
-                break;
-            }
-            hasher.update(&chunk);
+        let mut body = CheckedBody::new(body);
+        while let Some(chunk) = body.next().await? {
             data.write_all(&chunk).await.map_err(Error::from)?;
         }
-        if size != expected {
-            return Err(Error::Integrity {
-                detail: format!(
-                    "{key}: the body had {size} bytes or more, {expected} were declared"
-                ),
-            });
-        }
+        body.finish()?;
+        let size = body.count();
         let data = DrainOnShutdown {
             inner: data,
             shut: false,
@@ -313,7 +299,7 @@ impl FtpsSink {
             Err(e) if self.config.write_only && !e.is_retryable() => {}
             Err(e) => return Err(e),
         }
-        Ok(PutReceipt::new(size, hex::encode(hasher.finalize())))
+        Ok(body.receipt())
     }
 
     /// Removes `path` on a connection of its own, after a put on the first failed

@@ -3,6 +3,7 @@
 
 #[cfg(feature = "sink-azure")]
 mod azure;
+mod checked;
 mod config;
 #[cfg(feature = "sink-dropbox")]
 mod dropbox;
@@ -47,12 +48,12 @@ use pipe_core::{
     Error, GetOptions, GetResult, ObjectKey, ObjectMeta, PutBody, PutOptions, PutReceipt, Result,
     SinkKind, SinkLocation, StorageSink,
 };
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
 #[cfg(feature = "sink-azure")]
 pub use self::azure::AzureConfig;
+pub(crate) use self::checked::CheckedBody;
 pub use self::config::ObjectStoreSinkConfig;
 #[cfg(feature = "sink-dropbox")]
 pub use self::dropbox::{DropboxAuth, DropboxConfig, DropboxSink};
@@ -457,60 +458,6 @@ impl StorageSink for ObjectStoreSink {
             Err(e) if !e.is_not_found() => Err(e),
             _ => self.prune_local(&path).await,
         }
-    }
-}
-
-/// A put body that counts and hashes its bytes, and refuses to yield more than its size.
-struct CheckedBody {
-    size: u64,
-    stream: BoxStream<'static, io::Result<Bytes>>,
-    count: u64,
-    sha256: Sha256,
-}
-
-impl CheckedBody {
-    fn new(body: PutBody) -> Self {
-        Self {
-            size: body.size,
-            stream: body.stream,
-            count: 0,
-            sha256: Sha256::new(),
-        }
-    }
-
-    /// The next chunk; `Integrity` as soon as the stream runs past its size.
-    async fn next(&mut self) -> Result<Option<Bytes>> {
-        let Some(chunk) = self.stream.next().await.transpose()? else {
-            return Ok(None);
-        };
-        self.count += chunk.len() as u64;
-        if self.count > self.size {
-            return Err(self.mismatch("more than"));
-        }
-        self.sha256.update(&chunk);
-        Ok(Some(chunk))
-    }
-
-    /// `Integrity` if the stream ended short of its size.
-    fn finish(&self) -> Result<()> {
-        if self.count == self.size {
-            Ok(())
-        } else {
-            Err(self.mismatch("only"))
-        }
-    }
-
-    fn mismatch(&self, relation: &str) -> Error {
-        Error::Integrity {
-            detail: format!(
-                "the body was declared as {} bytes but yielded {relation} {}",
-                self.size, self.count
-            ),
-        }
-    }
-
-    fn receipt(self) -> PutReceipt {
-        PutReceipt::new(self.count, hex::encode(self.sha256.finalize()))
     }
 }
 

@@ -15,9 +15,9 @@ use pipe_core::{
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use russh_sftp::client::SftpSession;
 use russh_sftp::protocol::{OpenFlags, StatusCode};
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
+use super::CheckedBody;
 use super::leftovers::Leftovers;
 
 const BACKEND: &str = "sftp";
@@ -512,24 +512,11 @@ async fn write_all(
         )
         .await
         .map_err(|e| sftp_error(e, &format!("object {key}")))?;
-    let expected = body.size;
-    let mut stream = body.stream;
-    let mut hasher = Sha256::new();
-    let mut size = 0u64;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(Error::from)?;
-        size += chunk.len() as u64;
-        if size > expected {
-            break;
-        }
-        hasher.update(&chunk);
+    let mut body = CheckedBody::new(body);
+    while let Some(chunk) = body.next().await? {
         file.write_all(&chunk).await.map_err(Error::from)?;
     }
-    if size != expected {
-        return Err(Error::Integrity {
-            detail: format!("{key}: the body had {size} bytes or more, {expected} were declared"),
-        });
-    }
+    body.finish()?;
     file.shutdown().await.map_err(Error::from)?;
-    Ok(PutReceipt::new(size, hex::encode(hasher.finalize())))
+    Ok(body.receipt())
 }

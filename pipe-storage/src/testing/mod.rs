@@ -136,6 +136,14 @@ impl SftpTestServer {
         std::fs::copy(path("client_key.pub"), path("authorized_keys"))
             .expect("the authorized keys");
         std::fs::create_dir(path("files")).expect("the files' directory");
+        // The password login is a local user's (see `password_config`): when there is
+        // one, it owns the files and reaches them through the (0700) temporary directory.
+        if password_user_exists() {
+            run(Command::new("chmod").arg("755").arg(dir.path()));
+            run(Command::new("chown")
+                .arg(crate::testing::FtpsTestServer::USER)
+                .arg(path("files")));
+        }
         let fingerprint = output(
             Command::new("ssh-keygen")
                 .args(["-l", "-E", "sha256", "-f"])
@@ -150,7 +158,7 @@ impl SftpTestServer {
         let port = free_port();
         let config = format!(
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {host}\nPidFile none\n\
-             AuthorizedKeysFile {keys}\nPasswordAuthentication no\n\
+             AuthorizedKeysFile {keys}\nPasswordAuthentication yes\nPermitEmptyPasswords no\n\
              KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n\
              StrictModes no\nUsePAM no\nSubsystem sftp internal-sftp\nLogLevel ERROR\n",
             host = path("host_key").display(),
@@ -211,6 +219,25 @@ impl SftpTestServer {
     /// The user that logs in.
     pub fn user(&self) -> &str {
         &self.user
+    }
+
+    /// A config for the server logging in with a password: the local user of the FTPS
+    /// tests ([`FtpsTestServer::USER`](crate::testing::FtpsTestServer::USER), no shell,
+    /// made by `cargo xtask test`), which owns [`SftpTestServer::files_dir`].
+    pub fn password_config(&self) -> SftpConfig {
+        assert!(
+            password_user_exists(),
+            "the user {} does not exist: `cargo xtask test` makes it",
+            crate::testing::FtpsTestServer::USER
+        );
+        SftpConfig::new(
+            "127.0.0.1",
+            crate::testing::FtpsTestServer::USER,
+            SftpAuth::Password(crate::testing::FtpsTestServer::PASSWORD.into()),
+            &self.host_key,
+        )
+        .with_port(self.port)
+        .with_folder(self.files_dir().to_string_lossy())
     }
 
     /// The user's private key (OpenSSH's format).
@@ -378,6 +405,18 @@ fn azurite_blob() -> PathBuf {
         "azurite is not installed: `cargo xtask test` installs it (or set PIPE_AZURITE_BLOB)"
     );
     path
+}
+
+/// Whether the local user with a password of the tests exists (and can be used: only root
+/// can hand it the files).
+fn password_user_exists() -> bool {
+    let root = output(Command::new("id").arg("-u")).trim() == "0";
+    root && Command::new("id")
+        .arg(crate::testing::FtpsTestServer::USER)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// A server's command line and its process, which the tests may stop and start again

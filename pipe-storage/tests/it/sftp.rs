@@ -90,3 +90,26 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     found
 }
+
+/// A password login (a local user's, as sshd checks it): the conformance suite passes; a
+/// wrong password is refused as permission, not retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_login_works_and_a_wrong_one_is_refused() {
+    let server = SftpTestServer::start();
+    let sink = SftpSink::new(server.password_config(), SinkKind::Sftp).unwrap();
+    pipe_core::conformance::sink::run_all(&sink).await;
+
+    let mut config = server.password_config();
+    config.auth = pipe_storage::SftpAuth::Password("not-the-password".into());
+    let error = SftpSink::new(config, SinkKind::Sftp)
+        .unwrap()
+        .put(
+            &ObjectKey::new("abc.jpg").unwrap(),
+            PutBody::from_bytes("jpeg"),
+            PutOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(error.is_permission_denied(), "{error:?}");
+    assert!(!error.is_retryable());
+}
