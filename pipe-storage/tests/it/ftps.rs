@@ -5,7 +5,7 @@ use pipe_core::{Error, GetOptions, ObjectKey, PutBody, PutOptions, SinkKind, Sto
 use pipe_storage::FtpsSink;
 use pipe_storage::testing::FtpsTestServer;
 
-use crate::pattern;
+use crate::{files_under, pattern};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ftps_sink_conforms_and_leaves_no_temporary_file() {
@@ -13,7 +13,7 @@ async fn ftps_sink_conforms_and_leaves_no_temporary_file() {
     let sink = FtpsSink::new(server.config(), SinkKind::Ftp).unwrap();
     assert_eq!(sink.kind(), SinkKind::Ftp);
     pipe_core::conformance::sink::run_all(&sink).await;
-    let left: Vec<_> = walk(&server.files_dir())
+    let left: Vec<_> = files_under(&server.files_dir())
         .into_iter()
         .filter(|p| p.to_string_lossy().ends_with(".part"))
         .collect();
@@ -81,7 +81,7 @@ async fn a_wrong_password_and_a_foreign_certificate_are_refused() {
         .unwrap_err();
     assert!(error.is_permission_denied(), "{error:?}");
     assert!(error.to_string().contains("certificate"), "{error}");
-    assert!(walk(&server.files_dir()).is_empty());
+    assert!(files_under(&server.files_dir()).is_empty());
 }
 
 /// A drop folder that refuses downloads: the sink says it cannot read, the suite's
@@ -129,20 +129,4 @@ async fn a_stopped_server_is_transient() {
         std::fs::read(server.files_dir().join("abc/abc.jpg")).unwrap(),
         b"jpeg"
     );
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else {
-                found.push(path);
-            }
-        }
-    }
-    found
 }

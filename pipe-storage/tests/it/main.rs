@@ -32,3 +32,20 @@ pub fn pattern(offset: u64, len: usize) -> bytes::Bytes {
         .collect::<Vec<_>>()
         .into()
 }
+
+/// Every file under `dir`, recursively (a server's files, for what a test left there).
+pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found
+}

@@ -5,7 +5,7 @@ use pipe_core::{ObjectKey, PutBody, PutOptions, SinkKind, StorageSink};
 use pipe_storage::SftpSink;
 use pipe_storage::testing::SftpTestServer;
 
-use crate::pattern;
+use crate::{files_under, pattern};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sftp_sink_conforms_and_leaves_no_temporary_file() {
@@ -13,7 +13,7 @@ async fn sftp_sink_conforms_and_leaves_no_temporary_file() {
     let sink = SftpSink::new(server.config(), SinkKind::Sftp).unwrap();
     assert_eq!(sink.kind(), SinkKind::Sftp);
     pipe_core::conformance::sink::run_all(&sink).await;
-    let left: Vec<_> = walk(&server.files_dir())
+    let left: Vec<_> = files_under(&server.files_dir())
         .into_iter()
         .filter(|p| p.to_string_lossy().ends_with(".part"))
         .collect();
@@ -72,23 +72,7 @@ async fn another_host_key_and_an_unknown_user_key_are_refused() {
         .unwrap_err();
     assert!(error.is_permission_denied(), "{error:?}");
     assert!(!error.is_retryable());
-    assert!(walk(&server.files_dir()).is_empty());
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else {
-                found.push(path);
-            }
-        }
-    }
-    found
+    assert!(files_under(&server.files_dir()).is_empty());
 }
 
 /// A password login (a local user's, as sshd checks it): the conformance suite passes; a
