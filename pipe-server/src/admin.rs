@@ -9,7 +9,7 @@ use pipe_core::{ApiKey, ApiKeyId, ApiKeyStore, EnvironmentId, EnvironmentStore, 
 use pipe_lifecycle::SqliteCatalog;
 
 async fn open(data_dir: &Path) -> pipe_core::Result<SqliteCatalog> {
-    std::fs::create_dir_all(data_dir).map_err(|e| pipe_core::Error::Backend {
+    crate::owner_only(data_dir).map_err(|e| pipe_core::Error::Backend {
         backend: "data directory",
         retryable: false,
         source: Box::new(e),

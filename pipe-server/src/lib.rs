@@ -122,6 +122,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let data = &config.data_dir;
+    owner_only(data)?;
     let dir = |name: &str| {
         let path = data.join(name);
         std::fs::create_dir_all(&path).map_err(|source| ServeError::DataDir {
@@ -512,6 +513,47 @@ fn certificates_path(config: &Config) -> std::path::PathBuf {
         .as_ref()
         .map(|(cert, _)| cert.clone())
         .unwrap_or_default()
+}
+
+/// Makes the data directory, and whatever this process creates from now on, its owner's
+/// alone: the catalog, the spool, the keys and the secrets are no other local user's to
+/// read (the directory was 0755 and the files 0644 under the usual umask). Files made by
+/// an older version are made owner-only too.
+pub fn owner_only(data: &std::path::Path) -> Result<(), ServeError> {
+    use std::os::unix::fs::PermissionsExt;
+
+    rustix::process::umask(rustix::fs::Mode::RWXG | rustix::fs::Mode::RWXO);
+    let fail = |path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| ServeError::DataDir { path, source }
+    };
+    std::fs::create_dir_all(data).map_err(fail(data))?;
+    let mut dirs = vec![data.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(fail(&dir))?;
+        for entry in std::fs::read_dir(&dir).map_err(fail(&dir))? {
+            let entry = entry.map_err(fail(&dir))?;
+            let kind = entry.file_type().map_err(fail(&entry.path()))?;
+            if kind.is_dir() {
+                dirs.push(entry.path());
+            } else if kind.is_file() {
+                let mode = entry
+                    .metadata()
+                    .map_err(fail(&entry.path()))?
+                    .permissions()
+                    .mode();
+                if mode & 0o077 != 0 {
+                    std::fs::set_permissions(
+                        entry.path(),
+                        std::fs::Permissions::from_mode(mode & 0o700),
+                    )
+                    .map_err(fail(&entry.path()))?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Locks `<data>/pipe.lock` for as long as the returned file is open: one server per data

@@ -725,3 +725,34 @@ async fn an_endpoint_made_through_the_api_gets_its_environments_events_at_once()
         "staging's endpoint is subscribed to video_converted only"
     );
 }
+
+/// Nothing in the data directory is another local user's to read: the directory and every
+/// one in it are 0700, every file is owner-only (the catalog and its WAL, the keys, the
+/// secrets, the spool), also those a `pipe keys` command made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_directory_is_its_owners_alone() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = PipeServer::start(dir.path(), &[]).await;
+    let key = create_key(&server, &["--role", "admin"]).await;
+    let (status, _) = get(&format!("{}/v1/environments", server.url()), &key).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut seen = 0;
+    let mut dirs = vec![server.data_dir.clone()];
+    while let Some(dir) = dirs.pop() {
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{} is {mode:o}", dir.display());
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                dirs.push(entry.path());
+            } else {
+                let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+                assert_eq!(mode & 0o077, 0, "{} is {mode:o}", entry.path().display());
+                seen += 1;
+            }
+        }
+    }
+    assert!(seen >= 4, "only {seen} files under the data directory");
+}
