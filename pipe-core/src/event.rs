@@ -100,6 +100,51 @@ pub struct Event {
     /// types), for endpoints in Pipe's wire format; `None` for events Pipe does not have.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipe: Option<PipeEvent>,
+    /// The download links the event carries, as the files they point to: made into
+    /// signed URLs each time the event is sent ([`EventLinks::FIELDS`]), never stored as
+    /// working links with the event (in a job queue, a catalog file, a backup of it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<EventLinks>,
+}
+
+/// The files an event links to, in one sink: the event's `url`, `snapshotUrl` and
+/// `rawRecordingUrl` (in both its forms, where the form has the field) are made from them
+/// when it is sent, valid from then.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct EventLinks {
+    /// The sink that holds the files.
+    pub sink: crate::SinkId,
+    /// The MP4's key there (the event's `url`).
+    pub mp4: Option<crate::ObjectKey>,
+    /// The snapshot's (`snapshotUrl`).
+    pub snapshot: Option<crate::ObjectKey>,
+    /// The original's (`rawRecordingUrl`).
+    pub original: Option<crate::ObjectKey>,
+}
+
+impl EventLinks {
+    /// The fields links fill, in the order of [`EventLinks::keys`].
+    pub const FIELDS: [&'static str; 3] = ["url", "snapshotUrl", "rawRecordingUrl"];
+
+    /// Links to files in `sink`.
+    pub fn new(sink: crate::SinkId) -> Self {
+        Self {
+            sink,
+            mp4: None,
+            snapshot: None,
+            original: None,
+        }
+    }
+
+    /// The keys, field by field ([`EventLinks::FIELDS`]).
+    pub fn keys(&self) -> [Option<&crate::ObjectKey>; 3] {
+        [
+            self.mp4.as_ref(),
+            self.snapshot.as_ref(),
+            self.original.as_ref(),
+        ]
+    }
 }
 
 /// An event in the hosted Pipe's own shape: Pipe's event name (`video_copied_pipe_s3`
@@ -135,7 +180,32 @@ impl Event {
             created: Timestamp::now(),
             data,
             pipe: None,
+            links: None,
         }
+    }
+
+    /// The same event, linking to files that are signed when it is sent.
+    #[must_use]
+    pub fn with_links(mut self, links: EventLinks) -> Self {
+        self.links = Some(links);
+        self
+    }
+
+    /// The same event with its links made: each field of [`EventLinks::FIELDS`] that the
+    /// data (and Pipe's form) has gets the URL `url` gives for its key (`null` in ours,
+    /// `""` in Pipe's when there is none). The links themselves are dropped.
+    pub fn linked(&self, urls: [Option<String>; 3]) -> Self {
+        let mut sent = self.clone();
+        sent.links = None;
+        for (field, url) in EventLinks::FIELDS.iter().zip(urls) {
+            if let Some(slot) = sent.data.get_mut(*field) {
+                *slot = url.clone().map_or(serde_json::Value::Null, Into::into);
+            }
+            if let Some(slot) = sent.pipe.as_mut().and_then(|p| p.data.get_mut(*field)) {
+                *slot = url.unwrap_or_default().into();
+            }
+        }
+        sent
     }
 
     /// The same event, about a recording of `environment` (the default one unless told).

@@ -70,7 +70,7 @@ pub use environment::{
     NewEnvironment, SinkSettings,
 };
 pub use error::{Error, Result};
-pub use event::{Envelope, Event, EventId, EventName, PipeEvent};
+pub use event::{Envelope, Event, EventId, EventLinks, EventName, PipeEvent};
 pub use hosts::{HostAllowList, HostListError};
 pub use id::RecordingId;
 pub use job::{Job, JobId, JobKind, JobLease, JobRecord, JobStatus, NewJob};

@@ -6,8 +6,8 @@ use futures::stream::BoxStream;
 use tracing::{debug, info};
 
 use pipe_core::{
-    Artifact, ArtifactKind, Change, Copy, Error, GetOptions, Job, JobKind, ObjectKey, PutBody,
-    PutOptions, RecordingId, RecordingState, Result, SinkId, StorageSink,
+    Artifact, ArtifactKind, Change, Copy, Error, EventLinks, GetOptions, Job, JobKind, ObjectKey,
+    PutBody, PutOptions, RecordingId, RecordingState, Result, SinkId, StorageSink,
 };
 
 use super::{Pipeline, files};
@@ -48,17 +48,17 @@ impl Pipeline {
             .clone();
 
         let mut copies = Vec::with_capacity(artifacts.len());
-        let mut urls = CopiedUrls::default();
+        // The event names the files; their links are signed each time it is sent.
+        let mut links = EventLinks::new(sink_id.clone());
         let layout = named.layout;
         for artifact in &artifacts {
             let key = layout.key(&artifact.key)?;
             let body = PutBody::new(artifact.size, self.artifact_bytes(artifact).await?);
             Self::put_verified(sink.as_ref(), &key, artifact, body).await?;
-            let url = sink.url(&key, config.links.clone()).await?;
             match artifact.kind {
-                ArtifactKind::Mp4 => urls.mp4 = url,
-                ArtifactKind::Snapshot => urls.snapshot = url,
-                ArtifactKind::Original => urls.original = url,
+                ArtifactKind::Mp4 => links.mp4 = Some(key.clone()),
+                ArtifactKind::Snapshot => links.snapshot = Some(key.clone()),
+                ArtifactKind::Original => links.original = Some(key.clone()),
             }
             copies.push(Copy::new(
                 id.clone(),
@@ -68,7 +68,14 @@ impl Pipeline {
                 artifact.size,
             ));
         }
-        let event = events::video_copied(sink.kind(), &sink.location(), &rec, &mp4, &urls);
+        let event = events::video_copied(
+            sink.kind(),
+            &sink.location(),
+            &rec,
+            &mp4,
+            &CopiedUrls::default(),
+        )
+        .with_links(links);
 
         // Whether this copy completes the recording depends on the other sinks' jobs,
         // which may commit at the same moment: commit against the version read, and on a

@@ -67,8 +67,10 @@ impl Pipeline {
         let catalog = &self.config.catalog;
         let endpoints = notifier.subscribers(event).await?;
         let mut change = Change::new(event.recording.clone()).complete(job.lease.clone());
+        // What goes out carries working links; what is queued again does not.
+        let sent = self.linked(event).await?;
         if endpoints.is_empty() {
-            notifier.deliver(event).await?;
+            notifier.deliver(&sent).await?;
             catalog.commit(change).await?;
             return Ok(());
         }
@@ -98,13 +100,14 @@ impl Pipeline {
             })
         };
         let budget = self.config.first_attempt;
+        let sent = &sent;
         let attempts = now.iter().map(|endpoint| async move {
             let _in_flight = InFlight {
                 pipeline: self,
                 endpoint,
             };
             let at = Timestamp::now();
-            let attempted = tokio::time::timeout(budget, notifier.attempt(event, endpoint))
+            let attempted = tokio::time::timeout(budget, notifier.attempt(sent, endpoint))
                 .await
                 .unwrap_or_else(|_| {
                     Attempted::new(
@@ -154,6 +157,25 @@ impl Pipeline {
         Ok(())
     }
 
+    /// `event` as it goes out now: its links ([`pipe_core::EventLinks`]) made into URLs
+    /// signed from this moment, by the sink that holds the files (none if the recording's
+    /// environment no longer has that sink). The stored event never holds a working link.
+    async fn linked<'e>(&self, event: &'e Event) -> Result<std::borrow::Cow<'e, Event>> {
+        let Some(links) = &event.links else {
+            return Ok(std::borrow::Cow::Borrowed(event));
+        };
+        let sinks = self.sinks.sinks(&event.environment).await?;
+        let mut urls: [Option<String>; 3] = Default::default();
+        if let Some(named) = sinks.get(&links.sink) {
+            for (url, key) in urls.iter_mut().zip(links.keys()) {
+                if let Some(key) = key {
+                    *url = named.sink.url(key, self.config.links.clone()).await?;
+                }
+            }
+        }
+        Ok(std::borrow::Cow::Owned(event.linked(urls)))
+    }
+
     /// Marks `endpoint` as failing (`true`) or not.
     fn struggling(&self, endpoint: &str, failing: bool) {
         let mut struggling = self.struggling.lock().expect("not poisoned");
@@ -168,8 +190,9 @@ impl Pipeline {
     /// completion when it was accepted, on its own before the job is retried when not.
     pub(super) async fn deliver(&self, job: &Job, event: &Event, endpoint: &str) -> Result<()> {
         let catalog = &self.config.catalog;
+        let sent = self.linked(event).await?;
         let at = Timestamp::now();
-        let attempted = self.config.notifier.attempt(event, endpoint).await;
+        let attempted = self.config.notifier.attempt(&sent, endpoint).await;
         let entry = DeliveryAttempt::new(event, endpoint, at, &attempted);
         self.struggling(endpoint, attempted.outcome.is_err());
         if let Err(error) = attempted.outcome {

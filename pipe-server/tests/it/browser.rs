@@ -549,6 +549,20 @@ async fn a_browser_recording_lands_in_the_customers_s3_sftp_ftps_azure_and_dropb
     }
     let (_, _, ours) = download(own["url"].as_str().unwrap()).await;
     assert_eq!(sha256_hex(&in_azure), sha256_hex(&ours), "the MP4 in Azure");
+
+    // The events carried working links, but no working link rests in the server's files
+    // (the catalog and its WAL, where the events wait in their jobs): links are signed
+    // as an event goes out.
+    for file in walk(&server.data_dir) {
+        let bytes = std::fs::read(&file).unwrap();
+        for signed in [&b"signature="[..], &b"X-Amz-Signature"[..]] {
+            assert!(
+                !bytes.windows(signed.len()).any(|w| w == signed),
+                "{} holds a signed link",
+                file.display()
+            );
+        }
+    }
 }
 
 /// "Do not store", set through the API on the first environment with two sinks of the
