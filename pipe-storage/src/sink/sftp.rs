@@ -25,6 +25,23 @@ const BACKEND: &str = "sftp";
 /// Bytes read from the server at a time.
 const READ_CHUNK: usize = 256 * 1024;
 
+/// Ciphers offered, best first: AES-GCM before russh's default ChaCha20-Poly1305, because
+/// AES-NI makes it several times cheaper for us and for the server (OpenSSH prefers it
+/// too when both sides have the instructions).
+const CIPHERS: &[russh::cipher::Name] = &[
+    russh::cipher::AES_256_GCM,
+    russh::cipher::AES_128_GCM,
+    russh::cipher::CHACHA20_POLY1305,
+    russh::cipher::AES_256_CTR,
+    russh::cipher::AES_192_CTR,
+    russh::cipher::AES_128_CTR,
+];
+
+/// Writes in flight at once, and the bytes each carries: a window of 4 MiB keeps a fast
+/// link busy (russh-sftp's default is 16 of 32 KiB) without holding much memory.
+const WRITES_IN_FLIGHT: usize = 64;
+const WRITE_LEN: u32 = 64 * 1024;
+
 /// How an [`SftpSink`] logs in.
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -168,7 +185,13 @@ impl SftpSink {
             expected: config.host_key.clone(),
             seen: None,
         };
-        let ssh_config = Arc::new(russh::client::Config::default());
+        let ssh_config = Arc::new(russh::client::Config {
+            preferred: russh::Preferred {
+                cipher: std::borrow::Cow::Borrowed(CIPHERS),
+                ..russh::Preferred::default()
+            },
+            ..russh::client::Config::default()
+        });
         let mut handle =
             russh::client::connect(ssh_config, (config.host.as_str(), config.port), checker)
                 .await
@@ -224,7 +247,12 @@ impl SftpSink {
             .request_subsystem(true, "sftp")
             .await
             .map_err(|e| ssh_error(&config.host, e))?;
-        let sftp = SftpSession::new(channel.into_stream())
+        let sftp_config = russh_sftp::client::Config {
+            max_concurrent_writes: WRITES_IN_FLIGHT,
+            max_write_packet_len: WRITE_LEN,
+            ..russh_sftp::client::Config::default()
+        };
+        let sftp = SftpSession::new_with_config(channel.into_stream(), sftp_config)
             .await
             .map_err(|e| sftp_error(e, "start SFTP"))?;
         Ok(Connection { sftp, _ssh: handle })
