@@ -57,6 +57,24 @@ pub(crate) struct SettingsView {
     /// files once every sink holds a verified copy. Needs a sink.
     #[serde(default)]
     do_not_store: bool,
+    /// Retention: delete recordings (from every sink) this many hours after they began;
+    /// absent keeps them. At least 30 (webhooks are retried for about 27.5 hours, and the
+    /// links in them must still lead to files).
+    #[serde(default)]
+    retention_hours: Option<u32>,
+    /// Whether retention deletes recordings whose processing failed too (default false:
+    /// they stay until deleted by hand).
+    #[serde(default)]
+    retention_deletes_failed: bool,
+    /// A recording still receiving this many hours after it began was abandoned by its
+    /// client: it is finished with the bytes that arrived, or deleted if none did
+    /// (default 24).
+    #[serde(default = "abandoned_after_hours")]
+    abandoned_after_hours: u32,
+}
+
+fn abandoned_after_hours() -> u32 {
+    EnvironmentSettings::default().abandoned_after_hours
 }
 
 /// One storage of the operator's.
@@ -111,6 +129,9 @@ impl From<&EnvironmentSettings> for SettingsView {
                 })
                 .collect(),
             do_not_store: s.do_not_store,
+            retention_hours: s.retention_hours,
+            retention_deletes_failed: s.retention_deletes_failed,
+            abandoned_after_hours: s.abandoned_after_hours,
         }
     }
 }
@@ -151,7 +172,16 @@ impl SettingsView {
             .with_allowed_hosts(self.allowed_hosts)
             .with_client_playback(self.client_playback)
             .with_sinks(sinks)
-            .with_do_not_store(self.do_not_store);
+            .with_do_not_store(self.do_not_store)
+            .with_retention_hours(self.retention_hours);
+        settings.retention_deletes_failed = self.retention_deletes_failed;
+        settings.abandoned_after_hours = self.abandoned_after_hours;
+        settings.check_retention().map_err(|e| match e {
+            pipe_core::Error::Invalid { what, detail } => {
+                Problem::invalid(format!("settings.{what}"), detail)
+            }
+            other => other.into(),
+        })?;
         settings.max_recording_secs = self.max_recording_secs;
         settings.max_recording_bytes = self.max_recording_bytes;
         settings

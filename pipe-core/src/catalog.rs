@@ -323,6 +323,8 @@ pub struct ListOptions {
     pub after: Option<RecordingCursor>,
     /// At most this many (default 100).
     pub limit: Option<u32>,
+    /// Only recordings being deleted (`true`) or not (`false`).
+    pub deleting: Option<bool>,
 }
 
 /// A place in the order of [`Catalog::list_recordings`]: the `created` time and id of the
@@ -385,6 +387,13 @@ impl ListOptions {
     #[must_use]
     pub fn with_limit(mut self, limit: u32) -> Self {
         self.limit = Some(limit);
+        self
+    }
+
+    /// Only recordings being deleted (`true`), or only the others (`false`).
+    #[must_use]
+    pub fn with_deleting(mut self, deleting: bool) -> Self {
+        self.deleting = Some(deleting);
         self
     }
 }

@@ -113,6 +113,18 @@ pub struct EnvironmentSettings {
     /// verified copy, the recording's local files (spool, staging, work files) are
     /// deleted. Needs at least one sink.
     pub do_not_store: bool,
+    /// Retention: recordings are deleted (from every sink, as a deletion through the API
+    /// is) this many hours after they began; `None` (the default) keeps them until
+    /// deleted. At least [`EnvironmentSettings::MIN_RETENTION_HOURS`].
+    pub retention_hours: Option<u32>,
+    /// Whether retention deletes recordings whose processing failed too; off by default,
+    /// so they stay until deleted by hand, for someone to look into.
+    pub retention_deletes_failed: bool,
+    /// A recording still `receiving` this many hours after it began was abandoned by its
+    /// client (no recorder records that long): it is finished with the bytes that
+    /// arrived, processed as if the client had stopped there, or deleted if none did.
+    /// Default 24.
+    pub abandoned_after_hours: u32,
 }
 
 /// One storage of the operator's: where, as a URL, and the secrets that lets the server
@@ -174,6 +186,9 @@ impl Default for EnvironmentSettings {
             client_playback: true,
             sinks: Vec::new(),
             do_not_store: false,
+            retention_hours: None,
+            retention_deletes_failed: false,
+            abandoned_after_hours: 24,
         }
     }
 }
@@ -207,6 +222,43 @@ impl EnvironmentSettings {
     pub fn with_sinks(mut self, sinks: impl IntoIterator<Item = SinkSettings>) -> Self {
         self.sinks = sinks.into_iter().collect();
         self
+    }
+
+    /// The shortest retention: a recording must outlive the retries of what it started.
+    /// Webhook deliveries are retried for about 27.5 hours (a receiver down for a day still
+    /// gets its events, and the links in them must still lead to files) and copies for
+    /// well under an hour, so 30 hours. (The hosted Pipe's minimum is 75.)
+    pub const MIN_RETENTION_HOURS: u32 = 30;
+
+    /// Deletes recordings `hours` after they began (`None`: keeps them).
+    #[must_use]
+    pub fn with_retention_hours(mut self, hours: Option<u32>) -> Self {
+        self.retention_hours = hours;
+        self
+    }
+
+    /// Checks the retention settings: `Invalid` below the minimum, or for an abandonment
+    /// time of 0.
+    pub fn check_retention(&self) -> Result<()> {
+        if let Some(hours) = self.retention_hours
+            && hours < Self::MIN_RETENTION_HOURS
+        {
+            return Err(Error::invalid(
+                "retention_hours",
+                format!(
+                    "{hours} is below the minimum of {}: recordings must outlive the retries \
+                     of their webhooks (about 27.5 hours)",
+                    Self::MIN_RETENTION_HOURS
+                ),
+            ));
+        }
+        if self.abandoned_after_hours == 0 {
+            return Err(Error::invalid(
+                "abandoned_after_hours",
+                "at least 1 hour: 0 would finish recordings while they are made",
+            ));
+        }
+        Ok(())
     }
 
     /// Turns "do not store" on or off.

@@ -40,6 +40,14 @@ impl Timestamp {
         )
     }
 
+    /// This time minus `d` (saturating).
+    pub fn minus(self, d: Duration) -> Self {
+        Self(
+            self.0
+                .saturating_sub(d.as_millis().min(i64::MAX as u128) as i64),
+        )
+    }
+
     /// `YYYY-MM-DD HH:MM:SS` in UTC, the form of Pipe's `dateTime` field.
     pub fn to_utc_string(self) -> String {
         let secs = self.as_secs();

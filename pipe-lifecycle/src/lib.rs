@@ -120,5 +120,5 @@ mod retry;
 #[cfg(feature = "catalog-sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "catalog-sqlite")))]
 pub use catalog::SqliteCatalog;
-pub use pipeline::{KeyLayout, Pipeline, PipelineConfig};
+pub use pipeline::{KeyLayout, Pipeline, PipelineConfig, SWEEP_BATCH, SweepReport};
 pub use retry::{DELIVERY_SCHEDULE, RetryPolicy};

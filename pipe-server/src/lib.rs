@@ -243,6 +243,7 @@ pub async fn serve(
         work_dir,
     )
     .with_sink_directory(sinks)
+    .with_environments(Arc::clone(&environments))
     .with_workers(config.workers)
     .with_link_options(UrlOptions::default().with_expires_in(config.link_ttl));
     if let Some(staging) = staging {

@@ -274,3 +274,51 @@ async fn sinks_take_secrets_that_never_come_back() {
         );
     }
 }
+
+/// Retention and abandonment are settings like the others: set, read back, and refused
+/// below their minimums with a 400 that names the field.
+#[tokio::test]
+async fn retention_is_set_and_its_minimum_enforced() {
+    let f = Fixture::new().await;
+    let admin = f.key(Role::Admin, &[]).await;
+    let call = |method, uri: &'static str, body| f.call(method, uri, Some(&admin), body);
+    let created = call(
+        Method::POST,
+        "/v1/environments",
+        Some(
+            json!({"id": "kept", "settings": {"retention_hours": 72, "abandoned_after_hours": 6}}),
+        ),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.json);
+    assert_eq!(created.json["settings"]["retention_hours"], 72);
+    assert_eq!(created.json["settings"]["retention_deletes_failed"], false);
+    assert_eq!(created.json["settings"]["abandoned_after_hours"], 6);
+    let plain = call(
+        Method::POST,
+        "/v1/environments",
+        Some(json!({"id": "plain"})),
+    )
+    .await;
+    assert_eq!(
+        plain.json["settings"]["retention_hours"],
+        serde_json::Value::Null
+    );
+    assert_eq!(plain.json["settings"]["abandoned_after_hours"], 24);
+    for (settings, field) in [
+        (json!({"retention_hours": 29}), "settings.retention_hours"),
+        (
+            json!({"abandoned_after_hours": 0}),
+            "settings.abandoned_after_hours",
+        ),
+    ] {
+        let refused = call(
+            Method::PATCH,
+            "/v1/environments/kept",
+            Some(json!({ "settings": settings })),
+        )
+        .await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.json);
+        assert_eq!(refused.json["field"], field, "{}", refused.json);
+    }
+}

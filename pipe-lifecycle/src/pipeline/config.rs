@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pipe_core::{
-    Catalog, KeyLayout, NamedSink, Notifier, SinkDirectory, SinkId, SinkSet, Spool, StaticSinks,
-    StorageSink, TranscodeOptions, Transcoder, UrlOptions,
+    Catalog, EnvironmentStore, KeyLayout, NamedSink, Notifier, SinkDirectory, SinkId, SinkSet,
+    Spool, StaticSinks, StorageSink, TranscodeOptions, Transcoder, UrlOptions,
 };
 
 use crate::RetryPolicy;
@@ -45,6 +45,8 @@ pub struct PipelineConfig {
     pub(super) lease: Duration,
     pub(super) links: UrlOptions,
     pub(super) staging: Option<Arc<dyn StorageSink>>,
+    pub(super) environments: Option<Arc<dyn EnvironmentStore>>,
+    pub(super) sweep_interval: Duration,
 }
 
 impl PipelineConfig {
@@ -77,6 +79,8 @@ impl PipelineConfig {
             lease: Duration::from_secs(30),
             links: UrlOptions::default(),
             staging: None,
+            environments: None,
+            sweep_interval: Duration::from_secs(60),
         }
     }
 
@@ -186,6 +190,22 @@ impl PipelineConfig {
     #[must_use]
     pub fn with_link_options(mut self, options: UrlOptions) -> Self {
         self.links = options;
+        self
+    }
+
+    /// Applies the retention and abandonment settings of the environments in `store`:
+    /// [`super::Pipeline::run`] sweeps every minute (see [`super::Pipeline::sweep`]).
+    /// Without it, recordings are kept until deleted and `receiving` ones wait forever.
+    #[must_use]
+    pub fn with_environments(mut self, store: Arc<dyn EnvironmentStore>) -> Self {
+        self.environments = Some(store);
+        self
+    }
+
+    /// Sweeps this often (default 1 minute).
+    #[must_use]
+    pub fn with_sweep_interval(mut self, interval: Duration) -> Self {
+        self.sweep_interval = interval;
         self
     }
 

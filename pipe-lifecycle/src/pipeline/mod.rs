@@ -8,6 +8,7 @@ mod erase;
 mod files;
 mod notify;
 mod probe;
+mod sweep;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -23,6 +24,7 @@ use pipe_core::{
 };
 
 pub use self::config::PipelineConfig;
+pub use self::sweep::{SWEEP_BATCH, SweepReport};
 use crate::events;
 pub use pipe_core::KeyLayout;
 
@@ -86,6 +88,10 @@ impl Pipeline {
             let worker = Arc::clone(&self).worker(stopped.clone());
             workers.spawn(worker.instrument(info_span!("worker", n)));
         }
+        if self.config.environments.is_some() {
+            let sweeper = Arc::clone(&self).sweeper(stopped.clone());
+            workers.spawn(sweeper.instrument(info_span!("sweep")));
+        }
         info!(workers = self.config.workers, "pipeline running");
         shutdown.await;
         let _ = stop.send(true);
@@ -95,6 +101,22 @@ impl Pipeline {
         let all = u32::try_from(self.config.webhook_jobs).unwrap_or(u32::MAX);
         let _ = self.webhook_jobs.acquire_many(all).await;
         info!("pipeline stopped");
+    }
+
+    /// Sweeps every `sweep_interval` until `stopped`; a failed sweep is logged and tried
+    /// again at the next tick.
+    async fn sweeper(self: Arc<Self>, mut stopped: watch::Receiver<bool>) {
+        let mut ticks = tokio::time::interval(self.config.sweep_interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = stopped.wait_for(|stop| *stop) => return,
+            }
+            if let Err(e) = self.sweep(Timestamp::now()).await {
+                warn!(error = %e, "the sweep failed; trying again at the next");
+            }
+        }
     }
 
     /// Tells idle workers to look for due jobs now rather than at their next poll (call it

@@ -8,4 +8,5 @@ mod endpoints;
 mod environments;
 mod outage;
 mod pipeline;
+mod retention;
 mod util;

@@ -29,11 +29,13 @@ impl CheckedBody {
     }
 
     /// The size the body was declared with.
+    #[cfg_attr(not(feature = "sink-dropbox"), allow(dead_code))]
     pub(crate) fn declared(&self) -> u64 {
         self.size
     }
 
     /// The bytes yielded so far.
+    #[cfg_attr(not(feature = "sink-ftps"), allow(dead_code))]
     pub(crate) fn count(&self) -> u64 {
         self.count
     }

@@ -68,6 +68,15 @@ pub(super) fn query<'a>(prefix: &str, options: &'a ListOptions) -> QueryBuilder<
             .push("created < ")
             .push_bind(until.as_millis());
     }
+    match options.deleting {
+        Some(true) => {
+            and.next(&mut q).push("deleting IS NOT NULL");
+        }
+        Some(false) => {
+            and.next(&mut q).push("deleting IS NULL");
+        }
+        None => {}
+    }
     if let Some(after) = &options.after {
         and.next(&mut q)
             .push("(created, id) < (")
