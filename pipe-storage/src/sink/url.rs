@@ -6,6 +6,7 @@
 //!        | ftps://<user>@<host>[:<port>][/<folder>]?password_from=<name>[&<option>…]
 //!        | azure://<account>/<container>[/<folder>][?<option>[&<option>…]]
 //!        | dropbox:///<folder>?app_key=…&app_secret_from=<name>&refresh_token_from=<name>[&<option>…]
+//!        | gcs://<bucket>[/<folder>]?<login>[&<option>…]
 //!        | file:///<directory>[?<option>[&<option>…]]
 //! ```
 //!
@@ -69,6 +70,13 @@
 //! neither: a proxy, or the stand-in of the tests). Copies are told as
 //! `video_copied_dbox`, as Pipe does.
 //!
+//! Options of `gcs://` (a bucket of Google Cloud Storage): one login,
+//! `credentials_from=<name>` (the JSON key file of a service account) or, in `PIPE_SINKS`
+//! only, `credentials_file=<path>`; `access_token_from=<name>` (a fixed OAuth token, which
+//! expires after an hour: for trials); or `anonymous=true` (no credentials: an emulator).
+//! `endpoint` is another address than `https://storage.googleapis.com` (an emulator's
+//! `http://127.0.0.1:4443`). Copies are told as `video_copied_gcs`, as Pipe does.
+//!
 //! `file:///<directory>` is a directory on the server's disks (a mounted share, say),
 //! for `PIPE_SINKS` only: settings that come through the API never reach the server's
 //! files. Copies are told as `video_copied_local` (ours).
@@ -86,6 +94,8 @@ use crate::AzureConfig;
 use crate::FtpsConfig;
 #[cfg(feature = "sink-dropbox")]
 use crate::{DropboxAuth, DropboxConfig};
+#[cfg(feature = "sink-gcs")]
+use crate::{GcsAuth, GcsConfig};
 #[cfg(feature = "sink-s3")]
 use crate::{S3Config, S3Encryption};
 #[cfg(feature = "sink-sftp")]
@@ -124,6 +134,9 @@ pub enum SinkTarget {
     /// A folder of a Dropbox account.
     #[cfg(feature = "sink-dropbox")]
     Dropbox(DropboxConfig),
+    /// A bucket of Google Cloud Storage.
+    #[cfg(feature = "sink-gcs")]
+    Gcs(GcsConfig),
     /// A directory on the server's disks.
     #[cfg(feature = "sink-local")]
     Local(std::path::PathBuf),
@@ -190,6 +203,8 @@ impl SinkUrl {
             "azure" => azure(&url, &mut options, secrets)?,
             #[cfg(feature = "sink-dropbox")]
             "dropbox" => dropbox(&url, &mut options, secrets)?,
+            #[cfg(feature = "sink-gcs")]
+            "gcs" => gcs(&url, &mut options, secrets)?,
             #[cfg(feature = "sink-local")]
             "file" => local(&url, secrets)?,
             other => {
@@ -260,6 +275,8 @@ impl SinkUrl {
             SinkTarget::Azure(_) => SinkKind::Azure,
             #[cfg(feature = "sink-dropbox")]
             SinkTarget::Dropbox(_) => SinkKind::Dropbox,
+            #[cfg(feature = "sink-gcs")]
+            SinkTarget::Gcs(_) => SinkKind::Gcs,
             #[cfg(feature = "sink-local")]
             SinkTarget::Local(_) => SinkKind::Local,
         }
@@ -282,6 +299,8 @@ impl SinkUrl {
             SinkTarget::Dropbox(dropbox) => {
                 Arc::new(crate::DropboxSink::new(dropbox.clone(), kind)?)
             }
+            #[cfg(feature = "sink-gcs")]
+            SinkTarget::Gcs(gcs) => Arc::new(crate::GcsSink::new(gcs.clone(), kind)?),
             #[cfg(feature = "sink-local")]
             SinkTarget::Local(dir) => Arc::new(crate::ObjectStoreSink::local(dir, kind)?),
         };
@@ -307,6 +326,8 @@ const SCHEMES: &[&str] = &[
     "`azure://`",
     #[cfg(feature = "sink-dropbox")]
     "`dropbox://`",
+    #[cfg(feature = "sink-gcs")]
+    "`gcs://`",
     #[cfg(feature = "sink-local")]
     "`file://`",
 ];
@@ -431,7 +452,7 @@ impl Options {
 
     /// The contents of the file that option `key` names (`…_file=<path>`), where files
     /// may be read.
-    #[allow(dead_code)] // Unused only in a build without SFTP and FTPS.
+    #[allow(dead_code)] // Unused only in a build without SFTP, FTPS and GCS.
     fn file(&mut self, key: &str, secrets: Secrets<'_>) -> Result<Option<String>> {
         let Some(path) = self.take(key) else {
             return Ok(None);
@@ -636,6 +657,48 @@ fn dropbox(url: &url::Url, options: &mut Options, secrets: Secrets<'_>) -> Resul
     Ok(SinkTarget::Dropbox(config))
 }
 
+#[cfg(feature = "sink-gcs")]
+fn gcs(url: &url::Url, options: &mut Options, secrets: Secrets<'_>) -> Result<SinkTarget> {
+    if !url.username().is_empty() {
+        return Err(invalid(
+            "no credentials in the URL: use credentials_from or access_token_from",
+        ));
+    }
+    let bucket = url
+        .host_str()
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| invalid("gcs:// needs a bucket: gcs://<bucket>[/<folder>]"))?;
+    let key = match (
+        options.secret("credentials_from", secrets)?,
+        options.file("credentials_file", secrets)?,
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "gcs:// takes credentials_from or credentials_file, not both",
+            ));
+        }
+        (from, file) => from.or(file),
+    };
+    let token = options.secret("access_token_from", secrets)?;
+    let anonymous = options.flag("anonymous")?.unwrap_or(false);
+    let auth = match (key, token, anonymous) {
+        (Some(key), None, false) => GcsAuth::ServiceAccount(key),
+        (None, Some(token), false) => GcsAuth::AccessToken(token),
+        (None, None, true) => GcsAuth::Anonymous,
+        _ => {
+            return Err(invalid(
+                "gcs:// takes one login: credentials_from (a service account's key), \
+                 credentials_file, access_token_from or anonymous=true",
+            ));
+        }
+    };
+    let mut config = GcsConfig::new(bucket, auth).with_folder(percent_decode(url.path()));
+    if let Some(endpoint) = options.take("endpoint") {
+        config = config.with_endpoint(http_url(endpoint)?);
+    }
+    Ok(SinkTarget::Gcs(config))
+}
+
 #[cfg(feature = "sink-local")]
 fn local(url: &url::Url, secrets: Secrets<'_>) -> Result<SinkTarget> {
     if !secrets.files {
@@ -653,7 +716,7 @@ fn local(url: &url::Url, secrets: Secrets<'_>) -> Result<SinkTarget> {
     Ok(SinkTarget::Local(dir.into()))
 }
 
-#[allow(dead_code)] // Unused only in a build without S3, Azure and Dropbox.
+#[allow(dead_code)] // Unused only in a build without S3, Azure, Dropbox and GCS.
 fn http_url(endpoint: String) -> Result<String> {
     if endpoint.starts_with("http://") || endpoint.starts_with("https://") {
         Ok(endpoint)
@@ -834,6 +897,96 @@ mod tests {
             let error = parse(text).unwrap_err().to_string();
             assert!(error.contains(says), "{text}: {error}");
         }
+    }
+
+    #[test]
+    fn a_gcs_url_reads_bucket_folder_login_and_endpoint() {
+        let url = parse(
+            "gcs://pipe-recordings/prod/eu?credentials_from=BUCKET_SECRET\
+             &endpoint=http://127.0.0.1:4443&naming=by-recording",
+        )
+        .unwrap();
+        let expected = GcsConfig::new("pipe-recordings", GcsAuth::ServiceAccount("s3cr3t".into()))
+            .with_folder("prod/eu")
+            .with_endpoint("http://127.0.0.1:4443");
+        assert_eq!(url.target, SinkTarget::Gcs(expected));
+        assert_eq!(url.kind(), SinkKind::Gcs);
+        assert_eq!(url.layout, KeyLayout::ByRecording);
+        assert!(
+            !format!("{url:?}").contains("s3cr3t"),
+            "Debug shows the secret"
+        );
+
+        let token = parse("gcs://b?access_token_from=BUCKET_SECRET").unwrap();
+        let expected = GcsConfig::new("b", GcsAuth::AccessToken("s3cr3t".into()));
+        assert_eq!(token.target, SinkTarget::Gcs(expected));
+
+        let emulator = parse("gcs://b/?anonymous=true&endpoint=http://127.0.0.1:4443").unwrap();
+        let SinkTarget::Gcs(config) = &emulator.target else {
+            panic!("not GCS: {emulator:?}");
+        };
+        assert_eq!(
+            (
+                &config.auth,
+                config.folder.as_deref(),
+                config.endpoint.as_str()
+            ),
+            (&GcsAuth::Anonymous, None, "http://127.0.0.1:4443")
+        );
+        let sink = emulator.open(None).unwrap();
+        assert_eq!(sink.kind(), SinkKind::Gcs);
+        assert_eq!(sink.location(), pipe_core::SinkLocation::bucket("b"));
+
+        let key = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(key.path(), r#"{"type": "service_account"}"#).unwrap();
+        let from_file = parse(&format!(
+            "gcs://b?credentials_file={}",
+            key.path().display()
+        ))
+        .unwrap();
+        let expected = GcsConfig::new(
+            "b",
+            GcsAuth::ServiceAccount(r#"{"type": "service_account"}"#.into()),
+        );
+        assert_eq!(from_file.target, SinkTarget::Gcs(expected));
+        // In settings, the file's contents travel as a secret.
+        let sinks = settings_from_list(
+            &format!("gcs://b/f?credentials_file={}", key.path().display()),
+            &env,
+        )
+        .unwrap();
+        assert_eq!(sinks[0].id.as_str(), "gcs-1");
+        assert_eq!(sinks[0].url, "gcs://b/f?credentials_from=credentials_file");
+        SinkUrl::of_settings(&sinks[0]).unwrap();
+
+        for (text, says) in [
+            ("gcs://", "needs a bucket"),
+            ("gcs://b", "takes one login"),
+            (
+                "gcs://b?anonymous=true&access_token_from=BUCKET_SECRET",
+                "takes one login",
+            ),
+            (
+                "gcs://b?credentials_from=BUCKET_SECRET&credentials_file=/nonexistent",
+                "credentials_file /nonexistent",
+            ),
+            ("gcs://u@b?anonymous=true", "no credentials in the URL"),
+            ("gcs://b?anonymous=yes", "true or false"),
+            (
+                "gcs://b?anonymous=true&endpoint=127.0.0.1",
+                "http:// or https://",
+            ),
+            (
+                "gcs://b?anonymous=true&region=eu",
+                "unknown option `region`",
+            ),
+        ] {
+            let error = parse(text).unwrap_err().to_string();
+            assert!(error.contains(says), "{text}: {error}");
+        }
+        let stored = SinkSettings::new(SinkId::new("g"), "gcs://b?credentials_file=/etc/key.json");
+        let error = SinkUrl::of_settings(&stored).unwrap_err().to_string();
+        assert!(error.contains("reads a file of the server"), "{error}");
     }
 
     #[test]

@@ -13,6 +13,8 @@ mod encrypted;
 #[cfg(feature = "test-servers")]
 mod ftps;
 #[cfg(feature = "test-servers")]
+mod gcs;
+#[cfg(feature = "test-servers")]
 mod s3;
 #[cfg(feature = "test-servers")]
 mod sftp;
