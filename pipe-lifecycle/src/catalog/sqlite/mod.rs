@@ -165,33 +165,41 @@ impl Catalog for SqliteCatalog {
              VALUES (?1, ?2, ?3, 0, ?4, ?4, ?5, ?6, ?7) RETURNING {RECORDING_COLUMNS}"
         );
         // The number comes from a counter, not from the recordings, so that the number of a
-        // deleted recording is never given again; both writes are one transaction.
-        let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
-        let number: i64 = sqlx::query_scalar(
-            "UPDATE counters SET value = value + 1 WHERE name = 'recording' RETURNING value",
-        )
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(from_sqlx)?;
-        let row = sqlx::query(&sql)
-            .bind(id.as_str())
-            .bind(new.environment.as_str())
-            .bind(RecordingState::Receiving.as_str())
-            .bind(now)
-            .bind(new.mime_type)
-            .bind(new.payload)
-            .bind(number)
-            .fetch_one(&mut *tx)
+        // deleted recording is never given again; both writes are one transaction. They go
+        // through the group-commit writer like every other write: a connection of the pool
+        // asking for the write lock on its own was starved (SQLite's busy handler is not
+        // fair) while the writer committed back to back, and a recording could not begin.
+        self.writer
+            .write(move |mut tx| {
+                Box::pin(async move {
+                    let connection = tx.connection().await?;
+                    let number: i64 = sqlx::query_scalar(
+                        "UPDATE counters SET value = value + 1 WHERE name = 'recording' \
+                         RETURNING value",
+                    )
+                    .fetch_one(&mut *connection)
+                    .await
+                    .map_err(from_sqlx)?;
+                    let row = sqlx::query(&sql)
+                        .bind(id.as_str())
+                        .bind(new.environment.as_str())
+                        .bind(RecordingState::Receiving.as_str())
+                        .bind(now)
+                        .bind(new.mime_type)
+                        .bind(new.payload)
+                        .bind(number)
+                        .fetch_one(&mut *connection)
+                        .await
+                        .map_err(|e| match from_sqlx(e) {
+                            Error::AlreadyExists { .. } => Error::AlreadyExists {
+                                what: format!("recording {id}"),
+                            },
+                            other => other,
+                        })?;
+                    rows::recording(&row)
+                })
+            })
             .await
-            .map_err(|e| match from_sqlx(e) {
-                Error::AlreadyExists { .. } => Error::AlreadyExists {
-                    what: format!("recording {id}"),
-                },
-                other => other,
-            })?;
-        let recording = rows::recording(&row)?;
-        tx.commit().await.map_err(from_sqlx)?;
-        Ok(recording)
     }
 
     async fn recording(&self, id: &RecordingId) -> Result<Recording> {
