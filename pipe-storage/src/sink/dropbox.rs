@@ -37,25 +37,31 @@
 //! with [`Error::Integrity`].
 
 use std::fmt;
-use std::io;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use futures::stream::{self, BoxStream, StreamExt};
 use pipe_core::{
     Error, GetOptions, GetResult, ObjectKey, ObjectMeta, PutBody, PutOptions, PutReceipt, Result,
     SinkKind, SinkLocation, StorageSink,
 };
 use reqwest::StatusCode;
-use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, HeaderMap, HeaderValue, RANGE, RETRY_AFTER};
+use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, HeaderMap, HeaderValue, RANGE};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::CheckedBody;
+use super::http::{CALL_TIMEOUT, CONNECT_TIMEOUT, Service, read_failure, upload_timeout};
+use super::range_past_end;
+
+const SERVICE: Service = Service {
+    backend: BACKEND,
+    name: "Dropbox",
+    endpoint: "Dropbox endpoint",
+};
 
 const BACKEND: &str = "dropbox";
 
@@ -68,20 +74,6 @@ const MAX_CALL: u64 = 150 * 1024 * 1024;
 
 /// The default of [`DropboxConfig::upload_threshold`] and [`DropboxConfig::chunk_size`].
 const DEFAULT_CHUNK: usize = 2 * BLOCK;
-
-/// How long connecting may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How long a call without a large body may take to answer, and how long a download may
-/// send nothing before it is given up.
-const CALL_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The slowest upload rate waited for (64 KiB/s): an upload call may take
-/// [`CALL_TIMEOUT`] plus its size at this rate.
-const SLOWEST_UPLOAD: u64 = 64 * 1024;
-
-/// Error bodies are read up to this many bytes.
-const ERROR_BODY_LIMIT: usize = 16 * 1024;
 
 /// How a [`DropboxSink`] authenticates.
 ///
@@ -411,8 +403,8 @@ impl DropboxSink {
             .send();
         let op = "oauth2/token";
         let response = match tokio::time::timeout(CALL_TIMEOUT, request).await {
-            Err(_) => return Err(no_answer(op, "the access token", CALL_TIMEOUT)),
-            Ok(Err(e)) => return Err(transport_error(op, "the access token", &e)),
+            Err(_) => return Err(SERVICE.no_answer(op, "the access token", CALL_TIMEOUT)),
+            Ok(Err(e)) => return Err(SERVICE.transport_error(op, "the access token", &e)),
             Ok(Ok(response)) => response,
         };
         if !response.status().is_success() {
@@ -424,7 +416,7 @@ impl DropboxSink {
             expires_in: Option<u64>,
             token_type: Option<String>,
         }
-        let answer: Answer = json_body(response, op, "the access token").await?;
+        let answer: Answer = SERVICE.json_body(response, op, "the access token").await?;
         if let Some(kind) = &answer.token_type
             && !kind.eq_ignore_ascii_case("bearer")
         {
@@ -459,8 +451,8 @@ impl DropboxSink {
             let token = self.token().await?;
             let sent = build(&self.inner.http).bearer_auth(&token).send();
             let response = match tokio::time::timeout(timeout, sent).await {
-                Err(_) => return Err(no_answer(op, what, timeout)),
-                Ok(Err(e)) => return Err(transport_error(op, what, &e)),
+                Err(_) => return Err(SERVICE.no_answer(op, what, timeout)),
+                Ok(Err(e)) => return Err(SERVICE.transport_error(op, what, &e)),
                 Ok(Ok(response)) => response,
             };
             if response.status().is_success() {
@@ -493,7 +485,7 @@ impl DropboxSink {
     ) -> Result<T> {
         let url = self.content(op);
         let arg = header_arg(arg)?;
-        let timeout = CALL_TIMEOUT + Duration::from_secs(data.len() as u64 / SLOWEST_UPLOAD);
+        let timeout = upload_timeout(data.len());
         let response = self
             .call(op, what, timeout, |http| {
                 http.post(&url)
@@ -502,7 +494,7 @@ impl DropboxSink {
                     .body(data.clone())
             })
             .await?;
-        json_body(response, op, what).await
+        SERVICE.json_body(response, op, what).await
     }
 
     /// An RPC call: `arg` as the JSON body; the answer's JSON.
@@ -516,7 +508,7 @@ impl DropboxSink {
         let response = self
             .call(op, what, CALL_TIMEOUT, |http| http.post(&url).json(arg))
             .await?;
-        json_body(response, op, what).await
+        SERVICE.json_body(response, op, what).await
     }
 
     /// `files/upload`: the whole file in one call.
@@ -730,7 +722,7 @@ impl StorageSink for DropboxSink {
         Ok(GetResult::new(
             ObjectMeta::new(key.clone(), size, None),
             range,
-            body_stream(response, skip, len),
+            SERVICE.body_stream(response, skip, len),
         ))
     }
 
@@ -902,57 +894,6 @@ impl ContentHash {
     }
 }
 
-/// The bytes of a download: `skip` bytes dropped (a server that ignored the range), then
-/// exactly `len` bytes; a stream that ends early, or stalls for [`CALL_TIMEOUT`], fails.
-fn body_stream(
-    response: reqwest::Response,
-    skip: u64,
-    len: u64,
-) -> BoxStream<'static, io::Result<Bytes>> {
-    let inner = response.bytes_stream().boxed();
-    stream::unfold(
-        (inner, skip, len),
-        |(mut inner, mut skip, mut left)| async move {
-            loop {
-                if left == 0 {
-                    return None;
-                }
-                let failed = |e: io::Error| Some((Err(e), (stream::empty().boxed(), 0, 0)));
-                let mut bytes = match tokio::time::timeout(CALL_TIMEOUT, inner.next()).await {
-                    Err(_) => {
-                        return failed(io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            format!("Dropbox sent nothing for {CALL_TIMEOUT:?}"),
-                        ));
-                    }
-                    Ok(None) => {
-                        return failed(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            format!("the download ended {left} bytes early"),
-                        ));
-                    }
-                    Ok(Some(Err(e))) => return failed(io::Error::other(e)),
-                    Ok(Some(Ok(bytes))) => bytes,
-                };
-                if skip > 0 {
-                    let n = skip.min(bytes.len() as u64);
-                    bytes = bytes.slice(n as usize..);
-                    skip -= n;
-                }
-                if bytes.is_empty() {
-                    continue;
-                }
-                if bytes.len() as u64 > left {
-                    bytes.truncate(left as usize);
-                }
-                left -= bytes.len() as u64;
-                return Some((Ok(bytes), (inner, skip, left)));
-            }
-        },
-    )
-    .boxed()
-}
-
 /// The range a `206`'s `Content-Range: bytes a-b/size` names.
 fn content_range(headers: &HeaderMap) -> Option<Range<u64>> {
     let value = headers.get(CONTENT_RANGE)?.to_str().ok()?;
@@ -963,13 +904,6 @@ fn content_range(headers: &HeaderMap) -> Option<Range<u64>> {
         .split_once('-')?;
     let (first, last): (u64, u64) = (first.trim().parse().ok()?, last.trim().parse().ok()?);
     (first <= last).then(|| first..last + 1)
-}
-
-fn range_past_end(range: &Range<u64>, size: u64) -> Error {
-    Error::invalid(
-        "range",
-        format!("{range:?} starts at or past the end of a {size}-byte object"),
-    )
 }
 
 /// `arg` as a `Dropbox-API-Arg` header: JSON with every character from 0x7F up escaped as
@@ -1026,49 +960,6 @@ fn form_encode(s: &str, out: &mut String) {
     }
 }
 
-/// Reads a successful answer's JSON.
-async fn json_body<T: serde::de::DeserializeOwned>(
-    response: reqwest::Response,
-    op: &str,
-    what: &str,
-) -> Result<T> {
-    let bytes = match tokio::time::timeout(CALL_TIMEOUT, response.bytes()).await {
-        Err(_) => return Err(no_answer(op, what, CALL_TIMEOUT)),
-        Ok(Err(e)) => return Err(transport_error(op, what, &e)),
-        Ok(Ok(bytes)) => bytes,
-    };
-    serde_json::from_slice(&bytes).map_err(|e| {
-        Error::temporary(
-            BACKEND,
-            format!("{op} ({what}): an answer that is not the JSON expected: {e}"),
-        )
-    })
-}
-
-fn no_answer(op: &str, what: &str, timeout: Duration) -> Error {
-    Error::temporary(
-        BACKEND,
-        format!("{op} ({what}): no answer within {}s", timeout.as_secs()),
-    )
-}
-
-/// A request that got no answer: a bad URL is the config's fault; anything else (no
-/// connection, a reset, a timeout) may pass.
-fn transport_error(op: &str, what: &str, e: &reqwest::Error) -> Error {
-    let mut detail = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        detail.push_str(": ");
-        detail.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    if e.is_builder() {
-        Error::invalid("Dropbox endpoint", format!("{op}: {detail}"))
-    } else {
-        Error::temporary(BACKEND, format!("{op} ({what}): {detail}"))
-    }
-}
-
 /// A `NotFound` from an upload call is about its session (expired, or lost), not the
 /// object: a retry starts a new one.
 fn not_found_is_temporary(e: Error, what: &str) -> Error {
@@ -1092,25 +983,7 @@ struct Failure {
 
 impl Failure {
     async fn read(response: reqwest::Response) -> Self {
-        let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let mut body = Vec::new();
-        let mut response = response;
-        let read = async {
-            while body.len() < ERROR_BODY_LIMIT {
-                match response.chunk().await {
-                    Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-                    _ => break,
-                }
-            }
-        };
-        let _ = tokio::time::timeout(CALL_TIMEOUT, read).await;
-        body.truncate(ERROR_BODY_LIMIT);
+        let (status, retry_after, body) = read_failure(response).await;
         let json = serde_json::from_slice::<Value>(&body).ok();
         let retry_after = retry_after.or_else(|| {
             json.as_ref()?

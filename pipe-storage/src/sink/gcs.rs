@@ -47,7 +47,6 @@
 //! with [`Error::Integrity`].
 
 use std::fmt;
-use std::io;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -56,7 +55,6 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use bytes::{Bytes, BytesMut};
-use futures::stream::{self, BoxStream, StreamExt};
 use md5::{Digest as _, Md5};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use pipe_core::{
@@ -66,12 +64,19 @@ use pipe_core::{
 use reqwest::StatusCode;
 use reqwest::header::{
     CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION, RANGE,
-    RETRY_AFTER,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::CheckedBody;
+use super::http::{CALL_TIMEOUT, CONNECT_TIMEOUT, Service, read_failure, upload_timeout};
+use super::range_past_end;
+
+const SERVICE: Service = Service {
+    backend: BACKEND,
+    name: "GCS",
+    endpoint: "GCS endpoint",
+};
 
 const BACKEND: &str = "gcs";
 
@@ -93,20 +98,6 @@ const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 
 /// The OAuth scope asked for: read and write objects, nothing else.
 const SCOPE: &str = "https://www.googleapis.com/auth/devstorage.read_write";
-
-/// How long connecting may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How long a call without a large body may take to answer, and how long a download may
-/// send nothing before it is given up.
-const CALL_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The slowest upload rate waited for (64 KiB/s): an upload call may take
-/// [`CALL_TIMEOUT`] plus its size at this rate.
-const SLOWEST_UPLOAD: u64 = 64 * 1024;
-
-/// Error bodies are read up to this many bytes.
-const ERROR_BODY_LIMIT: usize = 16 * 1024;
 
 /// What a path segment of the JSON API keeps as is (RFC 3986's unreserved characters);
 /// everything else is percent-encoded, `/` of object names included.
@@ -451,8 +442,8 @@ impl GcsSink {
             .body(body)
             .send();
         let response = match tokio::time::timeout(CALL_TIMEOUT, request).await {
-            Err(_) => return Err(no_answer(op, what, CALL_TIMEOUT)),
-            Ok(Err(e)) => return Err(transport_error(op, what, &e)),
+            Err(_) => return Err(SERVICE.no_answer(op, what, CALL_TIMEOUT)),
+            Ok(Err(e)) => return Err(SERVICE.transport_error(op, what, &e)),
             Ok(Ok(response)) => response,
         };
         if !response.status().is_success() {
@@ -464,7 +455,7 @@ impl GcsSink {
             expires_in: Option<u64>,
             token_type: Option<String>,
         }
-        let answer: Answer = json_body(response, op, what).await?;
+        let answer: Answer = SERVICE.json_body(response, op, what).await?;
         if let Some(kind) = &answer.token_type
             && !kind.eq_ignore_ascii_case("bearer")
         {
@@ -505,7 +496,7 @@ impl GcsSink {
                 request = request.bearer_auth(token);
             }
             let response = match tokio::time::timeout(timeout, request.send()).await {
-                Err(_) => return Err(no_answer(op, what, timeout)),
+                Err(_) => return Err(SERVICE.no_answer(op, what, timeout)),
                 // A kept-alive connection the server had closed (it may close one after
                 // any answer): once more, on a new one. Every call here may be repeated:
                 // uploads commit whole or not at all, and a chunk sent twice is kept once.
@@ -514,7 +505,7 @@ impl GcsSink {
                     resent = true;
                     continue;
                 }
-                Ok(Err(e)) => return Err(transport_error(op, what, &e)),
+                Ok(Err(e)) => return Err(SERVICE.transport_error(op, what, &e)),
                 Ok(Ok(response)) => response,
             };
             let status = response.status();
@@ -585,7 +576,7 @@ impl GcsSink {
             })
             .await?;
         match response {
-            Ok(response) => json_body(response, "upload", &what).await,
+            Ok(response) => SERVICE.json_body(response, "upload", &what).await,
             Err(failure) if failure.status == StatusCode::NOT_FOUND => {
                 Err(self.missing_bucket(key))
             }
@@ -749,7 +740,7 @@ impl GcsSink {
                 Err(failure) => return Err(failure.into_error(op, what)),
             };
             if response.status() != StatusCode::PERMANENT_REDIRECT {
-                return Ok(Some(json_body(response, op, what).await?));
+                return Ok(Some(SERVICE.json_body(response, op, what).await?));
             }
             // `308`: the session goes on; `Range: bytes=0-n` is what GCS keeps.
             let kept = response
@@ -816,7 +807,7 @@ impl GcsSink {
             .call("get metadata", &what, CALL_TIMEOUT, |http| http.get(&url))
             .await?
         {
-            Ok(response) => json_body(response, "get metadata", &what).await,
+            Ok(response) => SERVICE.json_body(response, "get metadata", &what).await,
             Err(failure) => Err(failure.into_error("get metadata", &what)),
         }
     }
@@ -955,7 +946,7 @@ impl StorageSink for GcsSink {
         Ok(GetResult::new(
             ObjectMeta::new(key.clone(), size, content_type),
             range,
-            body_stream(response, skip, len),
+            SERVICE.body_stream(response, skip, len),
         ))
     }
 
@@ -1256,62 +1247,6 @@ impl Source {
     }
 }
 
-/// How long an upload of `len` bytes may take.
-fn upload_timeout(len: usize) -> Duration {
-    CALL_TIMEOUT + Duration::from_secs(len as u64 / SLOWEST_UPLOAD)
-}
-
-/// The bytes of a download: `skip` bytes dropped (a server that ignored the range), then
-/// exactly `len` bytes; a stream that ends early, or stalls for [`CALL_TIMEOUT`], fails.
-fn body_stream(
-    response: reqwest::Response,
-    skip: u64,
-    len: u64,
-) -> BoxStream<'static, io::Result<Bytes>> {
-    let inner = response.bytes_stream().boxed();
-    stream::unfold(
-        (inner, skip, len),
-        |(mut inner, mut skip, mut left)| async move {
-            loop {
-                if left == 0 {
-                    return None;
-                }
-                let failed = |e: io::Error| Some((Err(e), (stream::empty().boxed(), 0, 0)));
-                let mut bytes = match tokio::time::timeout(CALL_TIMEOUT, inner.next()).await {
-                    Err(_) => {
-                        return failed(io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            format!("GCS sent nothing for {CALL_TIMEOUT:?}"),
-                        ));
-                    }
-                    Ok(None) => {
-                        return failed(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            format!("the download ended {left} bytes early"),
-                        ));
-                    }
-                    Ok(Some(Err(e))) => return failed(io::Error::other(e)),
-                    Ok(Some(Ok(bytes))) => bytes,
-                };
-                if skip > 0 {
-                    let n = skip.min(bytes.len() as u64);
-                    bytes = bytes.slice(n as usize..);
-                    skip -= n;
-                }
-                if bytes.is_empty() {
-                    continue;
-                }
-                if bytes.len() as u64 > left {
-                    bytes.truncate(left as usize);
-                }
-                left -= bytes.len() as u64;
-                return Some((Ok(bytes), (inner, skip, left)));
-            }
-        },
-    )
-    .boxed()
-}
-
 /// The range a `206`'s `Content-Range: bytes a-b/size` names, and the size (`None` for
 /// `*`).
 fn content_range(headers: &HeaderMap) -> Option<(Range<u64>, Option<u64>)> {
@@ -1327,13 +1262,6 @@ fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
     headers.get(name)?.to_str().ok()?.trim().parse().ok()
 }
 
-fn range_past_end(range: &Range<u64>, size: u64) -> Error {
-    Error::invalid(
-        "range",
-        format!("{range:?} starts at or past the end of a {size}-byte object"),
-    )
-}
-
 /// `url`, if it is an `http://` or `https://` URL.
 fn http_url(what: &'static str, url: &str) -> Result<()> {
     let parsed =
@@ -1342,49 +1270,6 @@ fn http_url(what: &'static str, url: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::invalid(what, format!("{url}: not an HTTP(S) URL")))
-    }
-}
-
-/// Reads a successful answer's JSON.
-async fn json_body<T: serde::de::DeserializeOwned>(
-    response: reqwest::Response,
-    op: &str,
-    what: &str,
-) -> Result<T> {
-    let bytes = match tokio::time::timeout(CALL_TIMEOUT, response.bytes()).await {
-        Err(_) => return Err(no_answer(op, what, CALL_TIMEOUT)),
-        Ok(Err(e)) => return Err(transport_error(op, what, &e)),
-        Ok(Ok(bytes)) => bytes,
-    };
-    serde_json::from_slice(&bytes).map_err(|e| {
-        Error::temporary(
-            BACKEND,
-            format!("{op} ({what}): an answer that is not the JSON expected: {e}"),
-        )
-    })
-}
-
-fn no_answer(op: &str, what: &str, timeout: Duration) -> Error {
-    Error::temporary(
-        BACKEND,
-        format!("{op} ({what}): no answer within {}s", timeout.as_secs()),
-    )
-}
-
-/// A request that got no answer: a bad URL is the config's fault; anything else (no
-/// connection, a reset, a timeout) may pass.
-fn transport_error(op: &str, what: &str, e: &reqwest::Error) -> Error {
-    let mut detail = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        detail.push_str(": ");
-        detail.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    if e.is_builder() {
-        Error::invalid("GCS endpoint", format!("{op}: {detail}"))
-    } else {
-        Error::temporary(BACKEND, format!("{op} ({what}): {detail}"))
     }
 }
 
@@ -1398,25 +1283,7 @@ struct Failure {
 
 impl Failure {
     async fn read(response: reqwest::Response) -> Self {
-        let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let mut body = Vec::new();
-        let mut response = response;
-        let read = async {
-            while body.len() < ERROR_BODY_LIMIT {
-                match response.chunk().await {
-                    Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-                    _ => break,
-                }
-            }
-        };
-        let _ = tokio::time::timeout(CALL_TIMEOUT, read).await;
-        body.truncate(ERROR_BODY_LIMIT);
+        let (status, retry_after, body) = read_failure(response).await;
         Self::new(status, retry_after, &body)
     }
 
@@ -1565,6 +1432,10 @@ impl Failure {
 mod tests {
     use aws_lc_rs::encoding::AsDer;
     use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
+
+    use std::io;
+
+    use futures::stream::{self, StreamExt};
 
     use super::*;
 

@@ -13,6 +13,8 @@ mod error;
 mod ftps;
 #[cfg(feature = "sink-gcs")]
 mod gcs;
+#[cfg(any(feature = "sink-dropbox", feature = "sink-gcs"))]
+mod http;
 #[cfg(any(feature = "sink-sftp", feature = "sink-ftps"))]
 mod leftovers;
 #[cfg(feature = "sink-local")]
@@ -552,7 +554,7 @@ fn content_type(attributes: &Attributes) -> Option<String> {
         .map(|value| value.to_string())
 }
 
-fn range_past_end(range: &Range<u64>, size: u64) -> Error {
+pub(super) fn range_past_end(range: &Range<u64>, size: u64) -> Error {
     Error::invalid(
         "range",
         format!("{range:?} starts at or past the end of a {size}-byte object"),
