@@ -62,21 +62,31 @@ fn not_found(id: &str) -> Error {
 impl EndpointStore for SqliteCatalog {
     async fn create_endpoint(&self, endpoint: StoredEndpoint) -> Result<StoredEndpoint> {
         StoredEndpoint::check_id(&endpoint.id)?;
-        sqlx::query(
-            "INSERT INTO webhook_endpoints (id, environment, seq, endpoint) \
-             VALUES (?1, ?2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM webhook_endpoints), ?3)",
-        )
-        .bind(&endpoint.id)
-        .bind(endpoint.environment.as_str())
-        .bind(self.stored(&endpoint).await?)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| match from_sqlx(e) {
-            Error::AlreadyExists { .. } => Error::AlreadyExists {
-                what: format!("webhook endpoint {}", endpoint.id),
-            },
-            other => other,
-        })?;
+        let stored = self.stored(&endpoint).await?;
+        let (id, environment) = (endpoint.id.clone(), endpoint.environment.clone());
+        self.writer
+            .write(move |mut tx| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO webhook_endpoints (id, environment, seq, endpoint) \
+                         VALUES (?1, ?2, \
+                           (SELECT COALESCE(MAX(seq), 0) + 1 FROM webhook_endpoints), ?3)",
+                    )
+                    .bind(&id)
+                    .bind(environment.as_str())
+                    .bind(stored)
+                    .execute(tx.connection().await?)
+                    .await
+                    .map_err(|e| match from_sqlx(e) {
+                        Error::AlreadyExists { .. } => Error::AlreadyExists {
+                            what: format!("webhook endpoint {id}"),
+                        },
+                        other => other,
+                    })?;
+                    Ok(())
+                })
+            })
+            .await?;
         Ok(endpoint)
     }
 
@@ -106,15 +116,25 @@ impl EndpointStore for SqliteCatalog {
 
     async fn replace_endpoint(&self, mut endpoint: StoredEndpoint) -> Result<StoredEndpoint> {
         // The environment stays the stored one, whatever the caller's copy says.
-        let environment: Option<String> = sqlx::query_scalar(
-            "UPDATE webhook_endpoints SET endpoint = json_set(?2, '$.environment', environment) \
-             WHERE id = ?1 RETURNING environment",
-        )
-        .bind(&endpoint.id)
-        .bind(self.stored(&endpoint).await?)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(from_sqlx)?;
+        let stored = self.stored(&endpoint).await?;
+        let id = endpoint.id.clone();
+        let environment: Option<String> = self
+            .writer
+            .write(move |mut tx| {
+                Box::pin(async move {
+                    sqlx::query_scalar(
+                        "UPDATE webhook_endpoints \
+                         SET endpoint = json_set(?2, '$.environment', environment) \
+                         WHERE id = ?1 RETURNING environment",
+                    )
+                    .bind(id)
+                    .bind(stored)
+                    .fetch_optional(tx.connection().await?)
+                    .await
+                    .map_err(from_sqlx)
+                })
+            })
+            .await?;
         endpoint.environment = environment
             .ok_or_else(|| not_found(&endpoint.id))?
             .parse()?;
@@ -122,12 +142,21 @@ impl EndpointStore for SqliteCatalog {
     }
 
     async fn delete_endpoint(&self, id: &str) -> Result<()> {
-        let done = sqlx::query("DELETE FROM webhook_endpoints WHERE id = ?1")
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(from_sqlx)?;
-        if done.rows_affected() == 1 {
+        let owned = id.to_owned();
+        let deleted = self
+            .writer
+            .write(move |mut tx| {
+                Box::pin(async move {
+                    let done = sqlx::query("DELETE FROM webhook_endpoints WHERE id = ?1")
+                        .bind(owned)
+                        .execute(tx.connection().await?)
+                        .await
+                        .map_err(from_sqlx)?;
+                    Ok(done.rows_affected())
+                })
+            })
+            .await?;
+        if deleted == 1 {
             Ok(())
         } else {
             Err(not_found(id))

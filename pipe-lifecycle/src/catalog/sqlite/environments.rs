@@ -1,9 +1,11 @@
 //! [`EnvironmentStore`] for [`SqliteCatalog`]: the current version of each environment in
 //! `environments`, every version (the current one included) in `environment_versions`.
 //!
-//! Create, update and delete each run in one `BEGIN IMMEDIATE` transaction: the write
-//! lock is taken before the version (or the recordings) are read, so no other writer can
-//! slip in between the check and the change, and the two tables never disagree.
+//! Create, update and delete each run as one write of the catalog's group-commit writer,
+//! inside its `BEGIN IMMEDIATE` transaction: the write lock is held before the version (or
+//! the recordings) are read, so no other writer can slip in between the check and the
+//! change, and the two tables never disagree. (A connection of the pool taking the lock
+//! on its own could be starved by the writer: SQLite's busy handler is not fair.)
 
 use async_trait::async_trait;
 use sqlx::SqliteConnection;
@@ -25,32 +27,35 @@ impl EnvironmentStore for SqliteCatalog {
     async fn create_environment(&self, new: NewEnvironment) -> Result<Environment> {
         let now = Timestamp::now().as_millis();
         let settings = self.stored_settings(&new.id, &new.settings).await?;
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(from_sqlx)?;
-        let sql = format!(
-            "INSERT INTO environments (id, name, version, created, updated, settings) \
-             VALUES (?1, ?2, 1, ?3, ?3, ?4) RETURNING {ENVIRONMENT_COLUMNS}"
-        );
-        let row = sqlx::query(&sql)
-            .bind(new.id.as_str())
-            .bind(&new.name)
-            .bind(now)
-            .bind(&settings)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| match from_sqlx(e) {
-                Error::AlreadyExists { .. } => Error::AlreadyExists {
-                    what: format!("environment {}", new.id),
-                },
-                other => other,
-            })?;
-        let created = self.opened(rows::environment(&row)?).await?;
-        insert_version(&mut tx, &created, &settings).await?;
-        tx.commit().await.map_err(from_sqlx)?;
-        Ok(created)
+        let created = self
+            .writer
+            .write(move |mut tx| {
+                Box::pin(async move {
+                    let connection = tx.connection().await?;
+                    let sql = format!(
+                        "INSERT INTO environments (id, name, version, created, updated, settings) \
+                         VALUES (?1, ?2, 1, ?3, ?3, ?4) RETURNING {ENVIRONMENT_COLUMNS}"
+                    );
+                    let row = sqlx::query(&sql)
+                        .bind(new.id.as_str())
+                        .bind(&new.name)
+                        .bind(now)
+                        .bind(&settings)
+                        .fetch_one(&mut *connection)
+                        .await
+                        .map_err(|e| match from_sqlx(e) {
+                            Error::AlreadyExists { .. } => Error::AlreadyExists {
+                                what: format!("environment {}", new.id),
+                            },
+                            other => other,
+                        })?;
+                    let created = rows::environment(&row)?;
+                    insert_version(connection, &created, &settings).await?;
+                    Ok(created)
+                })
+            })
+            .await?;
+        self.opened(created).await
     }
 
     async fn environment(&self, id: &EnvironmentId) -> Result<Environment> {
@@ -85,78 +90,91 @@ impl EnvironmentStore for SqliteCatalog {
             Some(settings) => Some(self.stored_settings(id, settings).await?),
             None => None,
         };
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(from_sqlx)?;
-        let current = self.opened(current(&mut tx, id).await?).await?;
-        if let Some(expected) = update.expect_version
-            && expected != current.version
-        {
-            return Err(Error::precondition(format_args!(
-                "environment {id} is at version {}, expected {expected}",
-                current.version
-            )));
-        }
-        // Never before the version it replaces, even if the clock stepped back.
-        let now = Timestamp::now().max(current.updated).as_millis();
-        let settings = match new_settings {
-            Some(json) => json,
-            None => self.stored_settings(id, &current.settings).await?,
-        };
-        let sql = format!(
-            "UPDATE environments SET name = ?2, version = ?3, updated = ?4, settings = ?5 \
-             WHERE id = ?1 RETURNING {ENVIRONMENT_COLUMNS}"
-        );
-        let row = sqlx::query(&sql)
-            .bind(id.as_str())
-            .bind(update.name.as_deref().unwrap_or(&current.name))
-            .bind(current.version + 1)
-            .bind(now)
-            .bind(&settings)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(from_sqlx)?;
-        let updated = self.opened(rows::environment(&row)?).await?;
-        insert_version(&mut tx, &updated, &settings).await?;
-        tx.commit().await.map_err(from_sqlx)?;
-        Ok(updated)
+        // Every write goes through the catalog's one writer (a connection of the pool
+        // asking for the write lock on its own can be starved by it). The settings are
+        // sealed before and opened after: no key is asked for while the write lock is held.
+        let id = id.clone();
+        let updated = self
+            .writer
+            .write(move |mut tx| {
+                Box::pin(async move {
+                    let connection = tx.connection().await?;
+                    let current = current(&mut *connection, &id).await?;
+                    if let Some(expected) = update.expect_version
+                        && expected != current.version
+                    {
+                        return Err(Error::precondition(format_args!(
+                            "environment {id} is at version {}, expected {expected}",
+                            current.version
+                        )));
+                    }
+                    // Never before the version it replaces, even if the clock stepped back.
+                    let now = Timestamp::now().max(current.updated).as_millis();
+                    // The current settings as stored (their secrets still sealed).
+                    let settings = match new_settings {
+                        Some(json) => json,
+                        None => serde_json::to_string(&current.settings)
+                            .map_err(|e| Error::invalid("environment settings", e))?,
+                    };
+                    let sql = format!(
+                        "UPDATE environments SET name = ?2, version = ?3, updated = ?4, \
+                         settings = ?5 WHERE id = ?1 RETURNING {ENVIRONMENT_COLUMNS}"
+                    );
+                    let row = sqlx::query(&sql)
+                        .bind(id.as_str())
+                        .bind(update.name.as_deref().unwrap_or(&current.name))
+                        .bind(current.version + 1)
+                        .bind(now)
+                        .bind(&settings)
+                        .fetch_one(&mut *connection)
+                        .await
+                        .map_err(from_sqlx)?;
+                    let updated = rows::environment(&row)?;
+                    insert_version(connection, &updated, &settings).await?;
+                    Ok(updated)
+                })
+            })
+            .await?;
+        self.opened(updated).await
     }
 
     async fn delete_environment(&self, id: &EnvironmentId) -> Result<()> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
+        let id = id.clone();
+        self.writer
+            .write(move |mut tx| {
+                Box::pin(async move {
+                    let connection = tx.connection().await?;
+                    current(&mut *connection, &id).await?;
+                    // The write lock is held: no recording can be created between this
+                    // check and the delete. (Seeks recordings_by_environment.)
+                    let recordings: bool = sqlx::query_scalar(
+                        "SELECT EXISTS (SELECT 1 FROM recordings WHERE environment = ?1)",
+                    )
+                    .bind(id.as_str())
+                    .fetch_one(&mut *connection)
+                    .await
+                    .map_err(from_sqlx)?;
+                    if recordings {
+                        return Err(Error::precondition(format_args!(
+                            "environment {id} still has recordings"
+                        )));
+                    }
+                    // The foreign key would cascade too; deleting explicitly does not
+                    // depend on `PRAGMA foreign_keys`.
+                    for sql in [
+                        "DELETE FROM environment_versions WHERE environment = ?1",
+                        "DELETE FROM environments WHERE id = ?1",
+                    ] {
+                        sqlx::query(sql)
+                            .bind(id.as_str())
+                            .execute(&mut *connection)
+                            .await
+                            .map_err(from_sqlx)?;
+                    }
+                    Ok(())
+                })
+            })
             .await
-            .map_err(from_sqlx)?;
-        current(&mut tx, id).await?;
-        // The write lock is held: no recording can be created between this check and the
-        // delete. (Seeks recordings_by_environment.)
-        let recordings: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM recordings WHERE environment = ?1)")
-                .bind(id.as_str())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(from_sqlx)?;
-        if recordings {
-            return Err(Error::precondition(format_args!(
-                "environment {id} still has recordings"
-            )));
-        }
-        // The foreign key would cascade too; deleting explicitly does not depend on
-        // `PRAGMA foreign_keys`.
-        for sql in [
-            "DELETE FROM environment_versions WHERE environment = ?1",
-            "DELETE FROM environments WHERE id = ?1",
-        ] {
-            sqlx::query(sql)
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(from_sqlx)?;
-        }
-        tx.commit().await.map_err(from_sqlx)
     }
 
     async fn environment_history(&self, id: &EnvironmentId) -> Result<Vec<Environment>> {

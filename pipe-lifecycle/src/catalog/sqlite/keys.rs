@@ -21,23 +21,29 @@ impl ApiKeyStore for SqliteCatalog {
             "INSERT INTO api_keys (id, label, role, environments, secret_hash, created, revoked) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING {API_KEY_COLUMNS}"
         );
-        let row = sqlx::query(&sql)
-            .bind(key.id.as_str())
-            .bind(&key.label)
-            .bind(key.role.as_str())
-            .bind(environments)
-            .bind(&key.secret_hash)
-            .bind(key.created.as_millis())
-            .bind(key.revoked.map(Timestamp::as_millis))
-            .fetch_one(&self.pool)
+        self.writer
+            .write(move |mut tx| {
+                Box::pin(async move {
+                    let row = sqlx::query(&sql)
+                        .bind(key.id.as_str())
+                        .bind(&key.label)
+                        .bind(key.role.as_str())
+                        .bind(environments)
+                        .bind(&key.secret_hash)
+                        .bind(key.created.as_millis())
+                        .bind(key.revoked.map(Timestamp::as_millis))
+                        .fetch_one(tx.connection().await?)
+                        .await
+                        .map_err(|e| match from_sqlx(e) {
+                            Error::AlreadyExists { .. } => Error::AlreadyExists {
+                                what: format!("API key {}", key.id),
+                            },
+                            other => other,
+                        })?;
+                    rows::api_key(&row)
+                })
+            })
             .await
-            .map_err(|e| match from_sqlx(e) {
-                Error::AlreadyExists { .. } => Error::AlreadyExists {
-                    what: format!("API key {}", key.id),
-                },
-                other => other,
-            })?;
-        rows::api_key(&row)
     }
 
     async fn api_key(&self, id: &ApiKeyId) -> Result<ApiKey> {
@@ -68,16 +74,23 @@ impl ApiKeyStore for SqliteCatalog {
             "UPDATE api_keys SET revoked = COALESCE(revoked, ?2) WHERE id = ?1 \
              RETURNING {API_KEY_COLUMNS}"
         );
-        let row = sqlx::query(&sql)
-            .bind(id.as_str())
-            .bind(at.as_millis())
-            .fetch_optional(&self.pool)
+        let owned = id.clone();
+        self.writer
+            .write(move |mut tx| {
+                Box::pin(async move {
+                    let row = sqlx::query(&sql)
+                        .bind(owned.as_str())
+                        .bind(at.as_millis())
+                        .fetch_optional(tx.connection().await?)
+                        .await
+                        .map_err(from_sqlx)?;
+                    match row {
+                        Some(row) => rows::api_key(&row),
+                        None => Err(not_found(&owned)),
+                    }
+                })
+            })
             .await
-            .map_err(from_sqlx)?;
-        match row {
-            Some(row) => rows::api_key(&row),
-            None => Err(not_found(id)),
-        }
     }
 }
 

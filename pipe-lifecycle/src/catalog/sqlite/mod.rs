@@ -359,21 +359,32 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn requeue_job(&self, id: JobId, at: Timestamp) -> Result<()> {
-        let done = sqlx::query(
-            "UPDATE jobs SET \
-               status = CASE WHEN status IN ('done', 'dead') THEN 'queued' ELSE status END, \
-               attempts = CASE WHEN status IN ('done', 'dead') THEN 0 ELSE attempts END, \
-               run_at = CASE WHEN status IN ('done', 'dead') THEN ?2 ELSE run_at END, \
-               updated = ?3 \
-             WHERE id = ?1",
-        )
-        .bind(id.0)
-        .bind(at.as_millis())
-        .bind(Timestamp::now().as_millis())
-        .execute(&self.pool)
-        .await
-        .map_err(from_sqlx)?;
-        if done.rows_affected() == 1 {
+        let requeued = self
+            .writer
+            .write(move |mut tx| {
+                Box::pin(async move {
+                    let done = sqlx::query(
+                        "UPDATE jobs SET \
+                           status = CASE WHEN status IN ('done', 'dead') THEN 'queued' \
+                             ELSE status END, \
+                           attempts = CASE WHEN status IN ('done', 'dead') THEN 0 \
+                             ELSE attempts END, \
+                           run_at = CASE WHEN status IN ('done', 'dead') THEN ?2 \
+                             ELSE run_at END, \
+                           updated = ?3 \
+                         WHERE id = ?1",
+                    )
+                    .bind(id.0)
+                    .bind(at.as_millis())
+                    .bind(Timestamp::now().as_millis())
+                    .execute(tx.connection().await?)
+                    .await
+                    .map_err(from_sqlx)?;
+                    Ok(done.rows_affected())
+                })
+            })
+            .await?;
+        if requeued == 1 {
             Ok(())
         } else {
             Err(Error::not_found(format_args!("job {}", id.0)))
