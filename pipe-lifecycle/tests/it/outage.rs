@@ -1,6 +1,7 @@
-//! Each sink's real server stopped for a minute in the middle of a copy: the copies
-//! complete after the servers return, each sink is told once, and nothing is left
-//! behind (no multipart upload in progress, no temporary file) or written twice.
+//! Each sink's real server (S3, SFTP, FTPS, Azure, GCS) stopped for a minute in the middle
+//! of a copy: the copies complete after the servers return, each sink is told once, and
+//! nothing is left behind (no multipart upload in progress, no temporary file) or written
+//! twice.
 
 use std::process::Command;
 use std::sync::Arc;
@@ -16,8 +17,10 @@ use pipe_core::{
     SinkLocation, StorageSink, UrlOptions,
 };
 use pipe_lifecycle::RetryPolicy;
-use pipe_storage::testing::{FtpsTestServer, S3TestServer, SftpTestServer};
-use pipe_storage::{FtpsSink, ObjectStoreSink, ObjectStoreSinkConfig, SftpSink};
+use pipe_storage::testing::{
+    AzureTestServer, FtpsTestServer, GcsTestServer, S3TestServer, SftpTestServer,
+};
+use pipe_storage::{FtpsSink, GcsSink, ObjectStoreSink, ObjectStoreSinkConfig, SftpSink};
 
 use crate::util::notifier::RecordingNotifier;
 use crate::util::{Harness, Parts, eventually};
@@ -139,6 +142,8 @@ async fn copies_outlast_a_minute_long_outage_of_every_server() {
     let mut s3 = S3TestServer::start();
     let mut sftp = SftpTestServer::start();
     let mut ftps = FtpsTestServer::start();
+    let mut azure = AzureTestServer::start();
+    let mut gcs = GcsTestServer::start();
     let s3_sink = ObjectStoreSink::s3_with_config(
         &s3.config(),
         ObjectStoreSinkConfig::new(SinkKind::S3)
@@ -160,6 +165,16 @@ async fn copies_outlast_a_minute_long_outage_of_every_server() {
                 FtpsSink::new(ftps.config(), SinkKind::Ftp).unwrap(),
             )),
         ),
+        (
+            "azure",
+            Paced::new(Arc::new(
+                ObjectStoreSink::azure(&azure.config(), SinkKind::Azure).unwrap(),
+            )),
+        ),
+        (
+            "gcs",
+            Paced::new(Arc::new(GcsSink::new(gcs.config(), SinkKind::Gcs).unwrap())),
+        ),
     ];
     let notifier = Arc::new(RecordingNotifier::default());
     let h = Harness::new(Parts::Real, &[], notifier.clone(), |mut c| {
@@ -167,7 +182,7 @@ async fn copies_outlast_a_minute_long_outage_of_every_server() {
             c = c.with_sink(SinkId::new(*id), Arc::clone(sink) as Arc<dyn StorageSink>);
         }
         // Quick retries, and enough of them to outlast the outage many times over.
-        c.with_workers(4)
+        c.with_workers(6)
             .with_poll_interval(Duration::from_millis(50))
             .with_retry_policy(
                 RetryPolicy::default()
@@ -198,6 +213,8 @@ async fn copies_outlast_a_minute_long_outage_of_every_server() {
     s3.stop();
     sftp.stop();
     ftps.stop();
+    azure.stop();
+    gcs.stop();
     tokio::time::sleep(OUTAGE).await;
     let failed_meanwhile = h
         .catalog
@@ -214,27 +231,48 @@ async fn copies_outlast_a_minute_long_outage_of_every_server() {
     s3.restart();
     sftp.restart();
     ftps.restart();
+    azure.restart();
+    gcs.restart();
 
-    let catalog = h.catalog.clone();
-    eventually(Duration::from_secs(120), "the recording copied", || {
-        let (catalog, id) = (catalog.clone(), id.clone());
-        async move {
-            catalog.recording(&id).await.unwrap().state == RecordingState::Copied
-                && catalog
-                    .jobs(JobFilter::default().recording(id.clone()))
-                    .await
-                    .unwrap()
-                    .iter()
-                    .all(|j| j.status == JobStatus::Done)
+    // Copied, and every job done; if not in time, the jobs say which sink is stuck.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let jobs = h
+            .catalog
+            .jobs(JobFilter::default().recording(id.clone()))
+            .await
+            .unwrap();
+        let copied = h.catalog.recording(&id).await.unwrap().state == RecordingState::Copied;
+        if copied && jobs.iter().all(|j| j.status == JobStatus::Done) {
+            break;
         }
-    })
-    .await;
+        if std::time::Instant::now() > deadline {
+            let stuck: Vec<String> = jobs
+                .iter()
+                .filter(|j| j.status != JobStatus::Done)
+                .map(|j| {
+                    format!(
+                        "{:?} {:?} after {} attempts: {:?}",
+                        j.kind, j.status, j.attempts, j.last_error
+                    )
+                })
+                .collect();
+            panic!("not copied 120 s after the outage; jobs not done: {stuck:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let _ = stop.send(());
     running.await.unwrap();
 
     // Told once per sink, never as failed.
     let names = notifier.names_for(&id);
-    for event in ["video_copied_s3", "video_copied_sftp", "video_copied_ftp"] {
+    for event in [
+        "video_copied_s3",
+        "video_copied_sftp",
+        "video_copied_ftp",
+        "video_copied_azure",
+        "video_copied_gcs",
+    ] {
         assert_eq!(
             names.iter().filter(|n| *n == event).count(),
             1,

@@ -272,7 +272,7 @@ impl SftpTestServer {
 /// installs it (`~/.cache/pipe/servers/node_modules/.bin`).
 #[derive(Debug)]
 pub struct AzureTestServer {
-    _process: Process,
+    daemon: Daemon,
     _dir: tempfile::TempDir,
     port: u16,
 }
@@ -290,23 +290,36 @@ impl AzureTestServer {
     pub fn start() -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let port = free_port();
-        let child = Command::new(azurite_blob())
-            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
-            .arg("--location")
-            .arg(dir.path())
-            .args(["--silent", "--disableTelemetry", "--skipApiVersionCheck"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("cannot start azurite-blob");
-        wait_for(port, "azurite-blob");
+        let mut args: Vec<OsString> = ["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        args.extend(["--location".into(), dir.path().into()]);
+        args.extend(
+            ["--silent", "--disableTelemetry", "--skipApiVersionCheck"]
+                .iter()
+                .map(OsString::from),
+        );
         let server = Self {
-            _process: Process(child),
+            daemon: Daemon::start("azurite-blob", azurite_blob(), args, port),
             _dir: dir,
             port,
         };
         server.create_container();
         server
+    }
+
+    /// Stops the emulator; what it stored stays (in its `--location`) for
+    /// [`AzureTestServer::restart`]. Azurite keeps its containers in memory and saves
+    /// them every few seconds, so it is shut down rather than killed: a container made
+    /// just before would be lost.
+    pub fn stop(&mut self) {
+        self.daemon.stop_gracefully();
+    }
+
+    /// Starts the stopped emulator again, on the same port, over the same store.
+    pub fn restart(&mut self) {
+        self.daemon.restart();
     }
 
     /// The account's address on the emulator (`http://127.0.0.1:<port>/<account>`).
@@ -461,6 +474,25 @@ impl Daemon {
     /// Kills it (and waits until the port is closed).
     fn stop(&mut self) {
         self.process = None;
+    }
+
+    /// Asks it to shut down (SIGTERM), so that it saves what it keeps in memory; kills it
+    /// if it has not exited within 10 s.
+    fn stop_gracefully(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            let asked = Command::new("kill")
+                .args(["-TERM", &process.0.id().to_string()])
+                .status()
+                .is_ok_and(|s| s.success());
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while asked && Instant::now() < deadline {
+                if matches!(process.0.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            drop(process);
+        }
     }
 
     /// Kills it if it runs, and starts it again.
