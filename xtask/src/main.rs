@@ -4,8 +4,11 @@
 //!   Chromium, clang, Node packages, OpenSSH's server, vsftpd and its test user, the S3
 //!   server `s3s-fs`, the Azure emulator Azurite, the GCS emulator fake-gcs-server), then
 //!   runs `cargo fmt --check`, clippy with `-D warnings` (default features and all
-//!   features), `cargo doc` with warnings as errors, and every test with all features,
-//!   the browser end-to-end ones included.
+//!   features), `cargo doc` with warnings as errors, `cargo deny check` (advisories from
+//!   the RustSec snapshot, offline; licences; sources; duplicate versions), and every test
+//!   with all features, the browser end-to-end ones included.
+//! - `cargo xtask deny [--manifest-path <Cargo.toml>]`: that `cargo deny check` alone,
+//!   on the workspace or on another manifest with the workspace's `deny.toml`.
 //! - `cargo xtask demo`: installs what the server needs, builds it and starts
 //!   `pipe serve` with its embedded defaults; prints the URL of the recorder page.
 //!
@@ -75,8 +78,16 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
         Some("demo") => demo(),
+        Some("deny") => match &args[1..] {
+            [] => deny(&root().join("Cargo.toml")),
+            [flag, manifest] if flag == "--manifest-path" => deny(Path::new(manifest)),
+            _ => Err("usage: cargo xtask deny [--manifest-path <Cargo.toml>]".into()),
+        },
         _ => {
-            eprintln!("usage: cargo xtask test [-- <cargo test args>] | cargo xtask demo");
+            eprintln!(
+                "usage: cargo xtask test [-- <cargo test args>] | cargo xtask demo \
+                 | cargo xtask deny [--manifest-path <Cargo.toml>]"
+            );
             return ExitCode::from(2);
         }
     };
@@ -138,6 +149,8 @@ fn test(extra: &[String]) -> Result {
     run(cargo()
         .args(["doc", "--workspace", "--no-deps", "--all-features"])
         .env("RUSTDOCFLAGS", "-D warnings"))?;
+    // After the builds, which fetched every crate it reads.
+    deny(&root().join("Cargo.toml"))?;
     // Every feature, so both AES-GCM backends are built and checked against each other.
     step("cargo test --all-features");
     let mut test = cargo();
@@ -293,26 +306,146 @@ fn ensure_ftp_account() -> Result {
 
 /// The S3 server the sink tests start on loopback: `s3s-fs`, which checks SigV4
 /// signatures and payload checksums (a server that does not would let a signing bug
-/// through). Installed with cargo into cargo's `bin` when missing.
+/// through).
 fn ensure_s3s_fs() -> Result<PathBuf> {
-    const VERSION: &str = "0.14.1";
+    ensure_cargo_install("s3s-fs", "0.14.1", &["--features", "binary"])
+}
+
+/// `krate`'s binary at `version`, installed with cargo into cargo's `bin` when missing
+/// (or at another version).
+fn ensure_cargo_install(krate: &str, version: &str, flags: &[&str]) -> Result<PathBuf> {
     let home = env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| env::var_os("HOME").map(|home| Path::new(&home).join(".cargo")))
         .ok_or("neither CARGO_HOME nor HOME is set")?;
-    let binary = home.join("bin/s3s-fs");
+    let binary = home.join("bin").join(krate);
     let installed = Command::new(&binary)
         .arg("--version")
         .output()
-        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains(VERSION));
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains(version));
     if !installed {
-        step(&format!("installing the S3 test server (s3s-fs {VERSION})"));
+        step(&format!("installing {krate} {version}"));
         run(cargo()
-            .args(["install", "s3s-fs", "--version", VERSION])
-            .args(["--features", "binary", "--locked", "--root"])
+            .args(["install", krate, "--version", version])
+            .args(flags)
+            .args(["--locked", "--root"])
             .arg(&home))?;
     }
     Ok(binary)
+}
+
+/// `cargo deny check` on `manifest` with the workspace's `deny.toml`: every dependency
+/// against the RustSec advisory database, licences, sources and duplicate versions.
+///
+/// The live database cannot be fetched here, so the check runs offline against the
+/// snapshot this machine holds ([`advisory_snapshot`]), and says the snapshot's date.
+/// cargo-deny reads a database from a git checkout under its `db-path` (`deny.toml` sets
+/// it to `$PIPE_ADVISORY_DBS`), in a folder named after its URL; the snapshot is copied into
+/// a fresh repository there on every run, so what is checked is the snapshot as it is now.
+fn deny(manifest: &Path) -> Result {
+    const CARGO_DENY: &str = "0.20.2";
+    // The folder cargo-deny 0.20 opens for its default database (the RustSec one): the
+    // last segment of the URL and its XxHash64 (`url_to_db_path` in cargo-deny).
+    const DB_FOLDER: &str = "advisory-db-3157b0e258782691";
+    let cargo_deny = ensure_cargo_install("cargo-deny", CARGO_DENY, &[])?;
+    let snapshot = advisory_snapshot()?;
+    let about = std::fs::read_to_string(snapshot.join("SNAPSHOT.md")).unwrap_or_default();
+    let date = about
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '.')
+        .find(|word| word.len() == 10 && word.as_bytes()[4] == b'-' && word.as_bytes()[7] == b'-')
+        .unwrap_or("of unknown date");
+    let home = env::var_os("HOME").ok_or("HOME is not set")?;
+    let dbs = Path::new(&home).join(".cache/pipe/advisory-dbs");
+    let db = dbs.join(DB_FOLDER);
+    if db.exists() {
+        std::fs::remove_dir_all(&db).map_err(|e| format!("{}: {e}", db.display()))?;
+    }
+    std::fs::create_dir_all(&dbs).map_err(|e| format!("{}: {e}", dbs.display()))?;
+    run(Command::new("cp").arg("-R").arg(&snapshot).arg(&db))?;
+    run(Command::new("chmod").args(["-R", "u+w"]).arg(&db))?;
+    let git = |args: &[&str]| {
+        let mut cmd = Command::new("git");
+        cmd.arg("-C")
+            .arg(&db)
+            .args([
+                "-c",
+                "user.name=pipe xtask",
+                "-c",
+                "user.email=xtask@localhost",
+            ])
+            .args(args)
+            .env("GIT_COMMITTER_DATE", format!("{date}T00:00:00Z"))
+            .env("GIT_AUTHOR_DATE", format!("{date}T00:00:00Z"));
+        cmd
+    };
+    run(&mut git(&["init", "--quiet", "--initial-branch=main"]))?;
+    run(&mut git(&["add", "--all"]))?;
+    run(&mut git(&[
+        "commit",
+        "--quiet",
+        "--no-gpg-sign",
+        "-m",
+        "RustSec snapshot",
+    ]))?;
+    step(&format!(
+        "cargo deny check: advisories (RustSec snapshot of {date}, offline: {}), licences, \
+         sources, duplicate versions",
+        snapshot.display()
+    ));
+    // cargo-deny reads the dependency graph from `cargo metadata`, made here for this
+    // platform (with `--offline` it would not download what other platforms' crates
+    // need), and runs `--offline`: the only way to keep it from fetching the database.
+    let host = String::from_utf8_lossy(
+        &Command::new(env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
+            .arg("-vV")
+            .output()
+            .map_err(|e| format!("rustc -vV: {e}"))?
+            .stdout,
+    )
+    .lines()
+    .find_map(|line| line.strip_prefix("host: ").map(str::to_owned))
+    .ok_or("rustc -vV names no host")?;
+    let metadata = cargo()
+        .args(["metadata", "--format-version", "1", "--all-features"])
+        .args(["--filter-platform", &host, "--manifest-path"])
+        .arg(manifest)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cargo metadata: {e}"))?;
+    if !metadata.status.success() {
+        return Err(format!("cargo metadata failed: {}", metadata.status));
+    }
+    let metadata_path = dbs.join("metadata.json");
+    std::fs::write(&metadata_path, &metadata.stdout)
+        .map_err(|e| format!("{}: {e}", metadata_path.display()))?;
+    run(Command::new(cargo_deny)
+        .args(["deny", "--offline", "--manifest-path"])
+        .arg(manifest)
+        .arg("--metadata-path")
+        .arg(&metadata_path)
+        .arg("--config")
+        .arg(root().join("deny.toml"))
+        .args(["check", "--hide-inclusion-graph"])
+        .env("PIPE_ADVISORY_DBS", &dbs))
+}
+
+/// The RustSec advisory database snapshot: `$PIPE_ADVISORY_DB`, or `shared/advisory-db`
+/// beside the checkout or in one of its parent folders, or in `/work` (where this
+/// workplace keeps it for every clone).
+fn advisory_snapshot() -> Result<PathBuf> {
+    if let Some(path) = env::var_os("PIPE_ADVISORY_DB") {
+        return Ok(PathBuf::from(path));
+    }
+    let root = root();
+    root.ancestors()
+        .map(|dir| dir.join("shared/advisory-db"))
+        .chain([PathBuf::from("/work/shared/advisory-db")])
+        .find(|candidate| candidate.join("crates").is_dir())
+        .ok_or_else(|| {
+            "no RustSec advisory database snapshot: put one (its `crates/` and `rust/` \
+             folders) in `shared/advisory-db` beside the checkout, or set PIPE_ADVISORY_DB"
+                .into()
+        })
 }
 
 fn demo() -> Result {

@@ -48,7 +48,11 @@ const WRITE_LEN: u32 = 64 * 1024;
 pub enum SftpAuth {
     /// A password.
     Password(String),
-    /// A private key in OpenSSH's format, with its passphrase if it has one.
+    /// A private key in OpenSSH's format, with its passphrase if it has one. Prefer
+    /// Ed25519 (`ssh-keygen -t ed25519`): RSA keys work, but the RSA implementation has a
+    /// timing side channel on private-key operations (RUSTSEC-2023-0071, no fixed
+    /// version yet), which an RSA client key exposes once per connection. RSA *host*
+    /// keys are only verified, a public-key operation it does not affect.
     Key {
         /// The key (`-----BEGIN OPENSSH PRIVATE KEY-----…`).
         private_key: String,
