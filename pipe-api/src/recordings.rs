@@ -6,8 +6,8 @@ use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use pipe_core::{
-    Artifact, Change, EnvironmentId, JobFilter, JobKind, JobRecord, ListOptions, Recording,
-    RecordingCursor, RecordingId, RecordingState, Role, Timestamp, UrlOptions,
+    Artifact, Change, DeletionReason, EnvironmentId, JobFilter, JobKind, JobRecord, ListOptions,
+    Recording, RecordingCursor, RecordingId, RecordingState, Role, Timestamp, UrlOptions,
 };
 use pipe_http::{Problem, ProblemType};
 use serde::{Deserialize, Serialize};
@@ -301,7 +301,18 @@ pub(crate) async fn visible(api: &Api, caller: &Caller, id: &str) -> Result<Reco
     match api.inner.catalog.recording(&id).await {
         Ok(r) if caller.sees(&r.environment) => Ok(r),
         Ok(_) => Err(not_found()),
-        Err(e) if e.is_not_found() => Err(not_found()),
+        // Erased: still 404, saying when and why to a caller who could see it.
+        Err(e) if e.is_not_found() => match api.inner.catalog.tombstone(&id).await {
+            Ok(t) if caller.sees(&t.environment) => Err(Problem::new(
+                ProblemType::NotFound,
+                format!(
+                    "recording {id} not found: it was erased at {} UTC (deletion reason: {})",
+                    t.erased.to_utc_string(),
+                    t.reason.as_str()
+                ),
+            )),
+            _ => Err(not_found()),
+        },
         Err(e) => Err(e.into()),
     }
 }
@@ -386,7 +397,7 @@ pub(crate) async fn request_deletion(
         .expect_state(RecordingState::Converted)
         .expect_state(RecordingState::Copied)
         .expect_state(RecordingState::Failed)
-        .delete()
+        .delete(DeletionReason::Request)
         .enqueue(JobKind::Erase {
             recording: recording.id.clone(),
         });

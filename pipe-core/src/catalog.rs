@@ -4,9 +4,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::{
-    Artifact, Copy, DeliveryAttempt, DeliveryFilter, EnvironmentId, Job, JobId, JobKind, JobLease,
-    JobRecord, JobStatus, MediaInfo, NewJob, NewRecording, Recording, RecordingId, RecordingState,
-    Result, Timestamp,
+    Artifact, Copy, DeletionReason, DeliveryAttempt, DeliveryFilter, EnvironmentId, Job, JobId,
+    JobKind, JobLease, JobRecord, JobStatus, MediaInfo, NewJob, NewRecording, Recording,
+    RecordingId, RecordingState, Result, Timestamp, Tombstone,
 };
 
 /// Recordings, their states and artifacts, and the durable jobs that move them on.
@@ -36,8 +36,12 @@ use crate::{
 ///   as the jobs it enqueues (the erasure). From then on every other commit on the
 ///   recording is refused with `Precondition`, and no job of it but `erase` is claimed
 ///   (one re-queued by a retry is dead-lettered instead), so no step can add a copy
-///   behind the erasure's back. [`Catalog::purge_recording`] finally removes the recording, its
-///   artifacts, copies and jobs.
+///   behind the erasure's back. [`Catalog::purge_recording`] finally removes its
+///   artifacts, copies, jobs and delivery log and forgets everything it carried; only its
+///   [`Tombstone`] stays. An erased recording is not found ([`Catalog::recording`],
+///   [`Catalog::list_recordings`]); its id and number are never given again. The jobs
+///   enqueued with the purge (`video_deleted`) run, and the changes that complete them
+///   (and enqueue their deliveries and log their attempts, nothing else) are accepted.
 #[async_trait]
 pub trait Catalog: Send + Sync + Debug + 'static {
     /// Records a new recording in state `receiving`. `AlreadyExists` if the id is taken.
@@ -78,11 +82,22 @@ pub trait Catalog: Send + Sync + Debug + 'static {
     /// Jobs matching `filter`, oldest first.
     async fn jobs(&self, filter: JobFilter) -> Result<Vec<JobRecord>>;
 
-    /// Removes a recording that is being deleted, with its artifacts, copies and every
-    /// job, the one holding `lease` included, in one transaction: the last step of its
-    /// erasure, once every stored copy is gone. `Precondition` if the recording is not
-    /// being deleted or the lease is not held.
-    async fn purge_recording(&self, id: &RecordingId, lease: &JobLease) -> Result<()>;
+    /// Forgets a recording that is being deleted, in one transaction: its artifacts,
+    /// copies, delivery log and every job (the one holding `lease` included) go, and of
+    /// the recording only its [`Tombstone`] stays; `then` is enqueued (the `video_deleted`
+    /// notification). The last step of its erasure, once every stored copy is gone.
+    /// `Precondition` if the recording is not being deleted or the lease is not held;
+    /// `NotFound` if there is no such recording (or it was erased already).
+    async fn purge_recording(
+        &self,
+        id: &RecordingId,
+        lease: &JobLease,
+        then: Vec<NewJob>,
+    ) -> Result<Tombstone>;
+
+    /// What is kept of the erased recording `id`; `NotFound` if no recording of this id
+    /// was erased (it never existed, or it is still there).
+    async fn tombstone(&self, id: &RecordingId) -> Result<Tombstone>;
 
     /// Puts a finished job (done or dead) back in the queue, due at `at`, with its
     /// attempts counted from zero: a delivery an operator asks to make again. A job that
@@ -192,8 +207,9 @@ pub struct Change {
     pub enqueue: Vec<NewJob>,
     /// The claimed job this change completes; refused if the lease is no longer held.
     pub complete: Option<JobLease>,
-    /// Marks the recording as being deleted and dead-letters its queued jobs.
-    pub delete: bool,
+    /// Marks the recording as being deleted, for this reason, and dead-letters its queued
+    /// jobs.
+    pub delete: Option<DeletionReason>,
     /// Delivery log entries to add.
     pub attempts: Vec<DeliveryAttempt>,
 }
@@ -213,7 +229,7 @@ impl Change {
             copies: Vec::new(),
             enqueue: Vec::new(),
             complete: None,
-            delete: false,
+            delete: None,
             attempts: Vec::new(),
         }
     }
@@ -282,12 +298,31 @@ impl Change {
         self
     }
 
-    /// Marks the recording as being deleted (see the contract of [`Catalog`]); enqueue
-    /// its erasure in the same change.
+    /// Marks the recording as being deleted because of `reason` (see the contract of
+    /// [`Catalog`]); enqueue its erasure in the same change.
     #[must_use]
-    pub fn delete(mut self) -> Self {
-        self.delete = true;
+    pub fn delete(mut self, reason: DeletionReason) -> Self {
+        self.delete = Some(reason);
         self
+    }
+
+    /// Whether the change only completes a job, enqueues webhook jobs (`notify`,
+    /// `deliver`) and logs delivery attempts: the only changes an erased recording takes,
+    /// so that its `video_deleted` is told.
+    pub fn only_tells(&self) -> bool {
+        self.state.is_none()
+            && self.length.is_none()
+            && self.media.is_none()
+            && self.failure.is_none()
+            && self.artifacts.is_empty()
+            && self.copies.is_empty()
+            && self.delete.is_none()
+            && self.enqueue.iter().all(|job| {
+                matches!(
+                    job.kind,
+                    crate::JobKind::Notify { .. } | crate::JobKind::Deliver { .. }
+                )
+            })
     }
 
     /// Completes the claimed job holding `lease`.

@@ -54,6 +54,8 @@ impl EventName {
     pub const VIDEO_FAILED: &'static str = "video_failed";
     /// A copy to one sink gave up (ours; Pipe has no such event).
     pub const VIDEO_COPY_FAILED: &'static str = "video_copy_failed";
+    /// The recording was erased from every sink and the catalog (ours).
+    pub const VIDEO_DELETED: &'static str = "video_deleted";
 
     /// An event name.
     pub fn new(name: impl Into<String>) -> Self {

@@ -77,7 +77,7 @@ pub use job::{Job, JobId, JobKind, JobLease, JobRecord, JobStatus, NewJob};
 pub use keys::{KeyId, KeyProvider};
 pub use media::MediaInfo;
 pub use notify::{BodyEncoding, EventFilter, Notifier, OutgoingWebhook, Signer, WireFormat};
-pub use recording::{NewRecording, Recording, RecordingState};
+pub use recording::{DeletionReason, NewRecording, Recording, RecordingState, Tombstone};
 pub use sink::{
     GetOptions, GetResult, ObjectMeta, PutBody, PutOptions, PutReceipt, SinkCapabilities,
     SinkLocation, StorageSink, UrlOptions,

@@ -134,8 +134,10 @@ pub struct Recording {
     /// Why it failed, if it did.
     pub failure: Option<String>,
     /// When its deletion was asked for: from then on nothing but its erasure happens to
-    /// it, and once every copy is gone it leaves the catalog.
+    /// it, and once every copy is gone only its [`Tombstone`] stays in the catalog.
     pub deleting: Option<Timestamp>,
+    /// Why it is being deleted, with [`Recording::deleting`].
+    pub deletion_reason: Option<DeletionReason>,
     /// Its number: unique in the catalog and never given again, counting from 1, for the
     /// clients of the hosted Pipe whose video ids are numbers. 0 where a catalog has none.
     pub number: u64,
@@ -164,7 +166,94 @@ impl Recording {
             media: None,
             failure: None,
             deleting: None,
+            deletion_reason: None,
             number: 0,
         }
+    }
+}
+
+/// Why a recording is deleted: kept in its [`Tombstone`], told in `video_deleted`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DeletionReason {
+    /// Someone asked for it: a call of the API, a person on the dashboard.
+    Request,
+    /// Its environment's retention period ran out.
+    Retention,
+    /// Its client went away before sending a byte, and it was left `receiving` past the
+    /// environment's abandonment time.
+    Abandoned,
+}
+
+impl DeletionReason {
+    /// The reason's name as stored and shown (`request`, `retention`, `abandoned`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Request => "request",
+            Self::Retention => "retention",
+            Self::Abandoned => "abandoned",
+        }
+    }
+
+    /// Parses a name produced by [`DeletionReason::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "request" => Self::Request,
+            "retention" => Self::Retention,
+            "abandoned" => Self::Abandoned,
+            _ => return None,
+        })
+    }
+}
+
+/// What the catalog keeps of an erased recording, so that webhooks and audits about it
+/// stay explainable: who it was (id, number, environment, when it began) and when and why
+/// it was erased. Nothing the recording carried (payload, media, failure, files) stays.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Tombstone {
+    /// The erased recording's id; never given to another recording.
+    pub id: RecordingId,
+    /// Its number ([`Recording::number`]); never given again either.
+    pub number: u64,
+    /// The environment it belonged to.
+    pub environment: EnvironmentId,
+    /// When it began ([`Recording::created`]).
+    pub created: Timestamp,
+    /// When its deletion was asked for.
+    pub deletion_requested: Timestamp,
+    /// When its erasure finished: every copy was gone and the catalog forgot the rest.
+    pub erased: Timestamp,
+    /// Why.
+    pub reason: DeletionReason,
+}
+
+impl Tombstone {
+    /// A tombstone with every field given (for catalogs and tests).
+    pub fn new(
+        id: RecordingId,
+        environment: EnvironmentId,
+        created: Timestamp,
+        deletion_requested: Timestamp,
+        erased: Timestamp,
+        reason: DeletionReason,
+    ) -> Self {
+        Self {
+            id,
+            number: 0,
+            environment,
+            created,
+            deletion_requested,
+            erased,
+            reason,
+        }
+    }
+
+    /// Sets its number.
+    #[must_use]
+    pub fn with_number(mut self, number: u64) -> Self {
+        self.number = number;
+        self
     }
 }

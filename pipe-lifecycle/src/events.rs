@@ -23,14 +23,15 @@
 //! | `video_copied_…` | `storedStatus`, `videoName`, `size`, `checksumSha256`, `id`, `url`, `snapshotUrl`, `rawRecordingUrl`, `payload` |
 //! | `video_failed` | `videoName`, `id`, `reason`, `dateTime`, `timeZone`, `payload` |
 //! | `video_copy_failed` | `videoName`, `id`, `sink`, `sinkKind`, `reason`, `dateTime`, `timeZone`, `payload` |
+//! | `video_deleted` | `videoName`, `id`, `reason` (`request`, `retention`, `abandoned`), `requestedAt`, `dateTime`, `timeZone` |
 //!
 //! `id` and `videoName` are both the recording's id; `dateTime` is UTC (`timeZone` says so).
 
 use serde_json::{Value, json};
 
 use pipe_core::{
-    Artifact, Event, EventId, EventName, JobId, MediaInfo, PipeEvent, Recording, SinkId, SinkKind,
-    SinkLocation, Timestamp,
+    Artifact, DeletionReason, Event, EventId, EventName, JobId, MediaInfo, PipeEvent, Recording,
+    SinkId, SinkKind, SinkLocation, Timestamp,
 };
 
 /// Where the files of one sink can be fetched, for `video_copied_…`; `None` where the sink
@@ -277,6 +278,28 @@ pub fn video_failed(recording: &Recording, reason: &str) -> Event {
         "payload": payload(recording),
     });
     Event::new(EventName::VIDEO_FAILED, recording.id.clone(), data)
+        .in_environment(recording.environment.clone())
+}
+
+/// `video_deleted` (ours): the recording was erased from every sink and the catalog, for
+/// `reason`, at `erased` (`dateTime`); its deletion was asked for at `requested`. It has
+/// no `payload`: the erasure forgot it, and an event waiting for its delivery is kept in
+/// the catalog.
+pub fn video_deleted(
+    recording: &Recording,
+    reason: DeletionReason,
+    requested: Timestamp,
+    erased: Timestamp,
+) -> Event {
+    let data = json!({
+        "videoName": recording.id.as_str(),
+        "id": recording.id.as_str(),
+        "reason": reason.as_str(),
+        "requestedAt": requested.to_utc_string(),
+        "dateTime": erased.to_utc_string(),
+        "timeZone": "UTC",
+    });
+    Event::new(EventName::VIDEO_DELETED, recording.id.clone(), data)
         .in_environment(recording.environment.clone())
 }
 

@@ -45,7 +45,13 @@
 //! deletion ── commit: deleting + queued jobs dead + erase   (e.g. DELETE /v1/recordings/{id})
 //! erase    ── wait for the recording's running jobs; delete every artifact key in every
 //!             sink, the staged and working files, the spool entry
-//!          ── Catalog::purge_recording: the recording, its artifacts, copies and jobs
+//!          ── Catalog::purge_recording: its artifacts, copies, jobs and delivery log,
+//!             and all it carried; a tombstone stays + notify(video_deleted)
+//!
+//! sweep (every minute, Pipeline::sweep) ── per environment, in bounded batches:
+//!             deletion of recordings past retention_hours (failed ones only if
+//!             retention_deletes_failed); recordings left receiving past
+//!             abandoned_after_hours are finished (bytes in the spool) or deleted (none)
 //!
 //! probe or convert on media that cannot be read ── commit: state failed + notify(video_failed)
 //!                                                 (converted files removed, original kept)
@@ -103,10 +109,9 @@
 //!
 //! - A PostgreSQL catalog for several nodes (`catalog-postgres`, claims with
 //!   `FOR UPDATE SKIP LOCKED`).
-//! - Retention (deleting every copy after N days), `video_deleted`, and shredding the data
-//!   keys of an erased recording (its copies are deleted today; backups keep theirs).
+//! - Shredding the data keys of an erased recording (its copies are deleted today;
+//!   backups keep theirs).
 //! - The audit log.
-//! - A sweep of recordings left `receiving` by clients that never came back.
 //! - A filmstrip artifact.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -22,10 +22,10 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use crate::{
-    Artifact, ArtifactKind, Attempted, Catalog, Change, ClaimOptions, Copy, DeliveryAttempt,
-    DeliveryFilter, EnvironmentId, Error, Event, Job, JobFilter, JobId, JobKind, JobLease,
-    JobRecord, JobStatus, ListOptions, MediaInfo, NewJob, NewRecording, ObjectKey, Recording,
-    RecordingCursor, RecordingId, RecordingState, SinkId, Timestamp,
+    Artifact, ArtifactKind, Attempted, Catalog, Change, ClaimOptions, Copy, DeletionReason,
+    DeliveryAttempt, DeliveryFilter, EnvironmentId, Error, Event, Job, JobFilter, JobId, JobKind,
+    JobLease, JobRecord, JobStatus, ListOptions, MediaInfo, NewJob, NewRecording, ObjectKey,
+    Recording, RecordingCursor, RecordingId, RecordingState, SinkId, Timestamp,
 };
 
 const LEASE: Duration = Duration::from_secs(60);
@@ -1241,19 +1241,21 @@ pub async fn deletion_stops_every_step_and_purge_removes_everything(c: &dyn Cata
     .await
     .expect("deletion: setting up failed");
     let convert = claim_own(c, &id, window.at(0)).await;
-    match c.purge_recording(&id, &convert.lease).await {
+    match c.purge_recording(&id, &convert.lease, Vec::new()).await {
         Err(e) if e.is_precondition() => {}
         other => panic!("deletion: purging a recording not being deleted gave {other:?}"),
     }
 
     let deleting = c
         .commit(
-            Change::new(id.clone()).delete().enqueue(
-                NewJob::new(JobKind::Erase {
-                    recording: id.clone(),
-                })
-                .at(window.at(20)),
-            ),
+            Change::new(id.clone())
+                .delete(DeletionReason::Retention)
+                .enqueue(
+                    NewJob::new(JobKind::Erase {
+                        recording: id.clone(),
+                    })
+                    .at(window.at(20)),
+                ),
         )
         .await
         .expect("deletion: the deleting change failed");
@@ -1277,7 +1279,10 @@ pub async fn deletion_stops_every_step_and_purge_removes_everything(c: &dyn Cata
             "a step's result",
             Change::new(id.clone()).state(RecordingState::Converted),
         ),
-        ("a second deletion", Change::new(id.clone()).delete()),
+        (
+            "a second deletion",
+            Change::new(id.clone()).delete(DeletionReason::Request),
+        ),
         (
             "completing the running job",
             Change::new(id.clone()).complete(convert.lease.clone()),
@@ -1310,23 +1315,146 @@ pub async fn deletion_stops_every_step_and_purge_removes_everything(c: &dyn Cata
         JobStatus::Dead,
         "deletion: a step re-queued after the deletion is still alive"
     );
-    match c.purge_recording(&id, &convert.lease).await {
+    match c.purge_recording(&id, &convert.lease, Vec::new()).await {
         Err(e) if e.is_precondition() => {}
         other => panic!("deletion: purging with a lease not held gave {other:?}"),
     }
-    c.purge_recording(&id, &erase.lease)
+    let before = c.recording(&id).await.expect("deletion: recording");
+    assert!(
+        c.tombstone(&id).await.is_err_and(|e| e.is_not_found()),
+        "deletion: a tombstone before the purge"
+    );
+    let told = Event::new("video_deleted", id.clone(), serde_json::json!({}));
+    let tombstone = c
+        .purge_recording(
+            &id,
+            &erase.lease,
+            vec![NewJob::new(JobKind::Notify { event: told }).at(window.at(30))],
+        )
         .await
         .expect("deletion: purge with the erasure's lease failed");
     assert!(
         c.recording(&id).await.is_err_and(|e| e.is_not_found()),
         "deletion: the recording is still there"
     );
-    assert!(jobs_of(c, &id).await.is_empty(), "deletion: jobs are left");
+    assert!(
+        c.recording_by_number(before.number)
+            .await
+            .is_err_and(|e| e.is_not_found()),
+        "deletion: the recording is still found by its number"
+    );
     assert!(
         c.artifacts(&id).await.expect("artifacts").is_empty()
             && c.copies(&id).await.expect("copies").is_empty(),
         "deletion: artifacts or copies are left"
     );
+    let listed = c
+        .list_recordings(ListOptions::default().with_limit(1_000))
+        .await
+        .expect("deletion: list failed");
+    assert!(
+        !listed.iter().any(|r| r.id == id),
+        "deletion: an erased recording is listed"
+    );
+    let erased_list = c
+        .list_recordings(ListOptions::default().with_deleting(true).with_limit(1_000))
+        .await
+        .expect("deletion: list failed");
+    assert!(
+        !erased_list.iter().any(|r| r.id == id),
+        "deletion: an erased recording is listed among those being deleted"
+    );
+
+    // The tombstone: who it was, and when and why it went; the same from `tombstone`.
+    assert_eq!(tombstone.id, id, "tombstone: id");
+    assert_eq!(tombstone.number, before.number, "tombstone: number");
+    assert_eq!(
+        tombstone.environment, before.environment,
+        "tombstone: environment"
+    );
+    assert_eq!(tombstone.created, before.created, "tombstone: created");
+    assert_eq!(
+        Some(tombstone.deletion_requested),
+        before.deleting,
+        "tombstone: when the deletion was asked for"
+    );
+    assert!(
+        tombstone.erased >= tombstone.deletion_requested,
+        "tombstone: erased before it was asked"
+    );
+    assert_eq!(
+        tombstone.reason,
+        DeletionReason::Retention,
+        "tombstone: reason"
+    );
+    assert_eq!(
+        c.tombstone(&id).await.expect("deletion: tombstone"),
+        tombstone,
+        "tombstone: read back differs"
+    );
+    match c
+        .create_recording(NewRecording::new().with_id(id.clone()))
+        .await
+    {
+        Err(Error::AlreadyExists { .. }) => {}
+        other => panic!("deletion: an erased recording's id was given again: {other:?}"),
+    }
+
+    // Only the jobs enqueued with the purge are left, and they run: the changes that
+    // complete them and enqueue deliveries are taken; any other change is not.
+    let left = jobs_of(c, &id).await;
+    assert!(
+        left.len() == 1 && matches!(left[0].kind, JobKind::Notify { .. }),
+        "deletion: jobs other than the purge's are left: {left:?}"
+    );
+    let notify = claim_own(c, &id, window.at(30)).await;
+    assert!(
+        matches!(notify.kind, JobKind::Notify { .. }),
+        "deletion: claimed {:?} instead of the purge's notification",
+        notify.kind
+    );
+    let delivery = Event::new("video_deleted", id.clone(), serde_json::json!({}));
+    c.commit(
+        Change::new(id.clone())
+            .complete(notify.lease.clone())
+            .enqueue(
+                NewJob::new(JobKind::Deliver {
+                    event: delivery,
+                    endpoint: format!("conformance-{id}"),
+                })
+                .at(window.at(40)),
+            ),
+    )
+    .await
+    .expect("deletion: completing the erased recording's notification was refused");
+    for (what, change) in [
+        (
+            "a step's result",
+            Change::new(id.clone()).state(RecordingState::Converted),
+        ),
+        (
+            "a copy",
+            Change::new(id.clone()).copy(Copy::new(
+                id.clone(),
+                ArtifactKind::Mp4,
+                SinkId::new("s"),
+                mp4.key.clone(),
+                10,
+            )),
+        ),
+        (
+            "a step's job",
+            Change::new(id.clone()).enqueue(JobKind::Erase {
+                recording: id.clone(),
+            }),
+        ),
+    ] {
+        match c.commit(change).await {
+            Err(e) if e.is_not_found() => {}
+            other => panic!("deletion: {what} on an erased recording gave {other:?}"),
+        }
+    }
+    finish_queued(c, &[&id], window.at(40)).await;
 }
 
 /// Every recording gets a [`crate::Recording::number`] above 0, larger than that of any
@@ -1361,17 +1489,19 @@ pub async fn numbers_are_unique_increasing_and_never_reused(c: &dyn Catalog) {
 
     let window = Window::new();
     c.commit(
-        Change::new(second.id.clone()).delete().enqueue(
-            NewJob::new(JobKind::Erase {
-                recording: second.id.clone(),
-            })
-            .at(window.at(0)),
-        ),
+        Change::new(second.id.clone())
+            .delete(DeletionReason::Request)
+            .enqueue(
+                NewJob::new(JobKind::Erase {
+                    recording: second.id.clone(),
+                })
+                .at(window.at(0)),
+            ),
     )
     .await
     .expect("numbers: deleting failed");
     let erase = claim_own(c, &second.id, window.at(0)).await;
-    c.purge_recording(&second.id, &erase.lease)
+    c.purge_recording(&second.id, &erase.lease, Vec::new())
         .await
         .expect("numbers: purge failed");
     assert!(
@@ -1654,17 +1784,19 @@ pub async fn delivery_log_keeps_attempts_filters_them_and_goes_with_the_recordin
 
     // Erasure: the entries go with the recording.
     c.commit(
-        Change::new(id.clone()).delete().enqueue(
-            NewJob::new(JobKind::Erase {
-                recording: id.clone(),
-            })
-            .at(window.at(10)),
-        ),
+        Change::new(id.clone())
+            .delete(DeletionReason::Retention)
+            .enqueue(
+                NewJob::new(JobKind::Erase {
+                    recording: id.clone(),
+                })
+                .at(window.at(10)),
+            ),
     )
     .await
     .expect("delivery log: deleting failed");
     let erase = claim_own(c, &id, window.at(10)).await;
-    c.purge_recording(&id, &erase.lease)
+    c.purge_recording(&id, &erase.lease, Vec::new())
         .await
         .expect("delivery log: purging failed");
     assert!(

@@ -2,7 +2,10 @@
 
 use tracing::{info, warn};
 
-use pipe_core::{ArtifactKind, Error, Job, JobFilter, JobStatus, ObjectKey, RecordingId, Result};
+use pipe_core::{
+    ArtifactKind, DeletionReason, Error, Job, JobFilter, JobKind, JobStatus, ObjectKey,
+    RecordingId, Result, Timestamp,
+};
 
 use super::Pipeline;
 use crate::events;
@@ -12,7 +15,8 @@ impl Pipeline {
     /// deletion dead-lettered the queued ones, and the catalog refuses every other
     /// change), then deletes every artifact's key in every sink (the keys are
     /// deterministic, so a copy whose commit was refused is found too), the staged and
-    /// working files and the spool entry, and purges the recording from the catalog.
+    /// working files and the spool entry, and purges the recording from the catalog,
+    /// which keeps its tombstone and tells `video_deleted` (in the same transaction).
     /// Every step is idempotent: a run cut off anywhere is finished by the next.
     pub(super) async fn erase(&self, job: &Job, id: &RecordingId) -> Result<()> {
         let catalog = &self.config.catalog;
@@ -71,8 +75,17 @@ impl Pipeline {
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e),
         }
-        catalog.purge_recording(id, &job.lease).await?;
-        info!("recording erased from every sink and the catalog");
+        let requested = recording.deleting.unwrap_or(recording.updated);
+        let reason = recording.deletion_reason.unwrap_or(DeletionReason::Request);
+        let told = events::video_deleted(&recording, reason, requested, Timestamp::now());
+        let tombstone = catalog
+            .purge_recording(id, &job.lease, vec![JobKind::Notify { event: told }.into()])
+            .await?;
+        self.wake();
+        info!(
+            reason = tombstone.reason.as_str(),
+            "recording erased from every sink and the catalog"
+        );
         Ok(())
     }
 }

@@ -5,7 +5,8 @@ use std::time::Duration;
 use tracing::{debug, info, warn};
 
 use pipe_core::{
-    Change, Environment, JobKind, ListOptions, RecordingCursor, RecordingState, Result, Timestamp,
+    Change, DeletionReason, Environment, JobKind, ListOptions, RecordingCursor, RecordingState,
+    Result, Timestamp,
 };
 
 use super::Pipeline;
@@ -99,7 +100,12 @@ impl Pipeline {
                     RecordingState::Failed => settings.retention_deletes_failed,
                     _ => true,
                 };
-                if due && deleted < budget && self.ask_deletion(recording).await? {
+                if due
+                    && deleted < budget
+                    && self
+                        .ask_deletion(recording, DeletionReason::Retention)
+                        .await?
+                {
                     deleted += 1;
                 }
             }
@@ -132,7 +138,10 @@ impl Pipeline {
                 Err(e) => return Err(e),
             };
             if len == 0 {
-                if self.ask_deletion(&recording).await? {
+                if self
+                    .ask_deletion(&recording, DeletionReason::Abandoned)
+                    .await?
+                {
                     report.deleted += 1;
                 }
                 continue;
@@ -164,10 +173,14 @@ impl Pipeline {
 
     /// Asks for the deletion of `recording` as the API does; `false` if it moved on in
     /// between (deleted already, or back to `receiving`-only states it does not take).
-    async fn ask_deletion(&self, recording: &pipe_core::Recording) -> Result<bool> {
+    async fn ask_deletion(
+        &self,
+        recording: &pipe_core::Recording,
+        reason: DeletionReason,
+    ) -> Result<bool> {
         let change = Change::new(recording.id.clone())
             .expect_state(recording.state)
-            .delete()
+            .delete(reason)
             .enqueue(JobKind::Erase {
                 recording: recording.id.clone(),
             });

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pipe_core::{
-    ArtifactKind, Catalog, Change, Event, GetOptions, JobFilter, JobKind, JobStatus, NewRecording,
-    RecordingState, SinkId, SinkKind, UrlOptions,
+    ArtifactKind, Catalog, Change, DeletionReason, Event, GetOptions, JobFilter, JobKind,
+    JobStatus, NewRecording, RecordingState, SinkId, SinkKind, UrlOptions,
 };
 use pipe_lifecycle::{KeyLayout, RetryPolicy};
 
@@ -578,7 +578,8 @@ async fn converted_files_wait_in_the_staging_sink_not_the_work_dir() {
 
 /// A customer's sink names the files as the hosted Pipe does (`<name>.mp4`, `<name>.jpg`,
 /// `<name>_raw.webm` side by side), our own storage keeps a folder per recording, and
-/// deleting the recording removes the files under both layouts.
+/// deleting the recording removes the files under both layouts, leaves a tombstone and
+/// tells `video_deleted`.
 #[tokio::test]
 async fn a_customer_sink_gets_pipes_file_names_and_erasure_finds_them() {
     let notifier = Arc::new(RecordingNotifier::default());
@@ -623,9 +624,13 @@ async fn a_customer_sink_gets_pipes_file_names_and_erasure_finds_them() {
     );
 
     h.catalog
-        .commit(Change::new(id.clone()).delete().enqueue(JobKind::Erase {
-            recording: id.clone(),
-        }))
+        .commit(
+            Change::new(id.clone())
+                .delete(DeletionReason::Request)
+                .enqueue(JobKind::Erase {
+                    recording: id.clone(),
+                }),
+        )
         .await
         .unwrap();
     h.pipeline.drain().await.unwrap();
@@ -636,6 +641,22 @@ async fn a_customer_sink_gets_pipes_file_names_and_erasure_finds_them() {
         );
         assert!(!root.join("own").join(id.as_str()).join(name).exists());
     }
+    // The catalog keeps a tombstone, and the erasure was told once, without the payload.
+    let tombstone = h.catalog.tombstone(&id).await.unwrap();
+    assert_eq!(tombstone.reason, DeletionReason::Request);
+    let deleted: Vec<Event> = notifier
+        .delivered()
+        .into_iter()
+        .filter(|e| e.recording == id && e.name.as_str() == "video_deleted")
+        .collect();
+    assert_eq!(
+        deleted.len(),
+        1,
+        "video_deleted told {} times",
+        deleted.len()
+    );
+    assert_eq!(deleted[0].data["reason"], "request");
+    assert!(deleted[0].data.get("payload").is_none());
 }
 
 /// Copies that cannot succeed, each against a real server: a bucket refusing the secret, a

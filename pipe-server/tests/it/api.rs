@@ -498,6 +498,13 @@ async fn a_deleted_recording_leaves_every_place_it_was_stored() {
         Vec::<String>::new(),
         "files of the deleted recording are left"
     );
+    // The 404 says when and why, from the tombstone, to a key that could see it.
+    let (_, problem) = get(&format!("{base}/v1/recordings/{id}"), &editor).await;
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("erased at") && detail.contains("deletion reason: request"),
+        "{problem}"
+    );
     // Asking again is harmless.
     let again = client
         .delete(format!("{base}/v1/recordings/{id}"))

@@ -9,7 +9,7 @@
 //! job's lease was held. A failed check undoes the whole change (the writer rolls back to
 //! the change's savepoint).
 
-use pipe_core::{Change, Error, NewJob, RecordingState, Result, Timestamp};
+use pipe_core::{Change, DeletionReason, Error, NewJob, RecordingState, Result, Timestamp};
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{Arguments, Encode, Sqlite, Type};
 
@@ -101,7 +101,9 @@ pub(super) async fn apply(tx: &mut Tx<'_>, change: &Change) -> Result<pipe_core:
     let state = s.arg(change.state.map(RecordingState::as_str))?;
     let (length, media) = (s.arg(length)?, s.arg(media)?);
     let failure = s.arg(change.failure.clone())?;
-    let delete = s.arg(change.delete)?;
+    let delete = s.arg(change.delete.map(DeletionReason::as_str))?;
+    // An erased recording takes only the changes that tell its `video_deleted`.
+    let tells = s.arg(change.only_tells())?;
     let (states, version) = (s.arg(expect_states)?, s.arg(change.expect_version)?);
     s.push(&format!(
         "UPDATE recordings SET \
@@ -111,8 +113,10 @@ pub(super) async fn apply(tx: &mut Tx<'_>, change: &Change) -> Result<pipe_core:
            length = COALESCE({length}, length), \
            media = COALESCE({media}, media), \
            failure = COALESCE({failure}, failure), \
-           deleting = CASE WHEN {delete} THEN {now_arg} ELSE deleting END \
-         WHERE id = {id_arg} AND deleting IS NULL \
+           deleting = CASE WHEN {delete} IS NULL THEN deleting ELSE {now_arg} END, \
+           deletion_reason = COALESCE({delete}, deletion_reason) \
+         WHERE id = {id_arg} \
+           AND (deleting IS NULL OR ({tells} AND erased IS NOT NULL)) \
            AND ({states} IS NULL OR state IN (SELECT value FROM json_each({states}))) \
            AND ({version} IS NULL OR version = {version}) \
          RETURNING {RECORDING_COLUMNS}"
@@ -149,7 +153,7 @@ pub(super) async fn apply(tx: &mut Tx<'_>, change: &Change) -> Result<pipe_core:
                size = excluded.size"
         ));
     }
-    if change.delete {
+    if change.delete.is_some() {
         // The jobs enqueued below (the erasure) come after this, and stay queued.
         s.push(&format!(
             "UPDATE jobs SET status = 'dead', last_error = 'the recording was deleted', \
@@ -189,7 +193,7 @@ pub(super) async fn apply(tx: &mut Tx<'_>, change: &Change) -> Result<pipe_core:
 }
 
 /// Adds the statements that enqueue `job` (none if its dedupe key exists).
-fn enqueue(s: &mut Statements, job: &NewJob, now: i64) -> Result<()> {
+pub(super) fn enqueue(s: &mut Statements, job: &NewJob, now: i64) -> Result<()> {
     let payload = serde_json::to_string(&job.kind).map_err(|e| Error::invalid("job", e))?;
     let lane = job.kind.lane();
     let lane_arg = s.arg(lane.clone())?;

@@ -24,7 +24,8 @@ const DEFAULT_LIMIT: u32 = 100;
 ///
 /// ```sql
 /// SELECT <columns> FROM recordings
-/// WHERE environment = ?            -- or environment IN (?, ?, …), or nothing
+/// WHERE erased IS NULL
+///   AND environment = ?            -- or environment IN (?, ?, …), or nothing
 ///   AND state = ?
 ///   AND created >= ?               -- created_from
 ///   AND created < ?                -- created_until
@@ -39,6 +40,8 @@ pub(super) fn query<'a>(prefix: &str, options: &'a ListOptions) -> QueryBuilder<
         "{prefix}SELECT {RECORDING_COLUMNS} FROM recordings"
     ));
     let mut and = Conjunction::default();
+    // An erased recording's row is its tombstone, which no list shows.
+    and.next(&mut q).push("erased IS NULL");
     match options.environments.as_slice() {
         [] => {}
         [one] => {

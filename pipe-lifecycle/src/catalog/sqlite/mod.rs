@@ -18,13 +18,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions, SqliteConnection, SqlitePool};
+use sqlx::{ConnectOptions, Row, SqliteConnection, SqlitePool};
 use tracing::warn;
 
 use pipe_core::{
     Artifact, Catalog, Change, ClaimOptions, Copy, DeliveryAttempt, DeliveryFilter, Error, Job,
-    JobFilter, JobId, JobLease, JobRecord, JobStats, JobStatus, KeyProvider, ListOptions,
-    NewRecording, Recording, RecordingId, RecordingState, Result, Timestamp,
+    JobFilter, JobId, JobLease, JobRecord, JobStats, JobStatus, KeyProvider, ListOptions, NewJob,
+    NewRecording, Recording, RecordingId, RecordingState, Result, Timestamp, Tombstone,
 };
 
 use self::error::from_sqlx;
@@ -149,7 +149,11 @@ impl SqliteCatalog {
 
 /// `SELECT` list of a recording row, as [`rows::recording`] reads it.
 const RECORDING_COLUMNS: &str = "id, environment, state, version, created, updated, mime_type, \
-     payload, length, media, failure, deleting, number";
+     payload, length, media, failure, deleting, deletion_reason, number";
+
+/// `SELECT` list of an erased recording's row, as [`rows::tombstone`] reads it.
+const TOMBSTONE_COLUMNS: &str = "id, number, environment, created, deleting, erased, \
+     deletion_reason";
 
 /// `SELECT` list of a job row, as [`rows::job_record`] reads it.
 const JOB_COLUMNS: &str = "id, payload, status, attempts, last_error, run_at";
@@ -203,7 +207,8 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn recording(&self, id: &RecordingId) -> Result<Recording> {
-        let sql = format!("SELECT {RECORDING_COLUMNS} FROM recordings WHERE id = ?1");
+        let sql =
+            format!("SELECT {RECORDING_COLUMNS} FROM recordings WHERE id = ?1 AND erased IS NULL");
         let row = sqlx::query(&sql)
             .bind(id.as_str())
             .fetch_optional(&self.pool)
@@ -218,7 +223,9 @@ impl Catalog for SqliteCatalog {
     async fn recording_by_number(&self, number: u64) -> Result<Recording> {
         let not_found = || Error::not_found(format_args!("recording number {number}"));
         let number = i64::try_from(number).map_err(|_| not_found())?;
-        let sql = format!("SELECT {RECORDING_COLUMNS} FROM recordings WHERE number = ?1");
+        let sql = format!(
+            "SELECT {RECORDING_COLUMNS} FROM recordings WHERE number = ?1 AND erased IS NULL"
+        );
         let row = sqlx::query(&sql)
             .bind(number)
             .fetch_optional(&self.pool)
@@ -407,47 +414,92 @@ impl Catalog for SqliteCatalog {
         self.select_attempts(filter).await
     }
 
-    async fn purge_recording(&self, id: &RecordingId, lease: &JobLease) -> Result<()> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
+    async fn purge_recording(
+        &self,
+        id: &RecordingId,
+        lease: &JobLease,
+        then: Vec<NewJob>,
+    ) -> Result<Tombstone> {
+        let (id, lease) = (id.clone(), lease.clone());
+        self.writer
+            .write(move |mut tx| {
+                Box::pin(async move {
+                    let now = Timestamp::now().as_millis();
+                    let mut s = change::Statements::default();
+                    let (id_arg, now_arg) = (s.arg(id.as_str().to_owned())?, s.arg(now)?);
+                    let (job, token) = (s.arg(lease.job.0)?, s.arg(lease.token.clone())?);
+                    s.push(&format!(
+                        "SELECT 1 AS lease_held FROM jobs \
+                         WHERE id = {job} AND status = 'running' AND lease_token = {token}"
+                    ));
+                    // Everything the recording carried goes: its rows in other tables,
+                    // and every column of its own but the tombstone's. A purge refused
+                    // (no row comes back) is rolled back whole by the writer.
+                    s.push(&format!(
+                        "UPDATE recordings SET erased = {now_arg}, version = version + 1, \
+                           updated = {now_arg}, mime_type = NULL, payload = NULL, \
+                           length = NULL, media = NULL, failure = NULL \
+                         WHERE id = {id_arg} AND deleting IS NOT NULL AND erased IS NULL \
+                           AND EXISTS (SELECT 1 FROM jobs WHERE id = {job} \
+                             AND status = 'running' AND lease_token = {token}) \
+                         RETURNING {TOMBSTONE_COLUMNS}"
+                    ));
+                    for table in ["artifacts", "copies", "delivery_attempts", "jobs"] {
+                        s.push(&format!("DELETE FROM {table} WHERE recording = {id_arg}"));
+                    }
+                    for job in &then {
+                        change::enqueue(&mut s, job, now)?;
+                    }
+                    let rows = s.run(&mut tx).await?;
+                    let held = rows
+                        .first()
+                        .is_some_and(|row| row.try_get::<i64, _>("lease_held").is_ok());
+                    let tombstone = rows
+                        .iter()
+                        .find(|row| row.try_get::<Option<i64>, _>("erased").is_ok());
+                    match (held, tombstone) {
+                        (true, Some(row)) => rows::tombstone(row),
+                        (false, _) => Err(lease_not_held(&lease)),
+                        (true, None) => {
+                            let state: Option<(Option<i64>, Option<i64>)> = sqlx::query_as(
+                                "SELECT deleting, erased FROM recordings WHERE id = ?1",
+                            )
+                            .bind(id.as_str())
+                            .fetch_optional(tx.connection().await?)
+                            .await
+                            .map_err(from_sqlx)?;
+                            Err(match state {
+                                None | Some((_, Some(_))) => {
+                                    Error::not_found(format_args!("recording {id}"))
+                                }
+                                Some((None, None)) => Error::precondition(format_args!(
+                                    "recording {id} is not being deleted"
+                                )),
+                                Some((Some(_), None)) => Error::temporary(
+                                    "sqlite",
+                                    format!("recording {id} changed under the purge"),
+                                ),
+                            })
+                        }
+                    }
+                })
+            })
+            .await
+    }
+
+    async fn tombstone(&self, id: &RecordingId) -> Result<Tombstone> {
+        let sql = format!(
+            "SELECT {TOMBSTONE_COLUMNS} FROM recordings WHERE id = ?1 AND erased IS NOT NULL"
+        );
+        let row = sqlx::query(&sql)
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
             .await
             .map_err(from_sqlx)?;
-        let held = sqlx::query(
-            "SELECT 1 FROM jobs WHERE id = ?1 AND status = 'running' AND lease_token = ?2",
-        )
-        .bind(lease.job.0)
-        .bind(&lease.token)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(from_sqlx)?;
-        if held.is_none() {
-            return Err(lease_not_held(lease));
+        match row {
+            Some(row) => rows::tombstone(&row),
+            None => Err(Error::not_found(format_args!("erased recording {id}"))),
         }
-        let deleting: Option<Option<i64>> =
-            sqlx::query_scalar("SELECT deleting FROM recordings WHERE id = ?1")
-                .bind(id.as_str())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(from_sqlx)?;
-        if let Some(None) = deleting {
-            return Err(Error::precondition(format_args!(
-                "recording {id} is not being deleted"
-            )));
-        }
-        // Artifacts, copies and delivery log entries go with the recording (ON DELETE
-        // CASCADE).
-        for sql in [
-            "DELETE FROM jobs WHERE recording = ?1",
-            "DELETE FROM recordings WHERE id = ?1",
-        ] {
-            sqlx::query(sql)
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(from_sqlx)?;
-        }
-        tx.commit().await.map_err(from_sqlx)
     }
 
     async fn job_stats(&self) -> Result<Vec<JobStats>> {
@@ -505,10 +557,12 @@ fn lease_not_held(lease: &JobLease) -> Error {
 /// state or at the version the change expects.
 async fn unmet_precondition(conn: &mut SqliteConnection, change: &Change) -> Error {
     let id = change.recording.as_str();
-    let current = match sqlx::query("SELECT state, version, deleting FROM recordings WHERE id = ?1")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await
+    let current = match sqlx::query(
+        "SELECT state, version, deleting FROM recordings WHERE id = ?1 AND erased IS NULL",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await
     {
         Ok(Some(row)) => row,
         Ok(None) => return Error::not_found(format_args!("recording {id}")),
@@ -575,7 +629,8 @@ async fn claim(
         "UPDATE jobs SET status = 'dead', last_error = 'the recording was deleted', \
            lease_token = NULL, lease_expires = NULL, updated = $3 \
          WHERE kind != 'erase' \
-           AND recording IN (SELECT id FROM recordings WHERE deleting IS NOT NULL) \
+           AND recording IN (SELECT id FROM recordings \
+             WHERE deleting IS NOT NULL AND erased IS NULL) \
            AND (status = 'queued' OR (status = 'running' AND lease_expires <= $3)); \
          UPDATE jobs SET status = 'running', attempts = attempts + 1, \
            lease_token = $1, lease_expires = $2, updated = $3 \

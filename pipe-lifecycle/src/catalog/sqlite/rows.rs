@@ -4,9 +4,9 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use pipe_core::{
-    ApiKey, ApiKeyId, Artifact, ArtifactKind, Copy, Environment, EnvironmentId,
+    ApiKey, ApiKeyId, Artifact, ArtifactKind, Copy, DeletionReason, Environment, EnvironmentId,
     EnvironmentSettings, JobId, JobKind, JobRecord, JobStatus, MediaInfo, ObjectKey, Recording,
-    RecordingId, RecordingState, Result, Role, SinkId, Timestamp,
+    RecordingId, RecordingState, Result, Role, SinkId, Timestamp, Tombstone,
 };
 
 use super::error::{corrupt, from_sqlx};
@@ -32,11 +32,44 @@ pub(super) fn recording(row: &SqliteRow) -> Result<Recording> {
     recording.media = media;
     recording.failure = get(row, "failure")?;
     recording.deleting = get::<Option<i64>>(row, "deleting")?.map(Timestamp::from_millis);
-    recording.number = get::<Option<i64>>(row, "number")?
+    recording.deletion_reason = get::<Option<String>>(row, "deletion_reason")?
+        .map(deletion_reason)
+        .transpose()?;
+    recording.number = number(row)?;
+    Ok(recording)
+}
+
+/// A row of `recordings` whose recording was erased, as [`TOMBSTONE_COLUMNS`] selects it.
+///
+/// [`TOMBSTONE_COLUMNS`]: super::TOMBSTONE_COLUMNS
+pub(super) fn tombstone(row: &SqliteRow) -> Result<Tombstone> {
+    let erased: Option<i64> = get(row, "erased")?;
+    let requested: Option<i64> = get(row, "deleting")?;
+    let (Some(erased), Some(requested)) = (erased, requested) else {
+        return Err(corrupt("tombstone", "a recording not erased"));
+    };
+    let reason: Option<String> = get(row, "deletion_reason")?;
+    let reason = deletion_reason(reason.unwrap_or_else(|| "request".into()))?;
+    Ok(Tombstone::new(
+        recording_id(get(row, "id")?)?,
+        environment_id(get(row, "environment")?)?,
+        Timestamp::from_millis(get(row, "created")?),
+        Timestamp::from_millis(requested),
+        Timestamp::from_millis(erased),
+        reason,
+    )
+    .with_number(number(row)?))
+}
+
+fn number(row: &SqliteRow) -> Result<u64> {
+    Ok(get::<Option<i64>>(row, "number")?
         .map(|n| u64::try_from(n).map_err(|e| corrupt("number", e)))
         .transpose()?
-        .unwrap_or(0);
-    Ok(recording)
+        .unwrap_or(0))
+}
+
+pub(super) fn deletion_reason(name: String) -> Result<DeletionReason> {
+    DeletionReason::parse(&name).ok_or_else(|| corrupt("deletion reason", name))
 }
 
 pub(super) fn artifact(row: &SqliteRow) -> Result<Artifact> {
