@@ -12,8 +12,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use pipe_core::{
-    ArtifactKind, GetOptions, GetResult, ObjectKey, ObjectMeta, PutBody, PutOptions, PutReceipt,
-    Result, SinkKind, StorageSink, Timestamp, UrlOptions,
+    ArtifactKind, AuditEntry, AuditLog, GetOptions, GetResult, ObjectKey, ObjectMeta, PutBody,
+    PutOptions, PutReceipt, Result, SinkKind, StorageSink, Timestamp, UrlOptions,
 };
 use pipe_http::{ByteRange, Problem, ProblemType, TokenSigner};
 use serde::Deserialize;
@@ -149,13 +149,35 @@ impl StorageSink for ServedSink {
 struct Files {
     sink: Arc<dyn StorageSink>,
     links: LinkSigner,
+    audit: Option<Arc<dyn AuditLog>>,
 }
 
 /// `GET /v1/files/{*key}`: the objects of `sink`, behind links signed by `links`.
 pub fn router<S>(sink: Arc<dyn StorageSink>, links: LinkSigner) -> Router<S> {
     Router::new()
         .route("/v1/files/{*key}", get(download))
-        .with_state(Files { sink, links })
+        .with_state(Files {
+            sink,
+            links,
+            audit: None,
+        })
+}
+
+/// [`router`], appending every download through a valid link to `audit`: actor `link`,
+/// action `files.download`, target `recording:<id>` (the key's first segment), the file's
+/// name and the bytes sent as detail, the status as outcome. No IP address is kept.
+pub fn audited_router<S>(
+    sink: Arc<dyn StorageSink>,
+    links: LinkSigner,
+    audit: Arc<dyn AuditLog>,
+) -> Router<S> {
+    Router::new()
+        .route("/v1/files/{*key}", get(download))
+        .with_state(Files {
+            sink,
+            links,
+            audit: Some(audit),
+        })
 }
 
 #[derive(Debug, Deserialize)]
@@ -224,6 +246,28 @@ async fn download(
         .content_type
         .clone()
         .unwrap_or_else(|| content_type_of(&key).to_owned());
+    if let Some(audit) = &files.audit {
+        let (recording, name) = key.as_str().split_once('/').unwrap_or(("", key.as_str()));
+        let status = if matches!(range, ByteRange::Part(_)) {
+            206
+        } else {
+            200
+        };
+        let entry = AuditEntry::new(
+            "link",
+            "files.download",
+            format!("recording:{recording}"),
+            status.to_string(),
+        )
+        .with_detail(format!(
+            "{name}, bytes {}-{}",
+            got.range.start,
+            got.range.end.saturating_sub(1)
+        ));
+        if let Err(e) = audit.append_audit(entry).await {
+            tracing::error!(%key, error = %e, "the download could not be audited");
+        }
+    }
     let mut response = Response::new(Body::from_stream(got.stream));
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, header_value(&content_type));

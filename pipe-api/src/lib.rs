@@ -37,7 +37,10 @@
 //! change their settings. Each key is rate-limited ([`RateLimit`]).
 //!
 //! Every request is logged once on the target `pipe_api::access` (key id, role, method,
-//! route template, status, duration): never a key, never a query string.
+//! route template, status, duration): never a key, never a query string. With an audit
+//! log ([`ApiBuilder::audit_log`]) every request is also an entry of it (actor
+//! `key:<id>`, role, action `<METHOD> <route template>`, target such as
+//! `recording:<id>`, outcome the status), read at `GET /v1/audit`.
 //!
 //! [`Api::pipe_compat_router`] adds the routes of the hosted Pipe's REST API v1 for code
 //! written against it ([`pipe_compat`]).
@@ -52,6 +55,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod audit;
 pub mod auth;
 mod deliveries;
 mod environments;
@@ -72,7 +76,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use pipe_core::{
-    ApiKeyStore, Catalog, EndpointStore, EnvironmentStore, Notifier, SinkId, StorageSink, UrlGuard,
+    ApiKeyStore, AuditLog, Catalog, EndpointStore, EnvironmentStore, Notifier, SinkId, StorageSink,
+    UrlGuard,
 };
 use pipe_http::{Problem, ProblemType};
 
@@ -97,6 +102,7 @@ struct Inner {
     link_ttl: Duration,
     limiter: auth::Limiter,
     metrics: Option<metrics::MetricsRender>,
+    audit: Option<Arc<dyn AuditLog>>,
     /// The (kind, status) groups of jobs the metrics have shown.
     job_gauges: std::sync::Mutex<std::collections::BTreeSet<(String, &'static str)>>,
 }
@@ -126,6 +132,7 @@ pub struct ApiBuilder {
     link_ttl: Duration,
     rate_limit: RateLimit,
     metrics: Option<metrics::MetricsRender>,
+    audit: Option<Arc<dyn AuditLog>>,
 }
 
 impl ApiBuilder {
@@ -185,6 +192,13 @@ impl ApiBuilder {
         self
     }
 
+    /// Appends every API call to `log` (key id, role, method and route, target, status)
+    /// and serves it at `GET /v1/audit` to admin keys for every environment.
+    pub fn audit_log(mut self, log: Arc<dyn AuditLog>) -> Self {
+        self.audit = Some(log);
+        self
+    }
+
     /// The API.
     pub fn build(self) -> Api {
         Api {
@@ -200,6 +214,7 @@ impl ApiBuilder {
                 link_ttl: self.link_ttl,
                 limiter: auth::Limiter::new(self.rate_limit),
                 metrics: self.metrics,
+                audit: self.audit,
                 job_gauges: Default::default(),
             }),
         }
@@ -227,6 +242,7 @@ impl Api {
             link_ttl: Duration::from_secs(3600),
             rate_limit: RateLimit::default(),
             metrics: None,
+            audit: None,
         }
     }
 
@@ -250,7 +266,10 @@ impl Api {
             )
             .route("/account", get(pipe_compat::account))
             .route("/environment", get(pipe_compat::environment))
-            .route_layer(axum::middleware::from_fn(log::access))
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                log::access,
+            ))
             .with_state(self.clone())
     }
 
@@ -305,10 +324,14 @@ impl Api {
             )
             .route("/v1/keys", get(keys::list).post(keys::create))
             .route("/v1/keys/{id}", axum::routing::delete(keys::revoke))
+            .route("/v1/audit", get(audit::list))
             .route("/v1/openapi.json", get(openapi::serve))
             .route("/metrics", get(metrics::with_key))
             .method_not_allowed_fallback(method_not_allowed)
-            .route_layer(axum::middleware::from_fn(log::access))
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                log::access,
+            ))
             .layer(axum::extract::DefaultBodyLimit::max(extract::MAX_BODY))
             .with_state(self.clone())
     }

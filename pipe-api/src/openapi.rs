@@ -5,7 +5,7 @@ use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::{deliveries, environments, keys, recordings, webhooks};
+use crate::{audit, deliveries, environments, keys, recordings, webhooks};
 
 /// An error (RFC 9457), answered with `Content-Type: application/problem+json`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -54,12 +54,14 @@ pub(crate) struct ProblemDoc {
         keys::list,
         keys::create,
         keys::revoke,
+        audit::list,
     ),
     modifiers(&Security),
     tags(
         (name = "recordings", description = "Recordings and their files"),
         (name = "environments", description = "An operator's sites or stages and their settings"),
         (name = "keys", description = "API keys"),
+        (name = "audit", description = "The audit log: every API call, download through a link, erasure and retention deletion, chained by SHA-256"),
         (name = "webhooks", description = "Webhook endpoints of environments, the log of every delivery attempt, and redelivery"),
     )
 )]

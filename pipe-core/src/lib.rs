@@ -33,6 +33,7 @@
 
 mod access;
 mod artifact;
+mod audit;
 mod catalog;
 mod delivery;
 mod directory;
@@ -59,6 +60,10 @@ pub mod conformance;
 
 pub use access::{ApiKey, ApiKeyId, ApiKeyStore, Role};
 pub use artifact::{Artifact, ArtifactKind, Copy, KeyLayout, ObjectKey, SinkId, SinkKind};
+pub use audit::{
+    AuditEntry, AuditFilter, AuditLog, AuditRecord, ChainBreak, ChainCheck, GENESIS, verify_chain,
+    verify_log,
+};
 pub use catalog::{
     Catalog, Change, ClaimOptions, JobFilter, JobStats, ListOptions, RecordingCursor,
 };

@@ -10,7 +10,11 @@
 //! ([`EnvironmentStore`](pipe_core::EnvironmentStore)), and the API keys, by the hash of
 //! their secret ([`ApiKeyStore`](pipe_core::ApiKeyStore)). Recordings are listed by
 //! environment, state and creation time in keyset pages
-//! ([`Catalog::list_recordings`](pipe_core::Catalog::list_recordings)).
+//! ([`Catalog::list_recordings`](pipe_core::Catalog::list_recordings)). It keeps the
+//! audit log too ([`AuditLog`](pipe_core::AuditLog)): appended through the same
+//! group-commit writer, chained by SHA-256, append-only (triggers refuse to change an entry
+//! or remove any but the oldest), and every erasure is an entry of it written in the
+//! erasure's own transaction.
 //!
 //! ## The way of a job
 //!
@@ -111,7 +115,6 @@
 //!   `FOR UPDATE SKIP LOCKED`).
 //! - Shredding the data keys of an erased recording (its copies are deleted today;
 //!   backups keep theirs).
-//! - The audit log.
 //! - A filmstrip artifact.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

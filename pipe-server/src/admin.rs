@@ -5,7 +5,10 @@
 use std::path::Path;
 
 use pipe_api::auth::{MintedKey, mint_key};
-use pipe_core::{ApiKey, ApiKeyId, ApiKeyStore, EnvironmentId, EnvironmentStore, Role, Timestamp};
+use pipe_core::{
+    ApiKey, ApiKeyId, ApiKeyStore, AuditEntry, AuditLog, EnvironmentId, EnvironmentStore, Role,
+    Timestamp,
+};
 use pipe_lifecycle::SqliteCatalog;
 
 async fn open(data_dir: &Path) -> pipe_core::Result<SqliteCatalog> {
@@ -38,6 +41,17 @@ pub async fn create_key(
     }
     let minted = mint_key(label, role, environments);
     catalog.create_api_key(minted.record.clone()).await?;
+    catalog
+        .append_audit(
+            AuditEntry::new(
+                "cli",
+                "keys.create",
+                format!("key:{}", minted.record.id),
+                "ok",
+            )
+            .with_detail(format!("role {role}")),
+        )
+        .await?;
     catalog.close().await;
     Ok(minted)
 }
@@ -54,6 +68,83 @@ pub async fn list_keys(data_dir: &Path) -> pipe_core::Result<Vec<ApiKey>> {
 pub async fn revoke_key(data_dir: &Path, id: &ApiKeyId) -> pipe_core::Result<ApiKey> {
     let catalog = open(data_dir).await?;
     let key = catalog.revoke_api_key(id, Timestamp::now()).await;
+    if key.is_ok() {
+        catalog
+            .append_audit(AuditEntry::new(
+                "cli",
+                "keys.revoke",
+                format!("key:{id}"),
+                "ok",
+            ))
+            .await?;
+    }
     catalog.close().await;
     key
+}
+
+/// What `pipe audit verify` found.
+#[derive(Debug)]
+pub enum AuditVerdict {
+    /// The chain holds: how many entries, and the head (number, hash).
+    Holds {
+        /// Entries checked.
+        entries: u64,
+        /// The last entry's number and hash.
+        head: Option<(u64, String)>,
+    },
+    /// The chain is broken at an entry.
+    Broken(pipe_core::ChainBreak),
+    /// The chain holds, but does not reach a head written to the log output earlier, or
+    /// holds another entry under its number: the log was cut off or rewritten after it.
+    HeadMissing {
+        /// The head given.
+        seq: u64,
+        /// What stands there instead: the log's last entry's number, or the hash found.
+        found: String,
+    },
+}
+
+/// Checks the whole audit chain of the catalog in `data_dir`; with `head` (an entry's
+/// number and hash written earlier to the log output), also that the log still holds that
+/// entry unchanged, so a log cut off after it is caught.
+pub async fn verify_audit(
+    data_dir: &Path,
+    head: Option<(u64, String)>,
+) -> pipe_core::Result<AuditVerdict> {
+    use pipe_core::{AuditFilter, AuditLog};
+
+    let catalog = open(data_dir).await?;
+    let verdict = match pipe_core::verify_log(&catalog).await? {
+        Err(broken) => AuditVerdict::Broken(broken),
+        Ok((entries, last)) => match head {
+            None => AuditVerdict::Holds {
+                entries,
+                head: last,
+            },
+            Some((seq, hash)) => {
+                let at = catalog
+                    .audit_entries(AuditFilter::default().after(seq.saturating_sub(1)).limit(1))
+                    .await?;
+                match at.first() {
+                    Some(entry) if entry.seq == seq && entry.hash == hash => AuditVerdict::Holds {
+                        entries,
+                        head: last,
+                    },
+                    Some(entry) if entry.seq == seq => AuditVerdict::HeadMissing {
+                        seq,
+                        found: format!("entry {seq} has hash {}", entry.hash),
+                    },
+                    _ => AuditVerdict::HeadMissing {
+                        seq,
+                        found: match &last {
+                            Some((last, _)) => format!("the log ends at entry {last}"),
+                            None => "the log is empty".to_owned(),
+                        },
+                    },
+                }
+            }
+        },
+    };
+    catalog.close().await;
+    Ok(verdict)
 }

@@ -63,6 +63,9 @@ pub struct Config {
     /// The customer storages the first environment copies its recordings to
     /// (`PIPE_SINKS`; see [`crate::sinks`]).
     pub sinks: Vec<pipe_core::SinkSettings>,
+    /// How long audit entries are kept (`PIPE_AUDIT_RETENTION_DAYS`, default 365); older
+    /// ones are removed, and the removal is audited.
+    pub audit_retention: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -91,6 +94,7 @@ impl std::fmt::Debug for Config {
             .field("metrics_listen", &self.metrics_listen)
             .field("tls", &self.tls)
             .field("sinks", &self.sinks)
+            .field("audit_retention", &self.audit_retention)
             .finish()
     }
 }
@@ -146,6 +150,7 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     sinks: Option<Vec<String>>,
+    audit_retention_days: Option<u64>,
 }
 
 impl Config {
@@ -200,6 +205,15 @@ impl Config {
         let link_ttl = Duration::from_secs(
             number("PIPE_LINK_TTL_SECS", f.link_ttl_secs)?.unwrap_or(7 * 24 * 3600),
         );
+        let audit_days =
+            number("PIPE_AUDIT_RETENTION_DAYS", f.audit_retention_days)?.unwrap_or(365);
+        if audit_days == 0 {
+            return Err(ConfigError::Invalid {
+                setting: "PIPE_AUDIT_RETENTION_DAYS",
+                detail: "at least 1 day".into(),
+            });
+        }
+        let audit_retention = Duration::from_secs(audit_days.saturating_mul(24 * 3600));
         let workers = number("PIPE_WORKERS", f.workers.map(|w| w as u64))?.unwrap_or(2) as usize;
         if workers == 0 {
             return Err(ConfigError::Invalid {
@@ -328,6 +342,7 @@ impl Config {
         }
         Ok(Self {
             sinks,
+            audit_retention,
             encryption,
             metrics_listen,
             tls,

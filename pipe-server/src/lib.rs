@@ -50,6 +50,7 @@ mod tls;
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::response::Html;
@@ -57,9 +58,9 @@ use axum::routing::get;
 use pipe_api::Api;
 use pipe_api::files::{self, LinkSigner, ServedSink};
 use pipe_core::{
-    ApiKeyStore, Catalog, EndpointStore, EnvironmentId, EnvironmentSettings, EnvironmentStore,
-    KeyLayout, NamedSink, NewEnvironment, Notifier, SinkDirectory, SinkId, SinkKind, Spool,
-    StorageSink, StoredEndpoint, UrlOptions, WireFormat,
+    ApiKeyStore, AuditLog, Catalog, EndpointStore, EnvironmentId, EnvironmentSettings,
+    EnvironmentStore, KeyLayout, NamedSink, NewEnvironment, Notifier, SinkDirectory, SinkId,
+    SinkKind, Spool, StorageSink, StoredEndpoint, Timestamp, UrlOptions, WireFormat,
 };
 use pipe_http::TokenSigner;
 use pipe_ingest::{Ingest, IngestConfig};
@@ -163,6 +164,7 @@ pub async fn serve(
     let catalog: Arc<dyn Catalog> = sqlite.clone();
     let environments: Arc<dyn EnvironmentStore> = sqlite.clone();
     let endpoints: Arc<dyn EndpointStore> = sqlite.clone();
+    let audit: Arc<dyn AuditLog> = sqlite.clone();
     let keys: Arc<dyn ApiKeyStore> = sqlite;
     if keys
         .list_api_keys()
@@ -233,6 +235,7 @@ pub async fn serve(
     .url_guard(Arc::new(config.webhook_addresses.clone()))
     .notifier(Arc::clone(&notifier))
     .metrics(metrics::render()?)
+    .audit_log(Arc::clone(&audit))
     .build();
 
     let mut pipeline = PipelineConfig::new(
@@ -270,7 +273,7 @@ pub async fn serve(
         )
         .route("/healthz", get(|| async { "ok\n" }))
         .merge(ingest.router())
-        .merge(files::router(disk, links))
+        .merge(files::audited_router(disk, links, Arc::clone(&audit)))
         .merge(api.router())
         .merge(api.pipe_compat_router())
         .fallback(pipe_api::not_found);
@@ -321,7 +324,8 @@ pub async fn serve(
     }
 
     let (stop, stopped) = watch::channel(false);
-    let workers = tokio::spawn(Arc::clone(&pipeline).run(wait_for(stopped)));
+    let workers = tokio::spawn(Arc::clone(&pipeline).run(wait_for(stopped.clone())));
+    tokio::spawn(audit_keeper(audit, config.audit_retention, stopped));
     let graceful = {
         let ingest = ingest.clone();
         async move {
@@ -584,4 +588,37 @@ fn lock_data_dir(data: &std::path::Path) -> Result<std::fs::File, ServeError> {
 
 async fn wait_for(mut stopped: watch::Receiver<bool>) {
     let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+/// How often the audit log's head goes to the log output, and its old entries expire.
+const AUDIT_HEAD_EVERY: Duration = Duration::from_secs(300);
+
+/// Writes the audit log's head (its last entry's number and hash) to the log output at
+/// start and every [`AUDIT_HEAD_EVERY`], so that a log cut off after a head was written
+/// is caught (`pipe audit verify --head <seq>:<hash>`), and removes entries older than
+/// `retention` (an `audit.expired` entry says so).
+async fn audit_keeper(
+    audit: Arc<dyn AuditLog>,
+    retention: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut every = tokio::time::interval(AUDIT_HEAD_EVERY);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = every.tick() => {}
+        }
+        match audit.expire_audit(Timestamp::now().minus(retention)).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "audit entries past their retention removed"),
+            Err(e) => tracing::warn!(error = %e, "could not expire old audit entries"),
+        }
+        match audit.audit_head().await {
+            Ok(Some(head)) => {
+                tracing::info!(target: "pipe::audit", seq = head.seq, hash = head.hash, "audit log head");
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "could not read the audit log's head"),
+        }
+    }
 }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use pipe_core::{ApiKeyId, EnvironmentId, Role};
 use pipe_server::Config;
+use pipe_server::admin::AuditVerdict;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
@@ -40,6 +41,72 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Check the audit log (works while the server runs, or not).
+    Audit {
+        /// A TOML file with the same settings in lowercase (data_dir is the one used).
+        #[arg(long, env = "PIPE_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check that every entry is chained to the one before it (SHA-256) and names the
+    /// first one that is not: changed, removed or reordered entries are found. Exits 1
+    /// if the chain is broken.
+    Verify {
+        /// A head the server wrote to its log output earlier (`audit log head` lines:
+        /// `<seq>:<hash>`): also check that the log still holds that entry, so a log cut
+        /// off after it is found.
+        #[arg(long, value_parser = parse_head)]
+        head: Option<(u64, String)>,
+    },
+}
+
+fn parse_head(s: &str) -> Result<(u64, String), String> {
+    let (seq, hash) = s
+        .split_once(':')
+        .ok_or("<seq>:<hash>, as the `audit log head` line gives them")?;
+    let seq = seq
+        .parse()
+        .map_err(|_| format!("{seq:?} is not an entry number"))?;
+    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("{hash:?} is not a SHA-256 in hex"));
+    }
+    Ok((seq, hash.to_ascii_lowercase()))
+}
+
+fn audit(config: Config, command: AuditCommand) -> ExitCode {
+    let runtime = tokio::runtime::Runtime::new().expect("a Tokio runtime starts");
+    let AuditCommand::Verify { head } = command;
+    match runtime.block_on(pipe_server::admin::verify_audit(&config.data_dir, head)) {
+        Ok(AuditVerdict::Holds { entries, head }) => {
+            match head {
+                Some((seq, hash)) => {
+                    println!("the audit log holds: {entries} entries checked, head {seq}:{hash}")
+                }
+                None => println!("the audit log is empty"),
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(AuditVerdict::Broken(broken)) => {
+            println!("the audit log is broken at {broken}");
+            ExitCode::FAILURE
+        }
+        Ok(AuditVerdict::HeadMissing { seq, found }) => {
+            println!(
+                "the audit log's chain holds, but not the head given: entry {seq} is not \
+                 there as it was ({found}); the log was cut off or rewritten after it"
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("pipe audit verify: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -145,6 +212,10 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Keys { config, command } => match load(config.as_deref()) {
             Ok(config) => keys(config, command),
+            Err(code) => code,
+        },
+        Command::Audit { config, command } => match load(config.as_deref()) {
+            Ok(config) => audit(config, command),
             Err(code) => code,
         },
         Command::Serve { config } => {

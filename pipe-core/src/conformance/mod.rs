@@ -13,6 +13,7 @@
 //! Each function panics with a message naming the broken promise.
 
 pub mod api_keys;
+pub mod audit;
 pub mod catalog;
 pub mod endpoints;
 pub mod environments;

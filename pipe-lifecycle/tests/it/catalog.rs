@@ -20,6 +20,60 @@ async fn sqlite_catalog_conforms() {
 }
 
 #[tokio::test]
+async fn sqlite_audit_log_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = catalog_in(dir.path()).await;
+    pipe_core::conformance::audit::run_all(catalog.as_ref()).await;
+}
+
+/// The audit log refuses, through SQL, to change an entry or to remove one that is not
+/// among the oldest; `expire_audit` is the only way entries leave.
+#[tokio::test]
+async fn the_audit_table_is_append_only() {
+    use pipe_core::{AuditEntry, AuditLog};
+
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = catalog_in(dir.path()).await;
+    for n in 0..3 {
+        catalog
+            .append_audit(AuditEntry::new(
+                "cli",
+                "keys.create",
+                format!("key:{n}"),
+                "ok",
+            ))
+            .await
+            .unwrap();
+    }
+    drop(catalog);
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("catalog.db").display()
+    ))
+    .await
+    .unwrap();
+    for (what, sql) in [
+        (
+            "a change",
+            "UPDATE audit SET outcome = 'denied' WHERE seq = 2",
+        ),
+        ("a removal in the middle", "DELETE FROM audit WHERE seq = 2"),
+    ] {
+        let refused = sqlx::query(sql).execute(&pool).await;
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|e| e.to_string().contains("audit")),
+            "{what} was not refused: {refused:?}"
+        );
+    }
+    sqlx::query("DELETE FROM audit WHERE seq = 1")
+        .execute(&pool)
+        .await
+        .expect("removing the oldest entry");
+}
+
+#[tokio::test]
 async fn two_suites_share_one_file() {
     // Two handles on one file, as two processes would have: the suite keeps to its own
     // recordings, and WAL + busy_timeout serialise the writers.

@@ -657,6 +657,18 @@ async fn a_customer_sink_gets_pipes_file_names_and_erasure_finds_them() {
     );
     assert_eq!(deleted[0].data["reason"], "request");
     assert!(deleted[0].data.get("payload").is_none());
+    // And audited, in the purge's own transaction.
+    let audited = pipe_core::AuditLog::audit_entries(
+        h.catalog.as_ref(),
+        pipe_core::AuditFilter::default().target(format!("recording:{id}")),
+    )
+    .await
+    .unwrap();
+    assert!(
+        audited.iter().any(|r| r.entry.action == "recording.erased"
+            && r.entry.detail.as_deref() == Some("deletion reason: request")),
+        "{audited:?}"
+    );
 }
 
 /// Copies that cannot succeed, each against a real server: a bucket refusing the secret, a

@@ -114,6 +114,22 @@ async fn a_key_made_on_the_command_line_reads_and_downloads_the_recording_just_m
     let bytes = reqwest::get(url).await.unwrap().bytes().await.unwrap();
     assert_eq!(bytes.len() as u64, mp4["size"].as_u64().unwrap());
     assert_eq!(&bytes[4..8], b"ftyp");
+    // The download is in the audit log: which file, by a link, never the link itself.
+    let (_, audit) = get(
+        &format!("{base}/v1/audit?action=files.download&target=recording:{id}"),
+        &key,
+    )
+    .await;
+    let downloads = audit["entries"].as_array().expect("audit entries");
+    assert!(
+        downloads.iter().any(|e| e["actor"] == "link"
+            && e["outcome"] == "200"
+            && e["detail"]
+                .as_str()
+                .is_some_and(|d| d.starts_with(&format!("{id}.mp4")))),
+        "{audit}"
+    );
+    assert!(!audit.to_string().contains("signature="), "{audit}");
     // A link whose expiry is not a number is refused as any bad link is, as a problem.
     let (path, _) = url.split_once('?').unwrap();
     let broken = reqwest::get(format!("{path}?expires=soon&signature=x"))

@@ -3,6 +3,7 @@
 //! real recorder, and a real HTTP webhook receiver, all on loopback.
 
 mod api;
+mod audit;
 mod browser;
 mod stream;
 mod tls;

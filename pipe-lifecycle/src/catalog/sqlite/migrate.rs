@@ -70,6 +70,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "tombstones",
         include_str!("../../../migrations/0011_tombstones.sql"),
     ),
+    (
+        12,
+        "audit log",
+        include_str!("../../../migrations/0012_audit.sql"),
+    ),
 ];
 
 /// The migrations compiled into this binary, as a [`MigrationSource`].

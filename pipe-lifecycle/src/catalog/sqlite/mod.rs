@@ -1,5 +1,6 @@
 //! [`SqliteCatalog`]: the embedded catalog, one SQLite file.
 
+mod audit;
 mod change;
 mod deliveries;
 mod endpoints;
@@ -22,9 +23,10 @@ use sqlx::{ConnectOptions, Row, SqliteConnection, SqlitePool};
 use tracing::warn;
 
 use pipe_core::{
-    Artifact, Catalog, Change, ClaimOptions, Copy, DeliveryAttempt, DeliveryFilter, Error, Job,
-    JobFilter, JobId, JobLease, JobRecord, JobStats, JobStatus, KeyProvider, ListOptions, NewJob,
-    NewRecording, Recording, RecordingId, RecordingState, Result, Timestamp, Tombstone,
+    Artifact, AuditEntry, Catalog, Change, ClaimOptions, Copy, DeliveryAttempt, DeliveryFilter,
+    Error, Job, JobFilter, JobId, JobLease, JobRecord, JobStats, JobStatus, KeyProvider,
+    ListOptions, NewJob, NewRecording, Recording, RecordingId, RecordingState, Result, Timestamp,
+    Tombstone,
 };
 
 use self::error::from_sqlx;
@@ -458,7 +460,27 @@ impl Catalog for SqliteCatalog {
                         .iter()
                         .find(|row| row.try_get::<Option<i64>, _>("erased").is_ok());
                     match (held, tombstone) {
-                        (true, Some(row)) => rows::tombstone(row),
+                        (true, Some(row)) => {
+                            let tombstone = rows::tombstone(row)?;
+                            // Every erasure is audited, in its own transaction.
+                            audit::append(
+                                &mut tx,
+                                AuditEntry::new(
+                                    "system",
+                                    "recording.erased",
+                                    format!("recording:{id}"),
+                                    "ok",
+                                )
+                                .at(tombstone.erased)
+                                .in_environment(tombstone.environment.clone())
+                                .with_detail(format!(
+                                    "deletion reason: {}",
+                                    tombstone.reason.as_str()
+                                )),
+                            )
+                            .await?;
+                            Ok(tombstone)
+                        }
                         (false, _) => Err(lease_not_held(&lease)),
                         (true, None) => {
                             let state: Option<(Option<i64>, Option<i64>)> = sqlx::query_as(

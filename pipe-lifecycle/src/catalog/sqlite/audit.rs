@@ -1,0 +1,195 @@
+//! [`AuditLog`] for [`SqliteCatalog`]: the table `audit`, appended to through the
+//! group-commit writer (which serializes appends, so each reads the last entry and
+//! chains to it without a race), and removed from only at its start (a trigger refuses
+//! anything else, and another refuses every update).
+
+use async_trait::async_trait;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+
+use pipe_core::{
+    AuditEntry, AuditFilter, AuditLog, AuditRecord, EnvironmentId, Error, GENESIS, Result,
+    Timestamp,
+};
+
+use super::SqliteCatalog;
+use super::error::{corrupt, from_sqlx};
+use super::rows::get;
+use super::writer::Tx;
+
+/// `SELECT` list of an entry, as [`record`] reads it.
+const COLUMNS: &str =
+    "seq, at, actor, role, action, target, outcome, environment, ip, detail, prev, hash";
+
+/// Entries in a page when [`AuditFilter::limit`] is `None`.
+const DEFAULT_LIMIT: u32 = 100;
+
+/// Appends `entry` inside the writer's transaction `tx`: numbered one past the last entry
+/// and chained to its hash. Also what an erasure uses to be audited in its own
+/// transaction.
+pub(super) async fn append(tx: &mut Tx<'_>, entry: AuditEntry) -> Result<AuditRecord> {
+    let connection = tx.connection().await?;
+    append_on(connection, entry).await
+}
+
+async fn append_on(connection: &mut SqliteConnection, entry: AuditEntry) -> Result<AuditRecord> {
+    let last: Option<(i64, String)> =
+        sqlx::query_as("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *connection)
+            .await
+            .map_err(from_sqlx)?;
+    let (seq, prev) = match last {
+        Some((seq, hash)) => (
+            u64::try_from(seq).map_err(|e| corrupt("audit entry number", e))? + 1,
+            hash,
+        ),
+        None => (1, GENESIS.to_owned()),
+    };
+    let record = AuditRecord::chained(seq, entry, prev);
+    let e = &record.entry;
+    sqlx::query(
+        "INSERT INTO audit \
+           (seq, at, actor, role, action, target, outcome, environment, ip, detail, prev, hash) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )
+    .bind(i64::try_from(record.seq).map_err(|e| Error::invalid("audit entry number", e))?)
+    .bind(e.at.as_millis())
+    .bind(&e.actor)
+    .bind(&e.role)
+    .bind(&e.action)
+    .bind(&e.target)
+    .bind(&e.outcome)
+    .bind(e.environment.as_ref().map(EnvironmentId::as_str))
+    .bind(&e.ip)
+    .bind(&e.detail)
+    .bind(&record.prev)
+    .bind(&record.hash)
+    .execute(&mut *connection)
+    .await
+    .map_err(from_sqlx)?;
+    Ok(record)
+}
+
+fn record(row: &SqliteRow) -> Result<AuditRecord> {
+    let seq: i64 = get(row, "seq")?;
+    let environment: Option<String> = get(row, "environment")?;
+    let mut entry = AuditEntry::new(
+        get::<String>(row, "actor")?,
+        get::<String>(row, "action")?,
+        get::<String>(row, "target")?,
+        get::<String>(row, "outcome")?,
+    )
+    .at(Timestamp::from_millis(get(row, "at")?));
+    entry.role = get(row, "role")?;
+    entry.environment = environment
+        .map(|e| e.parse::<EnvironmentId>())
+        .transpose()
+        .map_err(|e| corrupt("audit entry's environment", e))?;
+    entry.ip = get(row, "ip")?;
+    entry.detail = get(row, "detail")?;
+    let mut record = AuditRecord::chained(
+        u64::try_from(seq).map_err(|e| corrupt("audit entry number", e))?,
+        entry,
+        get::<String>(row, "prev")?,
+    );
+    // As stored, not as recomputed: verifying compares the two.
+    record.hash = get(row, "hash")?;
+    Ok(record)
+}
+
+#[async_trait]
+impl AuditLog for SqliteCatalog {
+    async fn append_audit(&self, entry: AuditEntry) -> Result<AuditRecord> {
+        self.writer
+            .write(move |mut tx| Box::pin(async move { append(&mut tx, entry).await }))
+            .await
+    }
+
+    async fn audit_entries(&self, filter: AuditFilter) -> Result<Vec<AuditRecord>> {
+        let mut q: QueryBuilder<'_, Sqlite> =
+            QueryBuilder::new(format!("SELECT {COLUMNS} FROM audit WHERE 1 = 1"));
+        if let Some(after) = filter.after {
+            let after = i64::try_from(after).unwrap_or(i64::MAX);
+            q.push(" AND seq > ").push_bind(after);
+        }
+        if let Some(actor) = filter.actor {
+            q.push(" AND actor = ").push_bind(actor);
+        }
+        if let Some(action) = filter.action {
+            q.push(" AND action = ").push_bind(action);
+        }
+        if let Some(target) = filter.target {
+            q.push(" AND target = ").push_bind(target);
+        }
+        if !filter.environments.is_empty() {
+            q.push(" AND environment IN (");
+            let mut list = q.separated(", ");
+            for environment in &filter.environments {
+                list.push_bind(environment.as_str().to_owned());
+            }
+            q.push(")");
+        }
+        if let Some(from) = filter.from {
+            q.push(" AND at >= ").push_bind(from.as_millis());
+        }
+        if let Some(until) = filter.until {
+            q.push(" AND at < ").push_bind(until.as_millis());
+        }
+        q.push(" ORDER BY seq LIMIT ")
+            .push_bind(i64::from(filter.limit.unwrap_or(DEFAULT_LIMIT)));
+        let rows = q.build().fetch_all(&self.pool).await.map_err(from_sqlx)?;
+        rows.iter().map(record).collect()
+    }
+
+    async fn audit_head(&self) -> Result<Option<AuditRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM audit ORDER BY seq DESC LIMIT 1"
+        ))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        row.as_ref().map(record).transpose()
+    }
+
+    async fn expire_audit(&self, before: Timestamp) -> Result<u64> {
+        self.writer
+            .write(move |mut tx| {
+                Box::pin(async move {
+                    let connection = tx.connection().await?;
+                    // The oldest entries, up to the last one made before `before`; never
+                    // the newest of all, the chain's head, which the next entry follows.
+                    let last: Option<(i64, String)> = sqlx::query_as(
+                        "SELECT seq, hash FROM audit WHERE seq = ( \
+                           SELECT MAX(seq) FROM audit \
+                           WHERE at < ?1 AND seq < (SELECT MAX(seq) FROM audit))",
+                    )
+                    .bind(before.as_millis())
+                    .fetch_optional(&mut *connection)
+                    .await
+                    .map_err(from_sqlx)?;
+                    let Some((through, hash)) = last else {
+                        return Ok(0);
+                    };
+                    let removed = sqlx::query("DELETE FROM audit WHERE seq <= ?1")
+                        .bind(through)
+                        .execute(&mut *connection)
+                        .await
+                        .map_err(from_sqlx)?
+                        .rows_affected();
+                    append_on(
+                        connection,
+                        AuditEntry::new("system", "audit.expired", "audit", "ok").with_detail(
+                            format!(
+                                "{removed} entries made before {} UTC removed, through \
+                                 entry {through} (hash {hash})",
+                                before.to_utc_string()
+                            ),
+                        ),
+                    )
+                    .await?;
+                    Ok(removed)
+                })
+            })
+            .await
+    }
+}
