@@ -135,13 +135,13 @@ pub(crate) async fn list(
         );
     }
     if let Some(actor) = query.actor {
-        filter = filter.actor(actor);
+        filter = filter.actor(printable("actor", actor)?);
     }
     if let Some(action) = query.action {
-        filter = filter.action(action);
+        filter = filter.action(printable("action", action)?);
     }
     if let Some(target) = query.target {
-        filter = filter.target(target);
+        filter = filter.target(printable("target", target)?);
     }
     if let Some(environment) = query.environment.as_deref() {
         let environment: EnvironmentId = environment
@@ -157,4 +157,16 @@ pub(crate) async fn list(
         entries: entries.into_iter().map(AuditView::from).collect(),
         next_after,
     }))
+}
+
+/// A text filter as entries hold them: printable ASCII, up to 200 characters.
+fn printable(field: &'static str, value: String) -> Result<String, Problem> {
+    if value.len() <= 200 && value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        Ok(value)
+    } else {
+        Err(Problem::invalid(
+            field,
+            "printable ASCII, up to 200 characters, as the entries hold it",
+        ))
+    }
 }

@@ -1,5 +1,6 @@
 //! pipe-api against a real SQLite catalog, through the router as a server would call it.
 
+mod audit;
 mod auth;
 mod deliveries;
 mod environments;

@@ -29,7 +29,7 @@ pub(crate) async fn create_key(server: &PipeServer, args: &[&str]) -> String {
     key
 }
 
-async fn get(url: &str, key: &str) -> (StatusCode, Value) {
+pub(crate) async fn get(url: &str, key: &str) -> (StatusCode, Value) {
     let response = reqwest::Client::new()
         .get(url)
         .bearer_auth(key)
@@ -41,7 +41,7 @@ async fn get(url: &str, key: &str) -> (StatusCode, Value) {
 }
 
 /// Waits until the recording `id` is copied; its API answer then.
-async fn until_copied(server: &PipeServer, key: &str, id: &str) -> Value {
+pub(crate) async fn until_copied(server: &PipeServer, key: &str, id: &str) -> Value {
     let url = format!("{}/v1/recordings/{id}", server.url());
     eventually(
         Duration::from_secs(60),

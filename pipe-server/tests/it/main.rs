@@ -5,6 +5,7 @@
 mod api;
 mod audit;
 mod browser;
+mod erasure;
 mod stream;
 mod tls;
 mod util;

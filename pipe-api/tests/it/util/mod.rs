@@ -43,6 +43,7 @@ impl Fixture {
         );
         let api = Api::builder(catalog.clone(), catalog.clone(), catalog.clone())
             .endpoint_store(catalog.clone())
+            .audit_log(catalog.clone())
             .url_guard(Arc::new(pipe_webhook::AddressPolicy::new()))
             // Test events go nowhere here (no network): they fail fast.
             .notifier(Arc::new(
