@@ -6,8 +6,8 @@ use axum::http::StatusCode;
 use std::collections::BTreeMap;
 
 use pipe_core::{
-    Environment, EnvironmentId, EnvironmentSettings, EnvironmentUpdate, NewEnvironment, Role,
-    SinkId, SinkSettings,
+    Environment, EnvironmentId, EnvironmentSettings, EnvironmentUpdate, NewEnvironment,
+    PersonalDataSettings, Role, SinkId, SinkSettings,
 };
 use pipe_http::{Problem, ProblemType};
 use serde::{Deserialize, Serialize};
@@ -71,6 +71,56 @@ pub(crate) struct SettingsView {
     /// (default 24).
     #[serde(default = "abandoned_after_hours")]
     abandoned_after_hours: u32,
+    /// Which personal data is collected about the person recording; each is off unless
+    /// switched on. A field switched off never reaches the catalog, a file, a webhook or
+    /// a log line.
+    #[serde(default)]
+    personal_data: PersonalDataView,
+}
+
+/// Which personal data an environment collects.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct PersonalDataView {
+    /// The recorder's IP address (webhooks' `ip`).
+    ip: bool,
+    /// The browser's user agent (`ua`).
+    user_agent: bool,
+    /// The page the recorder was on (`httpReferer`); the recorder sends it only then.
+    referer: bool,
+    /// The camera's name (`cam_name`); the recorder sends it only then.
+    camera_name: bool,
+    /// The microphone's name (`mic_name`); the recorder sends it only then.
+    microphone_name: bool,
+    /// "Do not store personal metadata": erase what was collected once every sink holds
+    /// the recording (the recording's `anonymized` says when).
+    forget_after_copy: bool,
+}
+
+impl From<PersonalDataSettings> for PersonalDataView {
+    fn from(p: PersonalDataSettings) -> Self {
+        Self {
+            ip: p.ip,
+            user_agent: p.user_agent,
+            referer: p.referer,
+            camera_name: p.camera_name,
+            microphone_name: p.microphone_name,
+            forget_after_copy: p.forget_after_copy,
+        }
+    }
+}
+
+impl From<PersonalDataView> for PersonalDataSettings {
+    fn from(v: PersonalDataView) -> Self {
+        let mut p = PersonalDataSettings::default();
+        p.ip = v.ip;
+        p.user_agent = v.user_agent;
+        p.referer = v.referer;
+        p.camera_name = v.camera_name;
+        p.microphone_name = v.microphone_name;
+        p.forget_after_copy = v.forget_after_copy;
+        p
+    }
 }
 
 fn abandoned_after_hours() -> u32 {
@@ -132,6 +182,7 @@ impl From<&EnvironmentSettings> for SettingsView {
             retention_hours: s.retention_hours,
             retention_deletes_failed: s.retention_deletes_failed,
             abandoned_after_hours: s.abandoned_after_hours,
+            personal_data: s.personal_data.into(),
         }
     }
 }
@@ -176,6 +227,7 @@ impl SettingsView {
             .with_retention_hours(self.retention_hours);
         settings.retention_deletes_failed = self.retention_deletes_failed;
         settings.abandoned_after_hours = self.abandoned_after_hours;
+        settings.personal_data = self.personal_data.into();
         settings.check_retention().map_err(|e| match e {
             pipe_core::Error::Invalid { what, detail } => {
                 Problem::invalid(format!("settings.{what}"), detail)

@@ -43,6 +43,25 @@ pub(crate) struct RecordingSummary {
     /// When its deletion was asked for (RFC 3339), while it is being erased.
     #[serde(skip_serializing_if = "Option::is_none")]
     deleting: Option<String>,
+    /// The recorder's IP address: only where the environment collects it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip: Option<String>,
+    /// The browser's user agent: only where the environment collects it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ua: Option<String>,
+    /// The page the recorder was on: only where the environment collects it.
+    #[serde(rename = "httpReferer", skip_serializing_if = "Option::is_none")]
+    http_referer: Option<String>,
+    /// The camera's name: only where the environment collects it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cam_name: Option<String>,
+    /// The microphone's name: only where the environment collects it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mic_name: Option<String>,
+    /// When its personal data was erased, the recording being copied (RFC 3339): where
+    /// the environment keeps it only until then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    anonymized: Option<String>,
 }
 
 /// The states of a recording.
@@ -193,6 +212,12 @@ impl From<&Recording> for RecordingSummary {
             }),
             failure: r.failure.clone(),
             deleting: r.deleting.map(Timestamp::to_rfc3339),
+            ip: r.personal.ip.clone(),
+            ua: r.personal.user_agent.clone(),
+            http_referer: r.personal.referer.clone(),
+            cam_name: r.personal.camera_name.clone(),
+            mic_name: r.personal.microphone_name.clone(),
+            anonymized: r.anonymized.map(Timestamp::to_rfc3339),
         }
     }
 }

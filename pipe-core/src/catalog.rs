@@ -5,8 +5,8 @@ use async_trait::async_trait;
 
 use crate::{
     Artifact, Copy, DeletionReason, DeliveryAttempt, DeliveryFilter, EnvironmentId, Job, JobId,
-    JobKind, JobLease, JobRecord, JobStatus, MediaInfo, NewJob, NewRecording, Recording,
-    RecordingId, RecordingState, Result, Timestamp, Tombstone,
+    JobKind, JobLease, JobRecord, JobStatus, MediaInfo, NewJob, NewRecording, PersonalData,
+    Recording, RecordingId, RecordingState, Result, Timestamp, Tombstone,
 };
 
 /// Recordings, their states and artifacts, and the durable jobs that move them on.
@@ -212,6 +212,10 @@ pub struct Change {
     pub delete: Option<DeletionReason>,
     /// Delivery log entries to add.
     pub attempts: Vec<DeliveryAttempt>,
+    /// Personal data to record: each field given replaces what is known.
+    pub personal: Option<PersonalData>,
+    /// Erases the recording's personal data and records when ([`Recording::anonymized`]).
+    pub anonymize: bool,
 }
 
 impl Change {
@@ -231,6 +235,8 @@ impl Change {
             complete: None,
             delete: None,
             attempts: Vec::new(),
+            personal: None,
+            anonymize: false,
         }
     }
 
@@ -317,12 +323,28 @@ impl Change {
             && self.artifacts.is_empty()
             && self.copies.is_empty()
             && self.delete.is_none()
+            && self.personal.is_none()
+            && !self.anonymize
             && self.enqueue.iter().all(|job| {
                 matches!(
                     job.kind,
                     crate::JobKind::Notify { .. } | crate::JobKind::Deliver { .. }
                 )
             })
+    }
+
+    /// Records personal data: each field given replaces what is known.
+    #[must_use]
+    pub fn personal(mut self, personal: PersonalData) -> Self {
+        self.personal = Some(personal);
+        self
+    }
+
+    /// Erases the recording's personal data, and records when.
+    #[must_use]
+    pub fn anonymize(mut self) -> Self {
+        self.anonymize = true;
+        self
     }
 
     /// Completes the claimed job holding `lease`.

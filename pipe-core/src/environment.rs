@@ -125,6 +125,46 @@ pub struct EnvironmentSettings {
     /// arrived, processed as if the client had stopped there, or deleted if none did.
     /// Default 24.
     pub abandoned_after_hours: u32,
+    /// Which personal data is collected about the person recording: nothing unless
+    /// switched on, field by field.
+    pub personal_data: PersonalDataSettings,
+}
+
+/// Which personal data an environment collects ([`crate::PersonalData`]): each is off by
+/// default, and a field switched off never reaches the catalog, a file, a webhook or a
+/// log line. The recorder sends the camera's and microphone's names and the page it is on
+/// only when asked to; the server reads the IP address and the user agent itself.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct PersonalDataSettings {
+    /// The recorder's IP address (Pipe's `ip`).
+    pub ip: bool,
+    /// The browser's user agent (Pipe's `ua`).
+    pub user_agent: bool,
+    /// The page the recorder was on (Pipe's `httpReferer`).
+    pub referer: bool,
+    /// The camera's name (Pipe's `cam_name`).
+    pub camera_name: bool,
+    /// The microphone's name (Pipe's `mic_name`).
+    pub microphone_name: bool,
+    /// "Do not store personal metadata": what is collected serves processing and the
+    /// webhooks, and is erased from the catalog once every sink holds the recording.
+    pub forget_after_copy: bool,
+}
+
+impl PersonalDataSettings {
+    /// Everything collected (for tests and operators who say so).
+    pub fn all() -> Self {
+        Self {
+            ip: true,
+            user_agent: true,
+            referer: true,
+            camera_name: true,
+            microphone_name: true,
+            forget_after_copy: false,
+        }
+    }
 }
 
 /// One storage of the operator's: where, as a URL, and the secrets that lets the server
@@ -189,6 +229,7 @@ impl Default for EnvironmentSettings {
             retention_hours: None,
             retention_deletes_failed: false,
             abandoned_after_hours: 24,
+            personal_data: PersonalDataSettings::default(),
         }
     }
 }

@@ -72,7 +72,7 @@ pub use directory::{NamedSink, SinkDirectory, SinkSet, StaticSinks};
 pub use endpoint::{EndpointStore, PreviousSecret, StoredEndpoint, UrlGuard};
 pub use environment::{
     Environment, EnvironmentId, EnvironmentSettings, EnvironmentStore, EnvironmentUpdate,
-    NewEnvironment, SinkSettings,
+    NewEnvironment, PersonalDataSettings, SinkSettings,
 };
 pub use error::{Error, Result};
 pub use event::{Envelope, Event, EventId, EventLinks, EventName, PipeEvent};
@@ -82,7 +82,9 @@ pub use job::{Job, JobId, JobKind, JobLease, JobRecord, JobStatus, NewJob};
 pub use keys::{KeyId, KeyProvider};
 pub use media::MediaInfo;
 pub use notify::{BodyEncoding, EventFilter, Notifier, OutgoingWebhook, Signer, WireFormat};
-pub use recording::{DeletionReason, NewRecording, Recording, RecordingState, Tombstone};
+pub use recording::{
+    DeletionReason, NewRecording, PersonalData, Recording, RecordingState, Tombstone,
+};
 pub use sink::{
     GetOptions, GetResult, ObjectMeta, PutBody, PutOptions, PutReceipt, SinkCapabilities,
     SinkLocation, StorageSink, UrlOptions,

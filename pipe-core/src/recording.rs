@@ -66,6 +66,9 @@ pub struct NewRecording {
     pub mime_type: Option<String>,
     /// The operator's own string, echoed in every webhook (Pipe's `payload`).
     pub payload: Option<String>,
+    /// What is known of the person recording, as far as the environment collects it.
+    #[serde(default)]
+    pub personal: PersonalData,
 }
 
 impl NewRecording {
@@ -88,6 +91,13 @@ impl NewRecording {
     #[must_use]
     pub fn with_payload(mut self, payload: impl Into<String>) -> Self {
         self.payload = Some(payload.into());
+        self
+    }
+
+    /// With what is known of the person recording (only what the environment collects).
+    #[must_use]
+    pub fn with_personal(mut self, personal: PersonalData) -> Self {
+        self.personal = personal;
         self
     }
 
@@ -138,6 +148,12 @@ pub struct Recording {
     pub deleting: Option<Timestamp>,
     /// Why it is being deleted, with [`Recording::deleting`].
     pub deletion_reason: Option<DeletionReason>,
+    /// What is known of the person who recorded it, as far as its environment collects
+    /// it ([`crate::PersonalDataSettings`]); empty once anonymized.
+    pub personal: PersonalData,
+    /// When its personal data was erased because the environment keeps it only until
+    /// the recording is copied ([`crate::PersonalDataSettings::forget_after_copy`]).
+    pub anonymized: Option<Timestamp>,
     /// Its number: unique in the catalog and never given again, counting from 1, for the
     /// clients of the hosted Pipe whose video ids are numbers. 0 where a catalog has none.
     pub number: u64,
@@ -167,6 +183,8 @@ impl Recording {
             failure: None,
             deleting: None,
             deletion_reason: None,
+            personal: PersonalData::default(),
+            anonymized: None,
             number: 0,
         }
     }
@@ -254,6 +272,80 @@ impl Tombstone {
     #[must_use]
     pub fn with_number(mut self, number: u64) -> Self {
         self.number = number;
+        self
+    }
+}
+
+/// What is known of the person who recorded: each field only where the environment's
+/// settings collect it ([`crate::PersonalDataSettings`]); `None` otherwise. Pipe's
+/// webhook fields are `ip`, `ua`, `httpReferer`, `cam_name` and `mic_name`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct PersonalData {
+    /// The recorder's IP address, as the server saw the connection.
+    pub ip: Option<String>,
+    /// The browser's `User-Agent`.
+    pub user_agent: Option<String>,
+    /// The page the recorder was on (Pipe's `httpReferer`), as the recorder tells it.
+    pub referer: Option<String>,
+    /// The camera's name, as the browser tells the recorder.
+    pub camera_name: Option<String>,
+    /// The microphone's name, as the browser tells the recorder.
+    pub microphone_name: Option<String>,
+}
+
+impl PersonalData {
+    /// Whether nothing is known.
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+
+    /// Only what `settings` collect; the rest is dropped.
+    #[must_use]
+    pub fn allowed_by(self, settings: &crate::PersonalDataSettings) -> Self {
+        let keep = |on: bool, value: Option<String>| value.filter(|_| on);
+        Self {
+            ip: keep(settings.ip, self.ip),
+            user_agent: keep(settings.user_agent, self.user_agent),
+            referer: keep(settings.referer, self.referer),
+            camera_name: keep(settings.camera_name, self.camera_name),
+            microphone_name: keep(settings.microphone_name, self.microphone_name),
+        }
+    }
+
+    /// With the IP address.
+    #[must_use]
+    pub fn with_ip(mut self, ip: impl Into<String>) -> Self {
+        self.ip = Some(ip.into());
+        self
+    }
+
+    /// With the user agent.
+    #[must_use]
+    pub fn with_user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = Some(user_agent.into());
+        self
+    }
+
+    /// With the page the recorder was on.
+    #[must_use]
+    pub fn with_referer(mut self, referer: impl Into<String>) -> Self {
+        self.referer = Some(referer.into());
+        self
+    }
+
+    /// With the camera's name.
+    #[must_use]
+    pub fn with_camera_name(mut self, name: impl Into<String>) -> Self {
+        self.camera_name = Some(name.into());
+        self
+    }
+
+    /// With the microphone's name.
+    #[must_use]
+    pub fn with_microphone_name(mut self, name: impl Into<String>) -> Self {
+        self.microphone_name = Some(name.into());
         self
     }
 }

@@ -57,13 +57,17 @@ export function pickMimeType(candidates = MIME_CANDIDATES) {
 export class StreamUploader extends EventTarget {
   /**
    * @param {string} url     the WebSocket URL of /v1/stream
-   * @param {object} options {mimeType, payload, maxRetryDelayMs, giveUpAfterMs}
+   * @param {object} options {mimeType, payload, maxRetryDelayMs, giveUpAfterMs, describe}
+   *   describe: a function returning {cameraName, microphoneName, page}, asked only for
+   *   what the server's environment collects (the `collect` of `started`); nothing else
+   *   of it is sent.
    */
   constructor(url, options = {}) {
     super();
     this.url = url;
     this.mimeType = options.mimeType ?? "";
     this.payload = options.payload;
+    this.describe = options.describe ?? null;
     this.maxRetryDelayMs = options.maxRetryDelayMs ?? 2000;
     this.giveUpAfterMs = options.giveUpAfterMs ?? 120000;
     this.recordingId = null;
@@ -130,6 +134,7 @@ export class StreamUploader extends EventTarget {
       case "started":
         this.recordingId = message.recording;
         this.resumeToken = message.resumeToken;
+        this.#describe(socket, message.collect ?? []);
         this.#onReady(message.offset, message.maxChunk);
         this.#emit("started", { recordingId: this.recordingId, maxDurationMs: message.maxDurationMs ?? null });
         break;
@@ -144,6 +149,19 @@ export class StreamUploader extends EventTarget {
         this.#emit("finished", { recordingId: message.recording, length: message.length });
         break;
     }
+  }
+
+  /** Tells the server what it collects of the person recording, and nothing more. */
+  #describe(socket, collect) {
+    if (!collect.length || !this.describe) return;
+    const known = this.describe();
+    const message = { type: "describe" };
+    for (const field of ["cameraName", "microphoneName", "page"]) {
+      if (collect.includes(field) && typeof known[field] === "string" && known[field]) {
+        message[field] = known[field];
+      }
+    }
+    if (Object.keys(message).length > 1) socket.send(JSON.stringify(message));
   }
 
   #onReady(offset, maxChunk) {
@@ -316,7 +334,17 @@ export class PipeRecorder extends EventTarget {
     }
     const recorder = new MediaRecorder(this.media, this.mimeType ? { mimeType: this.mimeType } : {});
     const mimeType = recorder.mimeType || this.mimeType || "";
-    const uploader = new StreamUploader(this.streamUrl, { mimeType, payload: this.payload });
+    const media = this.media;
+    const uploader = new StreamUploader(this.streamUrl, {
+      mimeType,
+      payload: this.payload,
+      // Read only if the server's environment collects them.
+      describe: () => ({
+        cameraName: media.getVideoTracks()[0]?.label,
+        microphoneName: media.getAudioTracks()[0]?.label,
+        page: location.href,
+      }),
+    });
     this.recorder = recorder;
     this.uploader = uploader;
 

@@ -38,18 +38,21 @@ pub mod recorder;
 mod session;
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use axum::Extension;
 use axum::Router;
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use pipe_core::{
-    Catalog, EnvironmentId, EnvironmentStore, RecordingId, SinkId, Spool, StorageSink,
+    Catalog, EnvironmentId, EnvironmentStore, PersonalData, PersonalDataSettings, RecordingId,
+    SinkId, Spool, StorageSink,
 };
 use pipe_http::{Problem, ProblemType, TokenSigner};
 use serde::Deserialize;
@@ -298,11 +301,15 @@ impl Ingest {
             })?,
         };
         let unknown = || Problem::not_found(format_args!("environment {environment}"));
-        let (hosts, max_bytes, client_playback, max_secs) =
+        let (hosts, max_bytes, client_playback, max_secs, collect) =
             match &self.inner.environments {
-                None if environment.as_str() == EnvironmentId::DEFAULT => {
-                    (config.allowed_hosts.clone(), None, true, None)
-                }
+                None if environment.as_str() == EnvironmentId::DEFAULT => (
+                    config.allowed_hosts.clone(),
+                    None,
+                    true,
+                    None,
+                    PersonalDataSettings::default(),
+                ),
                 None => return Err(unknown()),
                 Some(store) => {
                     let env = match store.environment(&environment).await {
@@ -326,6 +333,7 @@ impl Ingest {
                         env.settings.max_recording_bytes,
                         env.settings.client_playback,
                         env.settings.max_recording_secs,
+                        env.settings.personal_data,
                     )
                 }
             };
@@ -342,6 +350,8 @@ impl Ingest {
         }
         Ok(Admission {
             environment,
+            collect,
+            seen: PersonalData::default(),
             client_playback,
             max_recording_secs: max_secs,
             max_recording_bytes: max_bytes.map_or(config.max_recording_bytes, |m| {
@@ -363,6 +373,7 @@ async fn stream(
     State(ingest): State<Ingest>,
     query: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let Ok(Query(query)) = query else {
@@ -372,10 +383,24 @@ async fn stream(
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let admission = match ingest.admit(query.environment.as_deref(), origin).await {
+    let mut admission = match ingest.admit(query.environment.as_deref(), origin).await {
         Ok(admission) => admission,
         Err(problem) => return problem.into_response(),
     };
+    // What the server sees of the person recording, read only where the environment
+    // collects it: nothing else of the connection is kept or logged.
+    let collect = admission.collect;
+    if collect.ip
+        && let Some(Extension(ConnectInfo(peer))) = peer
+    {
+        admission.seen.ip = Some(peer.ip().to_string());
+    }
+    if collect.user_agent {
+        admission.seen.user_agent = headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(1024).collect());
+    }
     if ingest.inner.sessions.load(Ordering::Acquire) >= ingest.inner.config.max_connections {
         tracing::warn!("refused a stream: too many open streams");
         return Problem::new(

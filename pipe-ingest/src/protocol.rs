@@ -30,6 +30,17 @@ pub enum ClientMessage {
         /// The token from `started`.
         resume_token: String,
     },
+    /// What the recorder knows of the person recording, sent after `started` and only
+    /// the fields `started` asked for (`collect`); the server keeps only those.
+    #[serde(rename_all = "camelCase")]
+    Describe {
+        /// The camera's name (`MediaStreamTrack.label`).
+        camera_name: Option<String>,
+        /// The microphone's name.
+        microphone_name: Option<String>,
+        /// The page the recorder is on (`location.href`).
+        page: Option<String>,
+    },
     /// The recording is complete.
     Finish {
         /// Its total length in bytes.
@@ -56,6 +67,10 @@ pub enum ServerMessage {
         /// at (as Pipe's `mrt`); absent when there is none.
         #[serde(skip_serializing_if = "Option::is_none")]
         max_duration_ms: Option<u64>,
+        /// What the environment collects that only the recorder knows, for it to send in
+        /// a `describe` (`cameraName`, `microphoneName`, `page`); absent when nothing.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        collect: Vec<String>,
     },
     /// The server holds `offset` bytes of the recording durably.
     #[serde(rename_all = "camelCase")]
@@ -274,6 +289,7 @@ mod tests {
             offset: 0,
             max_chunk: 9,
             max_duration_ms: None,
+            collect: Vec::new(),
         };
         assert_eq!(
             m.to_json(),
@@ -285,11 +301,20 @@ mod tests {
             offset: 0,
             max_chunk: 9,
             max_duration_ms: Some(60_000),
+            collect: vec!["cameraName".into(), "page".into()],
         };
         assert!(
-            limited
-                .to_json()
-                .ends_with(r#","maxChunk":9,"maxDurationMs":60000}"#)
+            limited.to_json().ends_with(
+                r#","maxChunk":9,"maxDurationMs":60000,"collect":["cameraName","page"]}"#
+            )
+        );
+        assert_eq!(
+            parse_control(r#"{"type":"describe","cameraName":"c","page":"p"}"#).unwrap(),
+            ClientMessage::Describe {
+                camera_name: Some("c".into()),
+                microphone_name: None,
+                page: Some("p".into()),
+            }
         );
     }
 }

@@ -4,7 +4,10 @@ use std::sync::atomic::Ordering;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use bytes::Bytes;
-use pipe_core::{Change, EnvironmentId, Error, JobKind, NewRecording, RecordingId, RecordingState};
+use pipe_core::{
+    Change, EnvironmentId, Error, JobKind, NewRecording, PersonalData, PersonalDataSettings,
+    RecordingId, RecordingState,
+};
 use tokio::sync::watch;
 use tokio::time::{Duration, Instant, timeout, timeout_at};
 
@@ -31,6 +34,11 @@ pub(crate) struct Admission {
     pub(crate) client_playback: bool,
     /// The longest recording the recorder is told to make, in seconds.
     pub(crate) max_recording_secs: Option<u32>,
+    /// What the environment collects of the person recording.
+    pub(crate) collect: PersonalDataSettings,
+    /// What the server read of the connection itself (IP address, user agent), already
+    /// limited to what the environment collects.
+    pub(crate) seen: PersonalData,
 }
 
 /// Serves one connection until it ends, then closes it with the code the protocol names.
@@ -202,6 +210,11 @@ impl Session<'_> {
                 recording,
                 resume_token,
             } => self.resume(&recording, &resume_token).await,
+            ClientMessage::Describe {
+                camera_name,
+                microphone_name,
+                page,
+            } => self.describe(camera_name, microphone_name, page).await,
             ClientMessage::Finish { length } => self.finish(length).await,
         }
     }
@@ -212,7 +225,9 @@ impl Session<'_> {
         payload: Option<String>,
     ) -> Result<ServerMessage, Close> {
         let inner = &self.ingest.inner;
-        let mut new = NewRecording::new().with_environment(self.admission.environment.clone());
+        let mut new = NewRecording::new()
+            .with_environment(self.admission.environment.clone())
+            .with_personal(self.admission.seen.clone());
         if let Some(mime) = mime_type {
             if mime.len() > 255 || !mime.bytes().all(|b| (0x20..0x7f).contains(&b)) {
                 return Err(Close::bad_message(
@@ -247,6 +262,15 @@ impl Session<'_> {
                 .admission
                 .max_recording_secs
                 .map(|secs| u64::from(secs) * 1000),
+            collect: [
+                (self.admission.collect.camera_name, "cameraName"),
+                (self.admission.collect.microphone_name, "microphoneName"),
+                (self.admission.collect.referer, "page"),
+            ]
+            .into_iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, name)| name.to_owned())
+            .collect(),
         };
         self.active = Some(Active {
             id,
@@ -254,6 +278,51 @@ impl Session<'_> {
             finished: false,
         });
         Ok(reply)
+    }
+
+    /// Keeps what the recorder tells of the person recording, as far as the environment
+    /// collects it (a field it does not collect is dropped unread); answers with an `ack`
+    /// of what is durable.
+    async fn describe(
+        &mut self,
+        camera_name: Option<String>,
+        microphone_name: Option<String>,
+        page: Option<String>,
+    ) -> Result<ServerMessage, Close> {
+        let Some(active) = &self.active else {
+            return Err(Close::bad_message("describe comes after started"));
+        };
+        let field = |value: Option<String>, name: &str| -> Result<Option<String>, Close> {
+            match value {
+                Some(v) if v.len() > 1024 || v.chars().any(char::is_control) => {
+                    Err(Close::bad_message(&format!(
+                        "{name} is at most 1 KiB, without control characters"
+                    )))
+                }
+                other => Ok(other),
+            }
+        };
+        let mut told = PersonalData::default();
+        told.camera_name = field(camera_name, "cameraName")?;
+        told.microphone_name = field(microphone_name, "microphoneName")?;
+        told.referer = field(page, "page")?;
+        let told = told.allowed_by(&self.admission.collect);
+        let offset = active.len;
+        if !told.is_empty() {
+            let change = Change::new(active.id.clone())
+                .expect_state(RecordingState::Receiving)
+                .personal(told);
+            match self.ingest.inner.catalog.commit(change).await {
+                Ok(_) => {}
+                // Finished meanwhile (or deleted): what it says is of no use any more.
+                Err(e) if e.is_precondition() => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "could not record what the recorder told");
+                    return Err(Close::new(Close::UNAVAILABLE, "storage unavailable"));
+                }
+            }
+        }
+        Ok(ServerMessage::Ack { offset })
     }
 
     async fn resume(&mut self, recording: &str, token: &str) -> Result<ServerMessage, Close> {

@@ -8,8 +8,8 @@
 //!   Pipe's JSON types and casing — `id` the recording's [`Recording::number`] (a number,
 //!   or numeric text where Pipe sends text), `duration` a number, `type` lower case where
 //!   Pipe's examples are. A field we cannot fill is the empty string, never `null`: the
-//!   personal data fields (`ip`, `ua`, `httpReferer`, `cam_name`, `mic_name`) because we
-//!   do not collect them, and `checksum_md5`/`checksum_sha1`, `filmstripUrl` and `cdn`
+//!   personal data fields (`ip`, `ua`, `httpReferer`, `cam_name`, `mic_name`) where the
+//!   environment does not collect them, and `checksum_md5`/`checksum_sha1`, `filmstripUrl` and `cdn`
 //!   because we do not have them yet (`bucket`, `region` and `acl` of `video_copied_s3`
 //!   are the sink's [`SinkLocation`]; our own storage has none). Events Pipe does not have
 //!   (`video_failed`, copies to GCS, Azure and local disk) have no Pipe form.
@@ -18,7 +18,7 @@
 //!
 //! | event | `data` fields |
 //! |---|---|
-//! | `video_recorded` | `videoName`, `duration`, `audioCodec`, `videoCodec`, `type`, `size`, `width`, `height`, `orientation`, `id`, `dateTime`, `timeZone`, `payload` |
+//! | `video_recorded` | `videoName`, `duration`, `audioCodec`, `videoCodec`, `type`, `size`, `width`, `height`, `orientation`, `id`, `dateTime`, `timeZone`, `payload`; `httpReferer`, `cam_name`, `mic_name`, `ip`, `ua` where the environment collects them |
 //! | `video_converted` | `videoName`, `duration`, `type`, `size`, `width`, `height`, `orientation`, `audioCodec`, `videoCodec`, `rotated`, `id`, `payload` |
 //! | `video_copied_…` | `storedStatus`, `videoName`, `size`, `checksumSha256`, `id`, `url`, `snapshotUrl`, `rawRecordingUrl`, `payload` |
 //! | `video_failed` | `videoName`, `id`, `reason`, `dateTime`, `timeZone`, `payload` |
@@ -62,7 +62,7 @@ impl CopiedUrls {
 /// length; `type` its container (`WEBM`, `MP4`, …).
 pub fn video_recorded(recording: &Recording, original: &MediaInfo) -> Event {
     let (width, height) = original.display_size();
-    let data = json!({
+    let mut data = json!({
         "videoName": recording.id.as_str(),
         "duration": duration(original),
         "audioCodec": codec(original.audio_codec.as_deref()),
@@ -77,7 +77,7 @@ pub fn video_recorded(recording: &Recording, original: &MediaInfo) -> Event {
         "timeZone": "UTC",
         "payload": payload(recording),
     });
-    let pipe = json!({
+    let mut pipe = json!({
         "videoName": recording.id.as_str(),
         "audioCodec": codec(original.audio_codec.as_deref()),
         "videoCodec": codec(original.video_codec.as_deref()),
@@ -86,12 +86,13 @@ pub fn video_recorded(recording: &Recording, original: &MediaInfo) -> Event {
         "dateTime": recording.created.to_utc_string(),
         "timeZone": "UTC",
         "payload": payload(recording),
-        "httpReferer": "",
-        "cam_name": "",
-        "mic_name": "",
-        "ip": "",
-        "ua": "",
     });
+    for (field, value) in personal_fields(recording) {
+        pipe[field] = Value::String(value.clone().unwrap_or_default());
+        if let Some(value) = value {
+            data[field] = Value::String(value);
+        }
+    }
     Event::new(EventName::VIDEO_RECORDED, recording.id.clone(), data)
         .in_environment(recording.environment.clone())
         .with_pipe(PipeEvent::new(EventName::VIDEO_RECORDED, pipe))
@@ -245,7 +246,7 @@ fn pipe_copied(
                     "orientation": media.orientation(),
                     "id": number.to_string(),
                     "payload": payload,
-                    "httpReferer": "",
+                    "httpReferer": text(&recording.personal.referer),
                 }),
             )
         }
@@ -396,6 +397,19 @@ fn codec(name: Option<&str>) -> String {
         other => other,
     }
     .to_owned()
+}
+
+/// The personal data fields under Pipe's names, each with its value where the
+/// environment collected it: Pipe's form sends `""` for the others, ours leaves them out.
+fn personal_fields(recording: &Recording) -> [(&'static str, Option<String>); 5] {
+    let p = &recording.personal;
+    [
+        ("httpReferer", p.referer.clone()),
+        ("cam_name", p.camera_name.clone()),
+        ("mic_name", p.microphone_name.clone()),
+        ("ip", p.ip.clone()),
+        ("ua", p.user_agent.clone()),
+    ]
 }
 
 fn payload(recording: &Recording) -> Value {

@@ -335,10 +335,15 @@ pub async fn serve(
         }
     };
     let served = match certificates {
+        // With the peer's address for the ingest, which keeps it only where an
+        // environment collects IP addresses.
         None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(graceful)
-                .await
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(graceful)
+            .await
         }
         Some(certificates) => {
             let server_config = certificates
@@ -358,11 +363,29 @@ pub async fn serve(
                     response
                 },
             ));
+            // The peer's address as the ingest reads it, as over plain TCP.
+            let app = app.layer(axum::middleware::map_request(
+                |mut request: axum::extract::Request| async {
+                    let peer = request
+                        .extensions()
+                        .get::<axum::extract::ConnectInfo<tls::TlsPeer>>()
+                        .map(|info| info.0.0);
+                    if let Some(peer) = peer {
+                        request
+                            .extensions_mut()
+                            .insert(axum::extract::ConnectInfo(peer));
+                    }
+                    request
+                },
+            ));
             let listener =
                 tls::TlsListener::new(listener, server_config).map_err(ServeError::Serve)?;
-            axum::serve(listener, app)
-                .with_graceful_shutdown(graceful)
-                .await
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<tls::TlsPeer>(),
+            )
+            .with_graceful_shutdown(graceful)
+            .await
         }
     };
     stop.send_replace(true);

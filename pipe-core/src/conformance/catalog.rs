@@ -33,6 +33,7 @@ const LEASE: Duration = Duration::from_secs(60);
 /// Runs every function of this suite, one after another.
 pub async fn run_all(c: &dyn Catalog) {
     create_and_get(c).await;
+    personal_data_is_kept_merged_and_anonymized(c).await;
     environment_round_trips(c).await;
     list_recordings(c).await;
     list_filters_by_environment(c).await;
@@ -57,6 +58,65 @@ pub async fn run_all(c: &dyn Catalog) {
     delivery_log_keeps_attempts_filters_them_and_goes_with_the_recording(c).await;
     a_lane_runs_one_job_at_a_time_and_a_waiting_job_holds_nothing(c).await;
     concurrent_writes_each_stand_alone(c).await;
+}
+
+/// Personal data given at creation reads back; a change with personal data sets the
+/// fields it gives and keeps the others; `anonymize` erases every field and records when,
+/// and a later change does not set it again.
+pub async fn personal_data_is_kept_merged_and_anonymized(c: &dyn Catalog) {
+    let seen = crate::PersonalData::default()
+        .with_ip("192.0.2.7")
+        .with_user_agent("Conformance/1.0");
+    let created = c
+        .create_recording(NewRecording::new().with_personal(seen.clone()))
+        .await
+        .expect("personal data: create failed");
+    assert_eq!(created.personal, seen, "personal data: create lost some");
+    assert_eq!(
+        created.anonymized, None,
+        "personal data: anonymized at birth"
+    );
+    let told = crate::PersonalData::default()
+        .with_camera_name("Conformance Camera")
+        .with_referer("https://example.com/record");
+    let merged = c
+        .commit(Change::new(created.id.clone()).personal(told))
+        .await
+        .expect("personal data: commit failed");
+    assert_eq!(
+        merged.personal,
+        seen.clone()
+            .with_camera_name("Conformance Camera")
+            .with_referer("https://example.com/record"),
+        "personal data: a change did not merge"
+    );
+    let anonymized = c
+        .commit(Change::new(created.id.clone()).anonymize())
+        .await
+        .expect("personal data: anonymize failed");
+    assert!(
+        anonymized.personal.is_empty(),
+        "personal data: anonymize kept {:?}",
+        anonymized.personal
+    );
+    let when = anonymized
+        .anonymized
+        .expect("personal data: anonymize did not say when");
+    let again = c
+        .commit(Change::new(created.id.clone()).state(RecordingState::Recorded))
+        .await
+        .expect("personal data: a later change failed");
+    assert!(again.personal.is_empty(), "personal data: it came back");
+    assert_eq!(
+        again.anonymized,
+        Some(when),
+        "personal data: anonymized moved"
+    );
+    assert_eq!(
+        c.recording(&created.id).await.expect("recording").personal,
+        crate::PersonalData::default(),
+        "personal data: read back after anonymizing"
+    );
 }
 
 /// `create_recording` starts in `receiving` with what the client said; `recording` finds

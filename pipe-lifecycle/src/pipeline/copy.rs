@@ -107,6 +107,9 @@ impl Pipeline {
                     .enqueue(JobKind::Cleanup {
                         recording: id.clone(),
                     });
+                if self.forgets_personal_data(&rec).await? {
+                    change = change.anonymize();
+                }
             }
             match config.catalog.commit(change).await {
                 Ok(_) => {
@@ -194,6 +197,24 @@ impl Pipeline {
                     .await
                 }
             },
+        }
+    }
+}
+
+impl Pipeline {
+    /// Whether `recording`'s environment keeps personal data only until the recording is
+    /// copied ("do not store personal metadata"); `false` without environments.
+    async fn forgets_personal_data(&self, recording: &pipe_core::Recording) -> Result<bool> {
+        if recording.personal.is_empty() {
+            return Ok(false);
+        }
+        let Some(store) = &self.config.environments else {
+            return Ok(false);
+        };
+        match store.environment(&recording.environment).await {
+            Ok(env) => Ok(env.settings.personal_data.forget_after_copy),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
         }
     }
 }

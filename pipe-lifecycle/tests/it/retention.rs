@@ -230,3 +230,64 @@ async fn a_backlog_goes_in_bounded_sweeps() {
     assert_eq!(pipeline.sweep(later).await.unwrap().deleted, 200);
     assert_eq!(pipeline.sweep(later).await.unwrap().deleted, 0);
 }
+
+/// "Do not store personal metadata": what the environment collected is told in the
+/// webhooks, then erased from the catalog once every sink holds the recording.
+#[tokio::test]
+async fn personal_data_is_forgotten_once_copied_where_the_environment_says_so() {
+    use pipe_core::{Change, PersonalData, PersonalDataSettings};
+
+    let h = harness().await;
+    let notifier = Arc::new(RecordingNotifier::default());
+    let pipeline = pipe_lifecycle::Pipeline::new(
+        pipe_lifecycle::PipelineConfig::new(
+            h.catalog.clone(),
+            h.spool.clone(),
+            Arc::new(pipe_transcode::FfmpegTranscoder::new()),
+            notifier.clone(),
+            h.dir.path().join("work"),
+        )
+        .with_sink(pipe_core::SinkId::new("own"), h.sinks[0].1.clone())
+        .with_environments(h.catalog.clone()),
+    );
+    let mut settings = EnvironmentSettings::default();
+    settings.personal_data = PersonalDataSettings::all();
+    settings.personal_data.forget_after_copy = true;
+    with_retention(&h, settings).await;
+    let id = h.ingest(webm(), "video/webm").await;
+    h.catalog
+        .commit(
+            Change::new(id.clone()).personal(
+                PersonalData::default()
+                    .with_ip("192.0.2.9")
+                    .with_camera_name("Conformance Cam"),
+            ),
+        )
+        .await
+        .unwrap();
+    pipeline.drain().await.unwrap();
+
+    let recording = h.catalog.recording(&id).await.unwrap();
+    assert_eq!(recording.state, RecordingState::Copied);
+    assert!(recording.personal.is_empty(), "{:?}", recording.personal);
+    assert!(recording.anonymized.is_some());
+    let told = notifier
+        .delivered()
+        .into_iter()
+        .find(|e| e.recording == id && e.name.as_str() == "video_recorded")
+        .expect("video_recorded told");
+    assert_eq!(told.data["ip"], "192.0.2.9");
+    assert_eq!(told.data["cam_name"], "Conformance Cam");
+    // Nor do the events kept with their jobs.
+    let jobs = h
+        .catalog
+        .jobs(pipe_core::JobFilter::default().recording(id.clone()))
+        .await
+        .unwrap();
+    let kept = serde_json::to_string(&jobs.iter().map(|j| &j.kind).collect::<Vec<_>>()).unwrap();
+    assert!(kept.contains("video_recorded"), "{kept}");
+    assert!(
+        !kept.contains("192.0.2.9") && !kept.contains("Conformance Cam"),
+        "{kept}"
+    );
+}

@@ -6,6 +6,7 @@ mod api;
 mod audit;
 mod browser;
 mod erasure;
+mod personal;
 mod stream;
 mod tls;
 mod util;

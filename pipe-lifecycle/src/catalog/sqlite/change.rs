@@ -105,6 +105,23 @@ pub(super) async fn apply(tx: &mut Tx<'_>, change: &Change) -> Result<pipe_core:
     // An erased recording takes only the changes that tell its `video_deleted`.
     let tells = s.arg(change.only_tells())?;
     let (states, version) = (s.arg(expect_states)?, s.arg(change.expect_version)?);
+    let personal = change.personal.clone().unwrap_or_default();
+    let anonymize = s.arg(change.anonymize)?;
+    let personal_sets = [
+        ("ip", personal.ip),
+        ("user_agent", personal.user_agent),
+        ("referer", personal.referer),
+        ("camera_name", personal.camera_name),
+        ("microphone_name", personal.microphone_name),
+    ]
+    .into_iter()
+    .map(|(column, value)| {
+        Ok(format!(
+            "{column} = CASE WHEN {anonymize} THEN NULL ELSE COALESCE({}, {column}) END, ",
+            s.arg(value)?
+        ))
+    })
+    .collect::<Result<String>>()?;
     s.push(&format!(
         "UPDATE recordings SET \
            version = version + 1, \
@@ -114,7 +131,10 @@ pub(super) async fn apply(tx: &mut Tx<'_>, change: &Change) -> Result<pipe_core:
            media = COALESCE({media}, media), \
            failure = COALESCE({failure}, failure), \
            deleting = CASE WHEN {delete} IS NULL THEN deleting ELSE {now_arg} END, \
-           deletion_reason = COALESCE({delete}, deletion_reason) \
+           deletion_reason = COALESCE({delete}, deletion_reason), \
+           {personal_sets}\
+           anonymized = CASE WHEN {anonymize} THEN COALESCE(anonymized, {now_arg}) \
+             ELSE anonymized END \
          WHERE id = {id_arg} \
            AND (deleting IS NULL OR ({tells} AND erased IS NOT NULL)) \
            AND ({states} IS NULL OR state IN (SELECT value FROM json_each({states}))) \
@@ -151,6 +171,25 @@ pub(super) async fn apply(tx: &mut Tx<'_>, change: &Change) -> Result<pipe_core:
             "INSERT INTO copies (recording, kind, sink, key, size) VALUES ({id_arg}, {values}) \
              ON CONFLICT (recording, kind, sink) DO UPDATE SET key = excluded.key, \
                size = excluded.size"
+        ));
+    }
+    if change.anonymize {
+        // The events already told keep no personal data either (an event still waiting
+        // for its delivery keeps it until it is delivered).
+        let paths = ["httpReferer", "cam_name", "mic_name", "ip", "ua"]
+            .iter()
+            .flat_map(|f| {
+                [
+                    format!("'$.event.data.{f}'"),
+                    format!("'$.event.pipe.data.{f}'"),
+                ]
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        s.push(&format!(
+            "UPDATE jobs SET payload = json_remove(payload, {paths}) \
+             WHERE recording = {id_arg} AND kind IN ('notify', 'deliver') \
+               AND status IN ('done', 'dead')"
         ));
     }
     if change.delete.is_some() {

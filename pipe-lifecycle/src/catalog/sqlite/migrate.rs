@@ -75,6 +75,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit log",
         include_str!("../../../migrations/0012_audit.sql"),
     ),
+    (
+        13,
+        "personal data",
+        include_str!("../../../migrations/0013_personal_data.sql"),
+    ),
 ];
 
 /// The migrations compiled into this binary, as a [`MigrationSource`].

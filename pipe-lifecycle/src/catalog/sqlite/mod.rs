@@ -151,7 +151,8 @@ impl SqliteCatalog {
 
 /// `SELECT` list of a recording row, as [`rows::recording`] reads it.
 const RECORDING_COLUMNS: &str = "id, environment, state, version, created, updated, mime_type, \
-     payload, length, media, failure, deleting, deletion_reason, number";
+     payload, length, media, failure, deleting, deletion_reason, number, ip, user_agent, referer, \
+     camera_name, microphone_name, anonymized";
 
 /// `SELECT` list of an erased recording's row, as [`rows::tombstone`] reads it.
 const TOMBSTONE_COLUMNS: &str = "id, number, environment, created, deleting, erased, \
@@ -167,8 +168,10 @@ impl Catalog for SqliteCatalog {
         let now = Timestamp::now().as_millis();
         let sql = format!(
             "INSERT INTO recordings \
-               (id, environment, state, version, created, updated, mime_type, payload, number) \
-             VALUES (?1, ?2, ?3, 0, ?4, ?4, ?5, ?6, ?7) RETURNING {RECORDING_COLUMNS}"
+               (id, environment, state, version, created, updated, mime_type, payload, number, \
+                ip, user_agent, referer, camera_name, microphone_name) \
+             VALUES (?1, ?2, ?3, 0, ?4, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+             RETURNING {RECORDING_COLUMNS}"
         );
         // The number comes from a counter, not from the recordings, so that the number of a
         // deleted recording is never given again; both writes are one transaction. They go
@@ -194,6 +197,11 @@ impl Catalog for SqliteCatalog {
                         .bind(new.mime_type)
                         .bind(new.payload)
                         .bind(number)
+                        .bind(new.personal.ip)
+                        .bind(new.personal.user_agent)
+                        .bind(new.personal.referer)
+                        .bind(new.personal.camera_name)
+                        .bind(new.personal.microphone_name)
                         .fetch_one(&mut *connection)
                         .await
                         .map_err(|e| match from_sqlx(e) {
@@ -440,7 +448,9 @@ impl Catalog for SqliteCatalog {
                     s.push(&format!(
                         "UPDATE recordings SET erased = {now_arg}, version = version + 1, \
                            updated = {now_arg}, mime_type = NULL, payload = NULL, \
-                           length = NULL, media = NULL, failure = NULL \
+                           length = NULL, media = NULL, failure = NULL, ip = NULL, \
+                           user_agent = NULL, referer = NULL, camera_name = NULL, \
+                           microphone_name = NULL \
                          WHERE id = {id_arg} AND deleting IS NOT NULL AND erased IS NULL \
                            AND EXISTS (SELECT 1 FROM jobs WHERE id = {job} \
                              AND status = 'running' AND lease_token = {token}) \

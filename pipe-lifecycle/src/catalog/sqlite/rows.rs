@@ -5,8 +5,8 @@ use sqlx::sqlite::SqliteRow;
 
 use pipe_core::{
     ApiKey, ApiKeyId, Artifact, ArtifactKind, Copy, DeletionReason, Environment, EnvironmentId,
-    EnvironmentSettings, JobId, JobKind, JobRecord, JobStatus, MediaInfo, ObjectKey, Recording,
-    RecordingId, RecordingState, Result, Role, SinkId, Timestamp, Tombstone,
+    EnvironmentSettings, JobId, JobKind, JobRecord, JobStatus, MediaInfo, ObjectKey, PersonalData,
+    Recording, RecordingId, RecordingState, Result, Role, SinkId, Timestamp, Tombstone,
 };
 
 use super::error::{corrupt, from_sqlx};
@@ -36,6 +36,13 @@ pub(super) fn recording(row: &SqliteRow) -> Result<Recording> {
         .map(deletion_reason)
         .transpose()?;
     recording.number = number(row)?;
+    recording.personal = PersonalData::default();
+    recording.personal.ip = get(row, "ip")?;
+    recording.personal.user_agent = get(row, "user_agent")?;
+    recording.personal.referer = get(row, "referer")?;
+    recording.personal.camera_name = get(row, "camera_name")?;
+    recording.personal.microphone_name = get(row, "microphone_name")?;
+    recording.anonymized = get::<Option<i64>>(row, "anonymized")?.map(Timestamp::from_millis);
     Ok(recording)
 }
 

@@ -34,6 +34,8 @@ pub fn free_port() -> u16 {
 /// where clients expect it.
 pub struct PipeServer {
     child: Option<Child>,
+    /// The loopback address it listens on (127.0.0.1 unless started with `start_on`).
+    pub host: std::net::Ipv4Addr,
     pub port: u16,
     pub data_dir: PathBuf,
     log: PathBuf,
@@ -43,8 +45,14 @@ pub struct PipeServer {
 impl PipeServer {
     /// Starts `pipe serve` with its data under `dir` and `env` on top of the test defaults.
     pub async fn start(dir: &Path, env: &[(&str, &str)]) -> Self {
+        Self::start_on(dir, std::net::Ipv4Addr::LOCALHOST, env).await
+    }
+
+    /// [`PipeServer::start`] on another loopback address, such as 127.0.0.2.
+    pub async fn start_on(dir: &Path, host: std::net::Ipv4Addr, env: &[(&str, &str)]) -> Self {
         let mut server = Self {
             child: None,
+            host,
             port: free_port(),
             data_dir: dir.join("data"),
             log: dir.join("pipe.log"),
@@ -59,11 +67,11 @@ impl PipeServer {
 
     /// The base URL, without a trailing slash.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://{}:{}", self.host, self.port)
     }
 
     pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
+        SocketAddr::from((self.host, self.port))
     }
 
     async fn spawn(&mut self) {

@@ -107,7 +107,13 @@ pub struct WebhookReceiver {
 
 impl WebhookReceiver {
     pub async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on("127.0.0.1").await
+    }
+
+    /// Listening on `host` (another loopback address, `127.0.0.3`, for tests that look
+    /// for `127.0.0.1` where it must not be).
+    pub async fn start_on(host: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind((host, 0)).await.unwrap();
         let receiver = Self {
             url: format!("http://{}/hooks", listener.local_addr().unwrap()),
             ..Self::default()
