@@ -74,7 +74,7 @@ async fn video(api: &Api, recording: &Recording) -> Result<Value, Problem> {
     });
     let mp4 = of(ArtifactKind::Mp4);
     let link = match mp4 {
-        Some(mp4) => crate::recordings::link(api, mp4, &copies).await,
+        Some(mp4) => crate::recordings::link(api, &recording.environment, mp4, &copies).await,
         None => None,
     };
     let stored = |kind: ArtifactKind| copies.iter().any(|c: &Copy| c.kind == kind);

@@ -1,13 +1,17 @@
 //! `/v1/recordings`: list and get.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
 use pipe_core::{
     Artifact, Change, DeletionReason, EnvironmentId, JobFilter, JobKind, JobRecord, ListOptions,
-    Recording, RecordingCursor, RecordingId, RecordingState, Role, Timestamp, UrlOptions,
+    Recording, RecordingCursor, RecordingId, RecordingState, Role, SinkId, StorageSink, Timestamp,
+    UrlOptions,
 };
 use pipe_http::{Problem, ProblemType};
 use serde::{Deserialize, Serialize};
@@ -374,7 +378,7 @@ pub(crate) async fn get(
         artifact_views.push(ArtifactView {
             kind: artifact.kind.as_str(),
             size: artifact.size,
-            url: link(&api, &artifact, &copies).await,
+            url: link(&api, &recording.environment, &artifact, &copies).await,
             sha256: artifact.sha256,
             content_type: artifact.content_type,
         });
@@ -483,14 +487,29 @@ fn sorted(mut artifacts: Vec<Artifact>) -> Vec<Artifact> {
     artifacts
 }
 
-/// A link to `artifact` from the first sink (in the API's order) that holds a copy of it
-/// and gives links.
+/// A link to `artifact` from the first sink that holds a copy of it and gives links: the
+/// API's own sinks in their order, then the sinks of the recording's environment (the
+/// operator's storages: an S3 bucket's presigned link, for one).
 pub(crate) async fn link(
     api: &Api,
+    environment: &EnvironmentId,
     artifact: &Artifact,
     copies: &[pipe_core::Copy],
 ) -> Option<String> {
-    for (id, sink) in &api.inner.sinks {
+    let mut sinks: Vec<(SinkId, Arc<dyn StorageSink>)> = api.inner.sinks.clone();
+    if let Some(directory) = &api.inner.directory {
+        match directory.sinks(environment).await {
+            Ok(set) => sinks.extend(
+                set.sinks
+                    .iter()
+                    .map(|named| (named.id.clone(), Arc::clone(&named.sink))),
+            ),
+            Err(e) => {
+                tracing::warn!(%environment, error = %e, "could not read the environment's sinks")
+            }
+        }
+    }
+    for (id, sink) in &sinks {
         let Some(copy) = copies
             .iter()
             .find(|c| &c.sink == id && c.kind == artifact.kind)

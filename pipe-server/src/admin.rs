@@ -148,3 +148,106 @@ pub async fn verify_audit(
     catalog.close().await;
     Ok(verdict)
 }
+
+/// The files of a data directory a backup holds besides the catalog: the server's
+/// secrets and its key-encryption keys. Recordings are not in it: they live in the
+/// sinks, the operator's storage.
+const BACKED_UP: &[&str] = &["server.secret", "webhook.secret", "keys/encryption-keys"];
+
+/// A backup of the data directory `data_dir` (see [`pipe_storage::backup`]): a consistent
+/// snapshot of the catalog taken while the server runs, the secrets and the
+/// key-encryption keys, encrypted under `passphrase`. Audited.
+pub async fn backup(data_dir: &Path, passphrase: &str) -> pipe_core::Result<Vec<u8>> {
+    use pipe_storage::backup::{BackupFile, seal};
+
+    let catalog = open(data_dir).await?;
+    let snapshot = data_dir.join(format!(
+        ".backup-{}.sqlite",
+        pipe_core::RecordingId::generate()
+    ));
+    let taken = catalog.snapshot(&snapshot).await;
+    let read = taken.and_then(|()| std::fs::read(&snapshot).map_err(Into::into));
+    let _ = std::fs::remove_file(&snapshot);
+    let mut files = vec![BackupFile::new("catalog.sqlite", read?)];
+    for name in BACKED_UP {
+        match std::fs::read(data_dir.join(name)) {
+            Ok(bytes) => files.push(BackupFile::new(*name, bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let sealed = seal(&files, passphrase)?;
+    catalog
+        .append_audit(
+            AuditEntry::new("cli", "backup.made", "", "ok").with_detail(format!(
+                "{} files, {} bytes: {}",
+                files.len(),
+                sealed.len(),
+                files
+                    .iter()
+                    .map(|f| f.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        )
+        .await?;
+    catalog.close().await;
+    Ok(sealed)
+}
+
+/// Rebuilds the data directory `data_dir` from `backup`, opened with `passphrase`.
+/// Refused if `data_dir` holds a catalog: a restore never overwrites a server's state.
+pub async fn restore(data_dir: &Path, backup: &[u8], passphrase: &str) -> pipe_core::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+
+    if data_dir.join("catalog.sqlite").exists() {
+        return Err(pipe_core::Error::invalid(
+            "restore",
+            format!(
+                "{} already holds a catalog: restore into an empty data directory",
+                data_dir.display()
+            ),
+        ));
+    }
+    let files = pipe_storage::backup::open(backup, passphrase)?;
+    for file in &files {
+        if file.name != "catalog.sqlite" && !BACKED_UP.contains(&file.name.as_str()) {
+            return Err(pipe_core::Error::invalid(
+                "restore",
+                format!("the backup holds an unexpected file {:?}", file.name),
+            ));
+        }
+    }
+    for file in &files {
+        let path = data_dir.join(&file.name);
+        if let Some(parent) = path.parent() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)?;
+        }
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        std::io::Write::write_all(&mut out, &file.bytes)?;
+        out.sync_all()?;
+    }
+    let catalog = open(data_dir).await?;
+    catalog
+        .append_audit(
+            AuditEntry::new("cli", "backup.restored", "", "ok").with_detail(format!(
+                "{} files: {}",
+                files.len(),
+                files
+                    .iter()
+                    .map(|f| f.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        )
+        .await?;
+    catalog.close().await;
+    Ok(())
+}

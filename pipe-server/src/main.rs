@@ -41,6 +41,24 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Back up the catalog (a consistent snapshot, taken while the server runs), the
+    /// secrets and the key-encryption keys into one file encrypted under a passphrase
+    /// (Argon2id, AES-256-GCM). Recordings stay in the sinks they were copied to.
+    Backup {
+        /// Where to write it (refused if it exists).
+        #[arg(long)]
+        to: PathBuf,
+        #[command(flatten)]
+        args: BackupArgs,
+    },
+    /// Rebuild an empty data directory from a backup.
+    Restore {
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
+        #[command(flatten)]
+        args: BackupArgs,
+    },
     /// Check the audit log (works while the server runs, or not).
     Audit {
         /// A TOML file with the same settings in lowercase (data_dir is the one used).
@@ -49,6 +67,16 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct BackupArgs {
+    /// A TOML file with the same settings in lowercase (data_dir is the one used).
+    #[arg(long, env = "PIPE_CONFIG")]
+    config: Option<PathBuf>,
+    /// The variable that holds the passphrase (at least 12 characters).
+    #[arg(long, default_value = "PIPE_BACKUP_PASSPHRASE")]
+    passphrase_from: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,6 +104,54 @@ fn parse_head(s: &str) -> Result<(u64, String), String> {
         return Err(format!("{hash:?} is not a SHA-256 in hex"));
     }
     Ok((seq, hash.to_ascii_lowercase()))
+}
+
+/// `pipe backup --to` (`to`) or `pipe restore --from` (`from`).
+fn backup(
+    config: &Config,
+    passphrase_from: &str,
+    to: Option<&std::path::Path>,
+    from: Option<&std::path::Path>,
+) -> ExitCode {
+    let Ok(passphrase) = std::env::var(passphrase_from) else {
+        eprintln!("pipe: set {passphrase_from} to the backup's passphrase");
+        return ExitCode::from(2);
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("a Tokio runtime starts");
+    let data = &config.data_dir;
+    let done = runtime.block_on(async {
+        match (to, from) {
+            (Some(to), _) => {
+                let sealed = pipe_server::admin::backup(data, &passphrase).await?;
+                let mut file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(to)?;
+                std::io::Write::write_all(&mut file, &sealed)?;
+                file.sync_all()?;
+                eprintln!(
+                    "backed up {} to {} ({} bytes)",
+                    data.display(),
+                    to.display(),
+                    sealed.len()
+                );
+            }
+            (None, Some(from)) => {
+                let backup = std::fs::read(from)?;
+                pipe_server::admin::restore(data, &backup, &passphrase).await?;
+                eprintln!("restored {} from {}", data.display(), from.display());
+            }
+            (None, None) => unreachable!("backup or restore"),
+        }
+        Ok::<_, pipe_core::Error>(())
+    });
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pipe: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn audit(config: Config, command: AuditCommand) -> ExitCode {
@@ -212,6 +288,14 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Keys { config, command } => match load(config.as_deref()) {
             Ok(config) => keys(config, command),
+            Err(code) => code,
+        },
+        Command::Backup { to, args } => match load(args.config.as_deref()) {
+            Ok(config) => backup(&config, &args.passphrase_from, Some(&to), None),
+            Err(code) => code,
+        },
+        Command::Restore { from, args } => match load(args.config.as_deref()) {
+            Ok(config) => backup(&config, &args.passphrase_from, None, Some(&from)),
             Err(code) => code,
         },
         Command::Audit { config, command } => match load(config.as_deref()) {

@@ -83,6 +83,10 @@
 //! - `cipher-rustcrypto`: AES-256-GCM from the pure-Rust `aes-gcm` crate, for targets
 //!   where AWS-LC does not build. One of the two is required.
 //!
+//! [`backup`] seals a server's state (its catalog's snapshot, secrets and keys) into one
+//! file encrypted under a passphrase (Argon2id, then the format of [`crypt`]), and opens
+//! it again.
+//!
 //! ## Not yet
 //!
 //! - **Other sinks**: [`ObjectStoreSink::new`] already takes any `ObjectStore`.
@@ -102,6 +106,7 @@ compile_error!(
      enable the feature `cipher-aws-lc` (default) or `cipher-rustcrypto`"
 );
 
+pub mod backup;
 mod body;
 pub mod crypt;
 #[cfg(any(

@@ -4,6 +4,7 @@
 
 mod api;
 mod audit;
+mod backup;
 mod browser;
 mod erasure;
 mod personal;

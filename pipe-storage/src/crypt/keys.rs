@@ -88,6 +88,12 @@ impl LocalKeyProvider {
         Ok(Self::from_keys(keys, None, None))
     }
 
+    /// One key, `key` under `id`, held only in memory: a key derived from a passphrase,
+    /// as a backup's.
+    pub fn from_key(id: KeyId, key: Zeroizing<[u8; KEY_LEN]>) -> Self {
+        Self::from_keys(vec![Kek { id, key }], None, None)
+    }
+
     /// Keys from [`KEYS_ENV`], or `None` if it is not set.
     pub fn from_env() -> Result<Option<Self>> {
         match std::env::var(KEYS_ENV) {

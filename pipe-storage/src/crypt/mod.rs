@@ -69,6 +69,7 @@ pub use header::{
 };
 pub use keys::{KEY_FILE, KEYS_ENV, LocalKeyProvider};
 pub use layout::{SegmentRange, StreamLayout, decrypt_segments};
+pub(crate) use random::fill as random_fill;
 pub use segment::{MAX_COUNTER, SegmentCipher, stream_nonce};
 pub use stream::{StreamDecryptor, StreamEncryptor};
 

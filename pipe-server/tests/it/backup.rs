@@ -1,0 +1,128 @@
+//! The backup drill: record (to a customer's bucket only: "do not store"), back up while
+//! the server runs, wipe the data directory, restore, and the recording downloads
+//! byte-identical through a fresh link. The backup's file holds no plaintext secret, and a
+//! restore never overwrites a data directory that holds a catalog.
+
+use std::path::Path;
+
+use pipe_storage::testing::S3TestServer;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::api::{create_key, get, mp4_url, until_copied};
+use crate::stream::{stream_recording, webm};
+use crate::util::PipeServer;
+
+const PASSPHRASE: &str = "a drill passphrase, long enough";
+
+/// `pipe backup --to` or `pipe restore --from` (`verb`, `flag`) on `data`.
+async fn pipe(verb: &str, flag: &str, file: &Path, data: &Path) -> (bool, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_pipe"))
+        .args([verb, flag])
+        .arg(file)
+        .env("PIPE_DATA_DIR", data)
+        .env("PIPE_BACKUP_PASSPHRASE", PASSPHRASE)
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_data_directory_is_restored_from_a_backup_and_serves_the_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = S3TestServer::start();
+    let sinks = format!(
+        "s3://{}/drill?endpoint={}&access_key_id={}&secret_key_from=PIPE_TEST_S3_SECRET",
+        S3TestServer::BUCKET,
+        s3.endpoint(),
+        S3TestServer::ACCESS_KEY,
+    );
+    let env = [
+        ("PIPE_SINKS", sinks.as_str()),
+        ("PIPE_TEST_S3_SECRET", S3TestServer::SECRET_KEY),
+    ];
+    let mut server = PipeServer::start(dir.path(), &env).await;
+    let key = create_key(&server, &["--role", "admin"]).await;
+    let base = server.url();
+    // Only the bucket keeps recordings: the data directory holds none to restore.
+    let environment = format!("{base}/v1/environments/production");
+    let (_, current) = get(&environment, &key).await;
+    let mut settings: Value = current["settings"].clone();
+    settings["do_not_store"] = Value::Bool(true);
+    let changed = reqwest::Client::new()
+        .patch(&environment)
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"settings": settings}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        changed.status().is_success(),
+        "{}",
+        changed.text().await.unwrap()
+    );
+
+    let id = stream_recording(&server, &webm(dir.path())).await;
+    let recording = until_copied(&server, &key, &id).await;
+    let before = reqwest::get(mp4_url(&recording))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(&before[4..8], b"ftyp");
+
+    // Backed up while the server runs.
+    let backup = dir.path().join("drill.pipebackup");
+    let (ok, said) = pipe("backup", "--to", &backup, &server.data_dir).await;
+    assert!(ok, "pipe backup failed: {said}");
+    let sealed = std::fs::read(&backup).unwrap();
+    for secret in ["server.secret", "webhook.secret", "keys/encryption-keys"] {
+        let Ok(text) = std::fs::read_to_string(server.data_dir.join(secret)) else {
+            assert_ne!(secret, "keys/encryption-keys", "no key file to back up");
+            continue;
+        };
+        let part = text.trim().rsplit(':').next().unwrap().to_owned();
+        assert!(part.len() >= 16, "{secret}: {part:?}");
+        assert!(
+            !sealed.windows(part.len()).any(|w| w == part.as_bytes()),
+            "{secret} is in the backup in plaintext"
+        );
+    }
+    assert!(
+        !sealed
+            .windows(S3TestServer::SECRET_KEY.len())
+            .any(|w| w == S3TestServer::SECRET_KEY.as_bytes()),
+        "the sink's secret is in the backup in plaintext"
+    );
+
+    // A restore does not overwrite a live data directory.
+    let (ok, said) = pipe("restore", "--from", &backup, &server.data_dir).await;
+    assert!(!ok && said.contains("already holds a catalog"), "{said}");
+
+    // Wiped, restored, and serving the recording again.
+    server.kill().await;
+    std::fs::remove_dir_all(&server.data_dir).unwrap();
+    let (ok, said) = pipe("restore", "--from", &backup, &server.data_dir).await;
+    assert!(ok, "pipe restore failed: {said}");
+    server.restart().await;
+    let (status, recording) = get(&format!("{base}/v1/recordings/{id}"), &key).await;
+    assert_eq!(status, StatusCode::OK, "{recording}");
+    let after = reqwest::get(mp4_url(&recording))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(before == after, "the restored recording's MP4 differs");
+    let (_, audit) = get(&format!("{base}/v1/audit?action=backup.restored"), &key).await;
+    assert_eq!(
+        audit["entries"].as_array().map(Vec::len),
+        Some(1),
+        "{audit}"
+    );
+}
