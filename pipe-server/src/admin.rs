@@ -158,9 +158,27 @@ const BACKED_UP: &[&str] = &["server.secret", "webhook.secret", "keys/encryption
 /// snapshot of the catalog taken while the server runs, the secrets and the
 /// key-encryption keys, encrypted under `passphrase`. Audited.
 pub async fn backup(data_dir: &Path, passphrase: &str) -> pipe_core::Result<Vec<u8>> {
+    let catalog = open(data_dir).await?;
+    let made = backup_with(&catalog, data_dir, passphrase).await;
+    let outcome = match &made {
+        Ok((sealed, files)) => AuditEntry::new("cli", "backup.made", "", "ok")
+            .with_detail(format!("{files} files, {} bytes", sealed.len())),
+        Err(e) => AuditEntry::new("cli", "backup.made", "", "failed").with_detail(e.to_string()),
+    };
+    catalog.append_audit(outcome).await?;
+    catalog.close().await;
+    made.map(|(sealed, _)| sealed)
+}
+
+/// The sealed backup of `data_dir`, whose catalog is `catalog`, and how many files it
+/// holds.
+pub(crate) async fn backup_with(
+    catalog: &SqliteCatalog,
+    data_dir: &Path,
+    passphrase: &str,
+) -> pipe_core::Result<(Vec<u8>, usize)> {
     use pipe_storage::backup::{BackupFile, seal};
 
-    let catalog = open(data_dir).await?;
     let snapshot = data_dir.join(format!(
         ".backup-{}.sqlite",
         pipe_core::RecordingId::generate()
@@ -177,22 +195,7 @@ pub async fn backup(data_dir: &Path, passphrase: &str) -> pipe_core::Result<Vec<
         }
     }
     let sealed = seal(&files, passphrase)?;
-    catalog
-        .append_audit(
-            AuditEntry::new("cli", "backup.made", "", "ok").with_detail(format!(
-                "{} files, {} bytes: {}",
-                files.len(),
-                sealed.len(),
-                files
-                    .iter()
-                    .map(|f| f.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-        )
-        .await?;
-    catalog.close().await;
-    Ok(sealed)
+    Ok((sealed, files.len()))
 }
 
 /// Rebuilds the data directory `data_dir` from `backup`, opened with `passphrase`.

@@ -66,6 +66,34 @@ pub struct Config {
     /// How long audit entries are kept (`PIPE_AUDIT_RETENTION_DAYS`, default 365); older
     /// ones are removed, and the removal is audited.
     pub audit_retention: Duration,
+    /// Scheduled backups, when `PIPE_BACKUP_DESTINATIONS` names where to.
+    pub backups: Option<BackupConfig>,
+}
+
+/// Scheduled backups: where to, how often, under which passphrase.
+#[derive(Clone)]
+pub struct BackupConfig {
+    /// Each destination's name (`<scheme>-<position>`) and URL, read
+    /// (`PIPE_BACKUP_DESTINATIONS`, comma-separated sink URLs, as `PIPE_SINKS`; two are
+    /// recommended, in different places).
+    pub destinations: Vec<(String, pipe_storage::sink_url::SinkUrl)>,
+    /// The passphrase (`PIPE_BACKUP_PASSPHRASE`, at least 12 characters).
+    pub passphrase: String,
+    /// How often (`PIPE_BACKUP_EVERY_SECS`, default 86400: daily).
+    pub every: Duration,
+}
+
+impl std::fmt::Debug for BackupConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackupConfig")
+            .field(
+                "destinations",
+                &self.destinations.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .field("passphrase", &"<redacted>")
+            .field("every", &self.every)
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for Config {
@@ -95,6 +123,7 @@ impl std::fmt::Debug for Config {
             .field("tls", &self.tls)
             .field("sinks", &self.sinks)
             .field("audit_retention", &self.audit_retention)
+            .field("backups", &self.backups)
             .finish()
     }
 }
@@ -151,6 +180,9 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
     sinks: Option<Vec<String>>,
     audit_retention_days: Option<u64>,
+    backup_destinations: Option<Vec<String>>,
+    backup_passphrase: Option<String>,
+    backup_every_secs: Option<u64>,
 }
 
 impl Config {
@@ -214,6 +246,47 @@ impl Config {
             });
         }
         let audit_retention = Duration::from_secs(audit_days.saturating_mul(24 * 3600));
+        let backup_list = env("PIPE_BACKUP_DESTINATIONS")
+            .or_else(|| f.backup_destinations.take().map(|list| list.join(",")))
+            .unwrap_or_default();
+        let backups = if backup_list.trim().is_empty() {
+            None
+        } else {
+            let invalid =
+                |setting: &'static str, detail: String| ConfigError::Invalid { setting, detail };
+            let mut destinations = Vec::new();
+            for (n, text) in backup_list
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .enumerate()
+            {
+                let url = pipe_storage::sink_url::SinkUrl::parse(
+                    text,
+                    pipe_storage::sink_url::Secrets::server(&env),
+                )
+                .map_err(|e| invalid("PIPE_BACKUP_DESTINATIONS", format!("{}: {e}", n + 1)))?;
+                let scheme = text.split(':').next().unwrap_or("sink");
+                destinations.push((format!("{scheme}-{}", n + 1), url));
+            }
+            let passphrase = env("PIPE_BACKUP_PASSPHRASE")
+                .or(f.backup_passphrase.take())
+                .filter(|p| p.chars().count() >= 12)
+                .ok_or_else(|| {
+                    invalid(
+                        "PIPE_BACKUP_PASSPHRASE",
+                        "backups need a passphrase of at least 12 characters".into(),
+                    )
+                })?;
+            let every = number("PIPE_BACKUP_EVERY_SECS", f.backup_every_secs)?
+                .unwrap_or(24 * 3600)
+                .max(1);
+            Some(BackupConfig {
+                destinations,
+                passphrase,
+                every: Duration::from_secs(every),
+            })
+        };
         let workers = number("PIPE_WORKERS", f.workers.map(|w| w as u64))?.unwrap_or(2) as usize;
         if workers == 0 {
             return Err(ConfigError::Invalid {
@@ -343,6 +416,7 @@ impl Config {
         Ok(Self {
             sinks,
             audit_retention,
+            backups,
             encryption,
             metrics_listen,
             tls,

@@ -41,6 +41,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+mod backups;
 pub mod config;
 mod metrics;
 mod secrets;
@@ -165,6 +166,7 @@ pub async fn serve(
     let environments: Arc<dyn EnvironmentStore> = sqlite.clone();
     let endpoints: Arc<dyn EndpointStore> = sqlite.clone();
     let audit: Arc<dyn AuditLog> = sqlite.clone();
+    let backed_up = Arc::clone(&sqlite);
     let keys: Arc<dyn ApiKeyStore> = sqlite;
     if keys
         .list_api_keys()
@@ -325,7 +327,29 @@ pub async fn serve(
 
     let (stop, stopped) = watch::channel(false);
     let workers = tokio::spawn(Arc::clone(&pipeline).run(wait_for(stopped.clone())));
-    tokio::spawn(audit_keeper(audit, config.audit_retention, stopped));
+    tokio::spawn(audit_keeper(audit, config.audit_retention, stopped.clone()));
+    if let Some(backups) = &config.backups {
+        let mut destinations = Vec::with_capacity(backups.destinations.len());
+        for (name, url) in &backups.destinations {
+            destinations.push((name.clone(), url.open(None).map_err(part("backups"))?));
+        }
+        tracing::info!(
+            destinations = ?backups.destinations.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            every_secs = backups.every.as_secs(),
+            "backups are scheduled"
+        );
+        let schedule = backups::Schedule {
+            destinations,
+            passphrase: backups.passphrase.clone(),
+            every: backups.every,
+        };
+        tokio::spawn(backups::keeper(
+            backed_up,
+            data.to_path_buf(),
+            schedule,
+            stopped,
+        ));
+    }
     let graceful = {
         let ingest = ingest.clone();
         async move {

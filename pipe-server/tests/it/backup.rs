@@ -126,3 +126,87 @@ async fn a_wiped_data_directory_is_restored_from_a_backup_and_serves_the_recordi
         "{audit}"
     );
 }
+
+/// Scheduled backups go to every destination (a directory and a bucket here), open with
+/// the passphrase, and each outcome is audited and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_backups_reach_two_destinations_and_are_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = S3TestServer::start();
+    let local = dir.path().join("backups");
+    std::fs::create_dir_all(&local).unwrap();
+    let destinations = format!(
+        "file://{},s3://{}/backups?endpoint={}&access_key_id={}&secret_key_from=PIPE_TEST_S3_SECRET",
+        local.display(),
+        S3TestServer::BUCKET,
+        s3.endpoint(),
+        S3TestServer::ACCESS_KEY,
+    );
+    let env = [
+        ("PIPE_BACKUP_DESTINATIONS", destinations.as_str()),
+        ("PIPE_BACKUP_PASSPHRASE", PASSPHRASE),
+        ("PIPE_BACKUP_EVERY_SECS", "1"),
+        ("PIPE_TEST_S3_SECRET", S3TestServer::SECRET_KEY),
+    ];
+    let server = PipeServer::start(dir.path(), &env).await;
+    let key = create_key(&server, &["--role", "admin"]).await;
+    let base = server.url();
+
+    let files_under = |root: &Path| -> Vec<std::path::PathBuf> {
+        let mut found = Vec::new();
+        let mut stack = vec![root.to_owned()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.to_string_lossy().ends_with(".pipebackup") {
+                    found.push(path);
+                }
+            }
+        }
+        found
+    };
+    let (in_dir, in_bucket) = crate::util::eventually(
+        std::time::Duration::from_secs(60),
+        "a backup in both destinations",
+        async || {
+            let (a, b) = (files_under(&local), files_under(s3.root()));
+            (!a.is_empty() && !b.is_empty()).then_some((a, b))
+        },
+    )
+    .await;
+    for file in [&in_dir[0], &in_bucket[0]] {
+        let opened = pipe_storage::backup::open(&std::fs::read(file).unwrap(), PASSPHRASE)
+            .unwrap_or_else(|e| panic!("{} does not open: {e}", file.display()));
+        assert!(
+            opened.iter().any(|f| f.name == "catalog.sqlite"),
+            "{}: {opened:?}",
+            file.display()
+        );
+    }
+    let (_, audit) = get(&format!("{base}/v1/audit?action=backup.made"), &key).await;
+    for destination in ["destination:file-1", "destination:s3-2"] {
+        assert!(
+            audit["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["target"] == destination && e["outcome"] == "ok"),
+            "{destination}: {audit}"
+        );
+    }
+    let metrics = reqwest::Client::new()
+        .get(format!("{base}/metrics"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"pipe_backups_total{destination="s3-2",outcome="ok"}"#),
+        "{metrics}"
+    );
+}
