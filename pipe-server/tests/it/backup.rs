@@ -152,26 +152,17 @@ async fn scheduled_backups_reach_two_destinations_and_are_audited() {
     let key = create_key(&server, &["--role", "admin"]).await;
     let base = server.url();
 
-    let files_under = |root: &Path| -> Vec<std::path::PathBuf> {
-        let mut found = Vec::new();
-        let mut stack = vec![root.to_owned()];
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else if path.to_string_lossy().ends_with(".pipebackup") {
-                    found.push(path);
-                }
-            }
-        }
-        found
+    let backups_under = |root: &Path| -> Vec<std::path::PathBuf> {
+        crate::util::files_under(root)
+            .into_iter()
+            .filter(|p| p.to_string_lossy().ends_with(".pipebackup"))
+            .collect()
     };
     let (in_dir, in_bucket) = crate::util::eventually(
         std::time::Duration::from_secs(60),
         "a backup in both destinations",
         async || {
-            let (a, b) = (files_under(&local), files_under(s3.root()));
+            let (a, b) = (backups_under(&local), backups_under(s3.root()));
             (!a.is_empty() && !b.is_empty()).then_some((a, b))
         },
     )

@@ -6,37 +6,16 @@
 //! snapshot.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use pipe_storage::testing::S3TestServer;
 use reqwest::StatusCode;
 
 use crate::api::{create_key, get, until_copied};
-use crate::util::{Driver, PipeServer, eventually};
+use crate::util::{Driver, PipeServer, eventually, files_under};
 
 /// The length of the runs looked for.
 const RUN: usize = 64;
-
-/// Every file under `dir`, at any depth.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                files.push(path);
-            }
-        }
-    }
-    files
-}
 
 /// A run that says something of its file: at least 16 different bytes (a run of zeros, or
 /// of any padding, is in every file and tells nothing).

@@ -119,18 +119,10 @@ async fn personal_data_is_collected_only_where_switched_on() {
         ("the page", PAGE_MARK),
         ("the IP address", "127.0.0.1"),
     ];
-    let mut places: Vec<(String, Vec<u8>)> = Vec::new();
-    let mut stack = vec![server_off.data_dir.clone()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                places.push((path.display().to_string(), std::fs::read(&path).unwrap()));
-            }
-        }
-    }
+    let mut places: Vec<(String, Vec<u8>)> = crate::util::files_under(&server_off.data_dir)
+        .into_iter()
+        .map(|path| (path.display().to_string(), std::fs::read(&path).unwrap()))
+        .collect();
     assert!(
         places.iter().any(|(p, _)| p.ends_with("catalog.sqlite")),
         "no catalog among {:?}",
