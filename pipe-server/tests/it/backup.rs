@@ -35,16 +35,8 @@ async fn pipe(verb: &str, flag: &str, file: &Path, data: &Path) -> (bool, String
 async fn a_wiped_data_directory_is_restored_from_a_backup_and_serves_the_recording() {
     let dir = tempfile::tempdir().unwrap();
     let s3 = S3TestServer::start();
-    let sinks = format!(
-        "s3://{}/drill?endpoint={}&access_key_id={}&secret_key_from=PIPE_TEST_S3_SECRET",
-        S3TestServer::BUCKET,
-        s3.endpoint(),
-        S3TestServer::ACCESS_KEY,
-    );
-    let env = [
-        ("PIPE_SINKS", sinks.as_str()),
-        ("PIPE_TEST_S3_SECRET", S3TestServer::SECRET_KEY),
-    ];
+    let sinks = crate::util::s3_url(&s3, "drill");
+    let env = [("PIPE_SINKS", sinks.as_str()), crate::util::s3_env()];
     let mut server = PipeServer::start(dir.path(), &env).await;
     let key = create_key(&server, &["--role", "admin"]).await;
     let base = server.url();
@@ -136,17 +128,15 @@ async fn scheduled_backups_reach_two_destinations_and_are_audited() {
     let local = dir.path().join("backups");
     std::fs::create_dir_all(&local).unwrap();
     let destinations = format!(
-        "file://{},s3://{}/backups?endpoint={}&access_key_id={}&secret_key_from=PIPE_TEST_S3_SECRET",
+        "file://{},{}",
         local.display(),
-        S3TestServer::BUCKET,
-        s3.endpoint(),
-        S3TestServer::ACCESS_KEY,
+        crate::util::s3_url(&s3, "backups")
     );
     let env = [
         ("PIPE_BACKUP_DESTINATIONS", destinations.as_str()),
         ("PIPE_BACKUP_PASSPHRASE", PASSPHRASE),
         ("PIPE_BACKUP_EVERY_SECS", "1"),
-        ("PIPE_TEST_S3_SECRET", S3TestServer::SECRET_KEY),
+        crate::util::s3_env(),
     ];
     let server = PipeServer::start(dir.path(), &env).await;
     let key = create_key(&server, &["--role", "admin"]).await;

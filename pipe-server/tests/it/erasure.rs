@@ -72,16 +72,8 @@ impl<'a> Runs<'a> {
 async fn an_erasure_cut_off_by_kill_9_completes_and_leaves_no_run_of_the_recording() {
     let dir = tempfile::tempdir().unwrap();
     let mut s3 = S3TestServer::start();
-    let sinks = format!(
-        "s3://{}/pipe?endpoint={}&access_key_id={}&secret_key_from=PIPE_TEST_S3_SECRET",
-        S3TestServer::BUCKET,
-        s3.endpoint(),
-        S3TestServer::ACCESS_KEY,
-    );
-    let env = [
-        ("PIPE_SINKS", sinks.as_str()),
-        ("PIPE_TEST_S3_SECRET", S3TestServer::SECRET_KEY),
-    ];
+    let sinks = crate::util::s3_url(&s3, "pipe");
+    let env = [("PIPE_SINKS", sinks.as_str()), crate::util::s3_env()];
     let mut server = PipeServer::start(dir.path(), &env).await;
     let key = create_key(&server, &["--role", "admin"]).await;
     let base = server.url();

@@ -239,3 +239,23 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     files
 }
+
+/// A sink URL of `s3`'s bucket under `folder`, its secret named `PIPE_TEST_S3_SECRET`
+/// (which [`s3_env`] sets), for `PIPE_SINKS` or `PIPE_BACKUP_DESTINATIONS`.
+pub fn s3_url(s3: &pipe_storage::testing::S3TestServer, folder: &str) -> String {
+    use pipe_storage::testing::S3TestServer;
+    format!(
+        "s3://{}/{folder}?endpoint={}&access_key_id={}&secret_key_from=PIPE_TEST_S3_SECRET",
+        S3TestServer::BUCKET,
+        s3.endpoint(),
+        S3TestServer::ACCESS_KEY,
+    )
+}
+
+/// The variable [`s3_url`]'s secret is read from, with its value.
+pub fn s3_env() -> (&'static str, &'static str) {
+    (
+        "PIPE_TEST_S3_SECRET",
+        pipe_storage::testing::S3TestServer::SECRET_KEY,
+    )
+}
