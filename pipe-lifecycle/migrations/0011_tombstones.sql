@@ -10,8 +10,6 @@ ALTER TABLE recordings ADD COLUMN erased INTEGER;
 -- Deletions asked before reasons were kept were asked through the API.
 UPDATE recordings SET deletion_reason = 'request' WHERE deleting IS NOT NULL;
 
--- The recordings still being erased, for the claim that dead-letters their other jobs
--- (an erased recording's `video_deleted` jobs run).
+-- The claim no longer looks through every recording being deleted (it checks the job it
+-- claims), so the index it used goes.
 DROP INDEX recordings_being_deleted;
-CREATE INDEX recordings_being_erased ON recordings (id)
-    WHERE deleting IS NOT NULL AND erased IS NULL;
