@@ -128,6 +128,17 @@ impl AuditRecord {
         }
     }
 
+    /// An entry as a log stored it, its `hash` as stored (which [`ChainCheck`] compares
+    /// with the one its fields give).
+    pub fn stored(seq: u64, entry: AuditEntry, prev: String, hash: String) -> Self {
+        Self {
+            seq,
+            entry,
+            prev,
+            hash,
+        }
+    }
+
     /// The hash its fields give, which is its `hash` unless it was changed.
     pub fn expected_hash(&self) -> String {
         chain_hash(&self.prev, self.seq, &self.entry)

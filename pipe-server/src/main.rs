@@ -106,13 +106,14 @@ fn parse_head(s: &str) -> Result<(u64, String), String> {
     Ok((seq, hash.to_ascii_lowercase()))
 }
 
-/// `pipe backup --to` (`to`) or `pipe restore --from` (`from`).
-fn backup(
-    config: &Config,
-    passphrase_from: &str,
-    to: Option<&std::path::Path>,
-    from: Option<&std::path::Path>,
-) -> ExitCode {
+/// What `pipe backup` or `pipe restore` is asked to do.
+enum BackupAction<'a> {
+    To(&'a std::path::Path),
+    From(&'a std::path::Path),
+}
+
+/// `pipe backup --to` or `pipe restore --from`, the passphrase read from `passphrase_from`.
+fn backup(config: &Config, passphrase_from: &str, action: BackupAction<'_>) -> ExitCode {
     let Ok(passphrase) = std::env::var(passphrase_from) else {
         eprintln!("pipe: set {passphrase_from} to the backup's passphrase");
         return ExitCode::from(2);
@@ -120,8 +121,8 @@ fn backup(
     let runtime = tokio::runtime::Runtime::new().expect("a Tokio runtime starts");
     let data = &config.data_dir;
     let done = runtime.block_on(async {
-        match (to, from) {
-            (Some(to), _) => {
+        match action {
+            BackupAction::To(to) => {
                 let sealed = pipe_server::admin::backup(data, &passphrase).await?;
                 let mut file = std::fs::OpenOptions::new()
                     .write(true)
@@ -136,12 +137,11 @@ fn backup(
                     sealed.len()
                 );
             }
-            (None, Some(from)) => {
+            BackupAction::From(from) => {
                 let backup = std::fs::read(from)?;
                 pipe_server::admin::restore(data, &backup, &passphrase).await?;
                 eprintln!("restored {} from {}", data.display(), from.display());
             }
-            (None, None) => unreachable!("backup or restore"),
         }
         Ok::<_, pipe_core::Error>(())
     });
@@ -291,11 +291,11 @@ fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Backup { to, args } => match load(args.config.as_deref()) {
-            Ok(config) => backup(&config, &args.passphrase_from, Some(&to), None),
+            Ok(config) => backup(&config, &args.passphrase_from, BackupAction::To(&to)),
             Err(code) => code,
         },
         Command::Restore { from, args } => match load(args.config.as_deref()) {
-            Ok(config) => backup(&config, &args.passphrase_from, None, Some(&from)),
+            Ok(config) => backup(&config, &args.passphrase_from, BackupAction::From(&from)),
             Err(code) => code,
         },
         Command::Audit { config, command } => match load(config.as_deref()) {

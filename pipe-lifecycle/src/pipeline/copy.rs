@@ -199,9 +199,7 @@ impl Pipeline {
             },
         }
     }
-}
 
-impl Pipeline {
     /// Whether `recording`'s environment keeps personal data only until the recording is
     /// copied ("do not store personal metadata"); `false` without environments.
     async fn forgets_personal_data(&self, recording: &pipe_core::Recording) -> Result<bool> {

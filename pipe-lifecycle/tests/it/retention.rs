@@ -47,6 +47,27 @@ async fn with_retention(h: &Harness, settings: EnvironmentSettings) {
     }
 }
 
+/// A pipeline over the harness's catalog and spool that sweeps its environments, copying
+/// to the first `sinks` of the harness's sinks and telling `notifier`.
+fn sweeping(
+    h: &Harness,
+    sinks: usize,
+    notifier: Arc<RecordingNotifier>,
+) -> pipe_lifecycle::Pipeline {
+    let mut config = pipe_lifecycle::PipelineConfig::new(
+        h.catalog.clone(),
+        h.spool.clone(),
+        Arc::new(pipe_transcode::FfmpegTranscoder::new()),
+        notifier,
+        h.dir.path().join("work"),
+    )
+    .with_environments(h.catalog.clone());
+    for (id, sink) in &h.sinks[..sinks] {
+        config = config.with_sink(id.clone(), sink.clone());
+    }
+    pipe_lifecycle::Pipeline::new(config)
+}
+
 fn sinks_hold(h: &Harness, id: &pipe_core::RecordingId) -> bool {
     ["own", "archive"].iter().any(|sink| {
         h.dir
@@ -61,18 +82,7 @@ fn sinks_hold(h: &Harness, id: &pipe_core::RecordingId) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_deletes_what_is_past_its_hours_and_nothing_else() {
     let h = harness().await;
-    let pipeline = pipe_lifecycle::Pipeline::new(
-        pipe_lifecycle::PipelineConfig::new(
-            h.catalog.clone(),
-            h.spool.clone(),
-            Arc::new(pipe_transcode::FfmpegTranscoder::new()),
-            Arc::new(RecordingNotifier::default()),
-            h.dir.path().join("work"),
-        )
-        .with_sink(pipe_core::SinkId::new("own"), h.sinks[0].1.clone())
-        .with_sink(pipe_core::SinkId::new("archive"), h.sinks[1].1.clone())
-        .with_environments(h.catalog.clone()),
-    );
+    let pipeline = sweeping(&h, 2, Arc::new(RecordingNotifier::default()));
     with_retention(
         &h,
         EnvironmentSettings::default().with_retention_hours(Some(30)),
@@ -137,17 +147,7 @@ async fn retention_deletes_what_is_past_its_hours_and_nothing_else() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abandoned_recordings_are_finished_with_what_arrived_or_deleted() {
     let h = harness().await;
-    let pipeline = pipe_lifecycle::Pipeline::new(
-        pipe_lifecycle::PipelineConfig::new(
-            h.catalog.clone(),
-            h.spool.clone(),
-            Arc::new(pipe_transcode::FfmpegTranscoder::new()),
-            Arc::new(RecordingNotifier::default()),
-            h.dir.path().join("work"),
-        )
-        .with_sink(pipe_core::SinkId::new("own"), h.sinks[0].1.clone())
-        .with_environments(h.catalog.clone()),
-    );
+    let pipeline = sweeping(&h, 1, Arc::new(RecordingNotifier::default()));
     with_retention(&h, EnvironmentSettings::default()).await;
     // A client that sent a whole WebM and never said it finished, and one that sent
     // nothing at all.
@@ -193,16 +193,7 @@ async fn abandoned_recordings_are_finished_with_what_arrived_or_deleted() {
 #[tokio::test]
 async fn a_backlog_goes_in_bounded_sweeps() {
     let h = harness().await;
-    let pipeline = pipe_lifecycle::Pipeline::new(
-        pipe_lifecycle::PipelineConfig::new(
-            h.catalog.clone(),
-            h.spool.clone(),
-            Arc::new(pipe_transcode::FfmpegTranscoder::new()),
-            Arc::new(RecordingNotifier::default()),
-            h.dir.path().join("work"),
-        )
-        .with_environments(h.catalog.clone()),
-    );
+    let pipeline = sweeping(&h, 0, Arc::new(RecordingNotifier::default()));
     with_retention(
         &h,
         EnvironmentSettings::default().with_retention_hours(Some(30)),
@@ -239,17 +230,7 @@ async fn personal_data_is_forgotten_once_copied_where_the_environment_says_so() 
 
     let h = harness().await;
     let notifier = Arc::new(RecordingNotifier::default());
-    let pipeline = pipe_lifecycle::Pipeline::new(
-        pipe_lifecycle::PipelineConfig::new(
-            h.catalog.clone(),
-            h.spool.clone(),
-            Arc::new(pipe_transcode::FfmpegTranscoder::new()),
-            notifier.clone(),
-            h.dir.path().join("work"),
-        )
-        .with_sink(pipe_core::SinkId::new("own"), h.sinks[0].1.clone())
-        .with_environments(h.catalog.clone()),
-    );
+    let pipeline = sweeping(&h, 1, notifier.clone());
     let mut settings = EnvironmentSettings::default();
     settings.personal_data = PersonalDataSettings::all();
     settings.personal_data.forget_after_copy = true;

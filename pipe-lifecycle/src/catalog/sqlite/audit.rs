@@ -87,14 +87,12 @@ fn record(row: &SqliteRow) -> Result<AuditRecord> {
         .map_err(|e| corrupt("audit entry's environment", e))?;
     entry.ip = get(row, "ip")?;
     entry.detail = get(row, "detail")?;
-    let mut record = AuditRecord::chained(
+    Ok(AuditRecord::stored(
         u64::try_from(seq).map_err(|e| corrupt("audit entry number", e))?,
         entry,
-        get::<String>(row, "prev")?,
-    );
-    // As stored, not as recomputed: verifying compares the two.
-    record.hash = get(row, "hash")?;
-    Ok(record)
+        get(row, "prev")?,
+        get(row, "hash")?,
+    ))
 }
 
 #[async_trait]
