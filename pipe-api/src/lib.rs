@@ -51,7 +51,8 @@
 //!
 //! Deleting a recording (`DELETE /v1/recordings/{id}`) marks it and enqueues its erasure,
 //! a durable job of the pipeline (`pipe-lifecycle`) that deletes every copy in every
-//! sink, the spool entry and the catalog rows; the recording answers 404 once it is done.
+//! sink and the spool entry, and leaves of it in the catalog only a tombstone (when and
+//! why it was deleted); the recording answers 404 once it is done, saying when and why.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

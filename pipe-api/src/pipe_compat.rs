@@ -5,8 +5,9 @@
 //!
 //! Pipe's video object holds every value as a string. Fields we hold are filled the way
 //! Pipe fills them (`length` `"5.00"`, `converted` `"1"`, `datetime` `"2016-03-21
-//! 17:39:22"` in UTC); fields we do not collect (`ipv4`, `ua`, `http_referer`,
-//! `camera_name`, `microphone_name`) are `null`, as Pipe sends a value it does not have.
+//! 17:39:22"` in UTC); the personal data fields (`ipv4`, `ua`, `http_referer`,
+//! `camera_name`, `microphone_name`) hold what the environment collects and are `null`
+//! otherwise, as Pipe sends a value it does not have.
 //! `id` is the recording's number as a string, as Pipe's video ids are (the `pipe`
 //! webhooks carry the same number), and `name` our recording id (Pipe's stream name is
 //! also the file stem). `/video/{id}` takes either.
@@ -86,11 +87,11 @@ async fn video(api: &Api, recording: &Recording) -> Result<Value, Problem> {
         "length": media.map(|m| format!("{:.2}", m.duration.as_secs_f64())),
         "datetime": created,
         "datetimeAdjusted": created,
-        "ipv4": null,
-        "ua": null,
-        "http_referer": null,
-        "camera_name": null,
-        "microphone_name": null,
+        "ipv4": recording.personal.ip,
+        "ua": recording.personal.user_agent,
+        "http_referer": recording.personal.referer,
+        "camera_name": recording.personal.camera_name,
+        "microphone_name": recording.personal.microphone_name,
         "orig_width": media.map(|m| m.width.to_string()),
         "orig_height": media.map(|m| m.height.to_string()),
         "mrt": null,

@@ -1269,7 +1269,8 @@ pub async fn jobs_filter(c: &dyn Catalog) {
 /// the erasure at once; every later change is refused; a step re-queued afterwards is
 /// never claimed again (only the erasure is); `purge_recording` refuses a
 /// recording that is not being deleted and a lease it does not hold, and with the
-/// erasure's lease removes the recording, its artifacts, copies and jobs.
+/// erasure's lease removes its artifacts, copies and jobs and leaves its tombstone, whose
+/// jobs (`video_deleted`) run while no other change is taken.
 pub async fn deletion_stops_every_step_and_purge_removes_everything(c: &dyn Catalog) {
     let id = create(c).await.id;
     let window = Window::new();

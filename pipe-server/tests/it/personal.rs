@@ -98,6 +98,25 @@ async fn personal_data_is_collected_only_where_switched_on() {
     ] {
         assert_eq!(told["data"][field], value, "{field} in {told}");
     }
+    // And in Pipe's REST API, under its names.
+    let video: Value = reqwest::Client::new()
+        .get(format!("{}/video/{id}", server_on.url()))
+        .header("X-PIPE-AUTH", &admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for (field, value) in [
+        ("ipv4", "127.0.0.1"),
+        ("ua", ua.as_str()),
+        ("http_referer", page.as_str()),
+        ("camera_name", camera.as_str()),
+        ("microphone_name", microphone.as_str()),
+    ] {
+        assert_eq!(video["videos"][0][field], value, "{field} in {video}");
+    }
     drop(server_on);
 
     // Every switch off (the default): none of them anywhere.
