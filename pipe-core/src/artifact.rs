@@ -87,6 +87,13 @@ impl ObjectKey {
         Self(format!("{id}/{name}"))
     }
 
+    /// Where a backup destination escrows the key of recording `id`
+    /// (`recording-keys/<id>`; see [`crate::RecordingKeyStore`]): one object per
+    /// recording, so an erasure deletes it alone.
+    pub fn for_recording_key(id: &RecordingId) -> Self {
+        Self(format!("recording-keys/{id}"))
+    }
+
     /// The key as text.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -9,7 +9,9 @@
 
 use std::fmt;
 
-use crate::{Error, Result};
+use async_trait::async_trait;
+
+use crate::{Error, RecordingId, Result};
 
 /// The name of a key-encryption key, stored in the clear in every object it protects.
 ///
@@ -42,6 +44,24 @@ impl KeyId {
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The prefix of the ids of [recording keys](RecordingKeyStore): `r.` and the
+    /// recording's id.
+    pub const RECORDING_PREFIX: &'static str = "r.";
+
+    /// The id of the key of `recording` (see [`RecordingKeyStore`]): `r.<recording id>`.
+    /// [`Error::Invalid`] for a recording id longer than 62 characters, which leaves no
+    /// room for the prefix (generated ids have 26).
+    pub fn for_recording(recording: &RecordingId) -> Result<Self> {
+        Self::new(format!("{}{recording}", Self::RECORDING_PREFIX))
+    }
+
+    /// The recording whose key this id names, if it names one.
+    pub fn recording(&self) -> Option<RecordingId> {
+        self.0
+            .strip_prefix(Self::RECORDING_PREFIX)
+            .and_then(|id| id.parse().ok())
     }
 }
 
@@ -100,6 +120,46 @@ pub trait KeyProvider: Send + Sync + fmt::Debug + 'static {
     fn unwrap(&self, id: &KeyId, wrapped: &[u8], context: &[u8]) -> Result<Vec<u8>>;
 }
 
+/// Where each recording's own key is kept, sealed (wrapped under a key-encryption key by
+/// the caller, opaque here): the catalog.
+///
+/// Every encrypted object of a recording (its spool entry, its files in every sink) has
+/// its data key wrapped under the recording's key, not under a key-encryption key, and the
+/// object's header names it `r.<recording id>` ([`KeyId::for_recording`]). Erasing the
+/// recording deletes its key here ([`crate::Catalog::purge_recording`]), and from then on
+/// no copy of any of its objects opens, wherever it was copied, whatever header it
+/// carries: crypto-shredding that reaches the copies no one can rewrite.
+///
+/// # Contract
+///
+/// - [`keep_recording_key`](Self::keep_recording_key) keeps the first key given for a
+///   recording and returns it to every later call (two nodes making a key at once agree on
+///   one); a recording that does not exist or was erased gets none ([`Error::NotFound`]).
+/// - [`recording_key`](Self::recording_key) returns the kept key, `None` once the
+///   recording is erased (or if it never had one).
+/// - A recording's key goes in the same transaction as the rest of its erasure.
+#[async_trait]
+pub trait RecordingKeyStore: Send + Sync + fmt::Debug + 'static {
+    /// The sealed key of `recording`, if it has one.
+    async fn recording_key(&self, recording: &RecordingId) -> Result<Option<Vec<u8>>>;
+
+    /// Keeps `sealed` as the key of `recording` unless it has one already; returns the key
+    /// kept.
+    async fn keep_recording_key(&self, recording: &RecordingId, sealed: Vec<u8>)
+    -> Result<Vec<u8>>;
+
+    /// Up to `limit` keys of recordings that are not being deleted, in the order of their
+    /// ids, after `after`: what a backup escrows.
+    async fn live_recording_keys(
+        &self,
+        after: Option<&RecordingId>,
+        limit: usize,
+    ) -> Result<Vec<(RecordingId, Vec<u8>)>>;
+
+    /// Which of `recordings` still have a key and are not being deleted.
+    async fn still_live(&self, recordings: &[RecordingId]) -> Result<Vec<RecordingId>>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,5 +177,16 @@ mod tests {
             );
         }
         assert!(KeyId::new("x".repeat(64)).is_ok());
+    }
+
+    #[test]
+    fn recording_key_ids_name_their_recording() {
+        let recording = RecordingId::generate();
+        let id = KeyId::for_recording(&recording).unwrap();
+        assert_eq!(id.as_str(), format!("r.{recording}"));
+        assert_eq!(id.recording(), Some(recording));
+        assert_eq!(KeyId::new("kek-1").unwrap().recording(), None);
+        let long: RecordingId = "x".repeat(63).parse().unwrap();
+        assert!(KeyId::for_recording(&long).is_err());
     }
 }

@@ -79,7 +79,7 @@ pub use event::{Envelope, Event, EventId, EventLinks, EventName, PipeEvent};
 pub use hosts::{HostAllowList, HostListError};
 pub use id::RecordingId;
 pub use job::{Job, JobId, JobKind, JobLease, JobRecord, JobStatus, NewJob};
-pub use keys::{KeyId, KeyProvider};
+pub use keys::{KeyId, KeyProvider, RecordingKeyStore};
 pub use media::MediaInfo;
 pub use notify::{BodyEncoding, EventFilter, Notifier, OutgoingWebhook, Signer, WireFormat};
 pub use recording::{

@@ -165,6 +165,10 @@ impl Debug for PutBody {
 pub struct PutOptions {
     /// The `Content-Type` to store where the sink keeps one.
     pub content_type: Option<String>,
+    /// The recording the object belongs to: a sink that encrypts wraps the object's data
+    /// key under that recording's key ([`crate::RecordingKeyStore`]), so erasing the
+    /// recording makes every copy of the object unreadable.
+    pub recording: Option<crate::RecordingId>,
 }
 
 impl PutOptions {
@@ -172,6 +176,13 @@ impl PutOptions {
     #[must_use]
     pub fn with_content_type(mut self, content_type: impl Into<String>) -> Self {
         self.content_type = Some(content_type.into());
+        self
+    }
+
+    /// Says that the object belongs to `recording`.
+    #[must_use]
+    pub fn for_recording(mut self, recording: crate::RecordingId) -> Self {
+        self.recording = Some(recording);
         self
     }
 }

@@ -48,9 +48,11 @@
 //!
 //! deletion ── commit: deleting + queued jobs dead + erase   (e.g. DELETE /v1/recordings/{id})
 //! erase    ── wait for the recording's running jobs; delete every artifact key in every
-//!             sink, the staged and working files, the spool entry
-//!          ── Catalog::purge_recording: its artifacts, copies, jobs and delivery log,
-//!             and all it carried; a tombstone stays + notify(video_deleted)
+//!             sink, the staged and working files, the spool entry, its escrowed key
+//!             at every backup destination (with_key_escrow)
+//!          ── Catalog::purge_recording: its artifacts, copies, jobs, delivery log and
+//!             key (every encrypted copy anywhere is unreadable from then on), and all
+//!             it carried; a tombstone stays + notify(video_deleted)
 //!
 //! sweep (every minute, Pipeline::sweep) ── per environment, in bounded batches:
 //!             deletion of recordings past retention_hours (failed ones only if

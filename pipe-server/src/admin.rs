@@ -3,10 +3,12 @@
 //! writer). This is how the first key comes to be.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use pipe_api::auth::{MintedKey, mint_key};
 use pipe_core::{
-    ApiKey, ApiKeyId, ApiKeyStore, AuditEntry, AuditLog, EnvironmentId, EnvironmentStore, Role,
+    ApiKey, ApiKeyId, ApiKeyStore, AuditEntry, AuditLog, Catalog, Change, DeletionReason,
+    EnvironmentId, EnvironmentStore, JobKind, RecordingId, RecordingKeyStore, Role, StorageSink,
     Timestamp,
 };
 use pipe_lifecycle::SqliteCatalog;
@@ -151,15 +153,57 @@ pub async fn verify_audit(
 
 /// The files of a data directory a backup holds besides the catalog: the server's
 /// secrets and its key-encryption keys. Recordings are not in it: they live in the
-/// sinks, the operator's storage.
+/// sinks, the operator's storage. Nor are their keys: those are escrowed at the backup
+/// destinations ([`pipe_storage::escrow`]), where an erasure reaches them.
 const BACKED_UP: &[&str] = &["server.secret", "webhook.secret", "keys/encryption-keys"];
+
+/// A backup destination: its name (`file-1`, `s3-2`) and its sink.
+pub type Destination = (String, Arc<dyn StorageSink>);
+
+/// Opens the backup destinations of the configuration (`PIPE_BACKUP_DESTINATIONS`).
+pub fn open_destinations(
+    destinations: &[(String, pipe_storage::sink_url::SinkUrl)],
+) -> pipe_core::Result<Vec<Destination>> {
+    destinations
+        .iter()
+        .map(|(name, url)| Ok((name.clone(), url.open(None)?)))
+        .collect()
+}
 
 /// A backup of the data directory `data_dir` (see [`pipe_storage::backup`]): a consistent
 /// snapshot of the catalog taken while the server runs, the secrets and the
-/// key-encryption keys, encrypted under `passphrase`. Audited.
-pub async fn backup(data_dir: &Path, passphrase: &str) -> pipe_core::Result<Vec<u8>> {
+/// key-encryption keys, encrypted under `passphrase`; the recording keys are escrowed at
+/// every one of `destinations` first (refused without one when there are recording
+/// keys). Audited.
+pub async fn backup(
+    data_dir: &Path,
+    passphrase: &str,
+    destinations: &[Destination],
+) -> pipe_core::Result<Vec<u8>> {
     let catalog = open(data_dir).await?;
-    let made = backup_with(&catalog, data_dir, passphrase).await;
+    let made = async {
+        let made = backup_with(&catalog, data_dir, passphrase).await?;
+        let has_keys = !catalog.live_recording_keys(None, 1).await?.is_empty();
+        if has_keys && destinations.is_empty() {
+            return Err(pipe_core::Error::invalid(
+                "backup",
+                "recordings have keys of their own, which a backup keeps apart, at the backup \
+                 destinations: set PIPE_BACKUP_DESTINATIONS (the same as the server's)",
+            ));
+        }
+        for (name, sink) in destinations {
+            pipe_storage::escrow::escrow_keys(&catalog, sink)
+                .await
+                .map_err(|e| {
+                    pipe_core::Error::temporary(
+                        "backup",
+                        format!("escrowing the recording keys at {name}: {e}"),
+                    )
+                })?;
+        }
+        Ok(made)
+    }
+    .await;
     let outcome = match &made {
         Ok((sealed, files)) => AuditEntry::new("cli", "backup.made", "", "ok")
             .with_detail(format!("{files} files, {} bytes", sealed.len())),
@@ -198,9 +242,16 @@ pub(crate) async fn backup_with(
     Ok((sealed, files.len()))
 }
 
-/// Rebuilds the data directory `data_dir` from `backup`, opened with `passphrase`.
-/// Refused if `data_dir` holds a catalog: a restore never overwrites a server's state.
-pub async fn restore(data_dir: &Path, backup: &[u8], passphrase: &str) -> pipe_core::Result<()> {
+/// Rebuilds the data directory `data_dir` from `backup`, opened with `passphrase`, and
+/// takes the recording keys back from escrow at `destinations` (see
+/// [`recover_recording_keys`]). Refused if `data_dir` holds a catalog: a restore never
+/// overwrites a server's state.
+pub async fn restore(
+    data_dir: &Path,
+    backup: &[u8],
+    passphrase: &str,
+    destinations: &[Destination],
+) -> pipe_core::Result<KeyRecovery> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 
     if data_dir.join("catalog.sqlite").exists() {
@@ -251,6 +302,91 @@ pub async fn restore(data_dir: &Path, backup: &[u8], passphrase: &str) -> pipe_c
             )),
         )
         .await?;
+    let recovery = recover_recording_keys(&catalog, destinations).await;
     catalog.close().await;
-    Ok(())
+    recovery
+}
+
+/// What [`recover_recording_keys`] did.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct KeyRecovery {
+    /// Recordings whose key came back from escrow.
+    pub recovered: u64,
+    /// Recordings whose key is at no destination: erased after the backup was made. They
+    /// are deleted again (their files are unreadable, and their erasure finishes: sinks,
+    /// tombstone, `video_deleted`).
+    pub erased: Vec<RecordingId>,
+    /// Recordings still waiting for their key, for want of a destination to look at.
+    pub waiting: usize,
+}
+
+/// Takes back from escrow at `destinations` the keys of the recordings of `catalog`
+/// that have none (a catalog restored from a backup, which holds no key). A recording
+/// whose key is at no destination was erased after the backup: it is deleted again.
+/// If keys are missing and no destination ever escrowed any, nothing is deleted and the
+/// call fails: those are likely not the destinations the backups were made to.
+pub async fn recover_recording_keys(
+    catalog: &SqliteCatalog,
+    destinations: &[Destination],
+) -> pipe_core::Result<KeyRecovery> {
+    let waiting = catalog.recordings_without_keys().await?;
+    if waiting.is_empty() {
+        return Ok(KeyRecovery::default());
+    }
+    if destinations.is_empty() {
+        return Ok(KeyRecovery {
+            waiting: waiting.len(),
+            ..KeyRecovery::default()
+        });
+    }
+    let sinks = destinations
+        .iter()
+        .map(|(_, sink)| Arc::clone(sink))
+        .collect::<Vec<_>>();
+    let found = pipe_storage::escrow::recover_keys(catalog, &waiting, &sinks).await?;
+    if !found.missing.is_empty() && !found.escrowed_here {
+        return Err(pipe_core::Error::invalid(
+            "recording keys",
+            format!(
+                "{} of the {} keys this catalog needs are missing, and no key was ever \
+                 escrowed at {}: are these the destinations its backups were made to? \
+                 Nothing was deleted",
+                found.missing.len(),
+                waiting.len(),
+                destinations
+                    .iter()
+                    .map(|(name, _)| name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    for id in &found.missing {
+        let change = Change::new(id.clone())
+            .delete(DeletionReason::Request)
+            .enqueue(JobKind::Erase {
+                recording: id.clone(),
+            });
+        match catalog.commit(change).await {
+            Ok(_) => {}
+            // Being deleted already.
+            Err(e) if e.is_precondition() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    catalog
+        .append_audit(
+            AuditEntry::new("system", "recording_keys.recovered", "", "ok").with_detail(format!(
+                "{} keys back from escrow; {} recordings erased after the backup, deleted again",
+                found.keys,
+                found.missing.len()
+            )),
+        )
+        .await?;
+    Ok(KeyRecovery {
+        recovered: found.keys,
+        erased: found.missing,
+        waiting: 0,
+    })
 }

@@ -4,7 +4,9 @@
 //! `sftp://…`, …) as `pipe-backup-<UTC time>.pipebackup`. Each outcome is an audit entry
 //! (`backup.made`, the destination's name, `ok` or the error) and a metric:
 //! `pipe_backups_total{destination, outcome}` and
-//! `pipe_backup_last_success_timestamp_seconds{destination}`.
+//! `pipe_backup_last_success_timestamp_seconds{destination}`. Before each backup, the
+//! keys of the live recordings are escrowed at the destination
+//! ([`pipe_storage::escrow`]): a backup holds none.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -61,6 +63,27 @@ pub(crate) async fn keeper(
         };
         let sealed = bytes::Bytes::from(sealed);
         for (name, sink) in &schedule.destinations {
+            // The recording keys first: a backup at a destination without them could not
+            // read a recording back.
+            match pipe_storage::escrow::escrow_keys(catalog.as_ref(), sink).await {
+                Ok(escrowed) => tracing::debug!(
+                    destination = %name,
+                    keys = escrowed.keys,
+                    put = escrowed.put,
+                    withdrawn = escrowed.withdrawn,
+                    "recording keys escrowed"
+                ),
+                Err(e) => {
+                    tracing::error!(destination = %name, error = %e, "could not escrow the recording keys");
+                    outcome(
+                        &catalog,
+                        name,
+                        Err(&format!("escrowing the recording keys: {e}")),
+                    )
+                    .await;
+                    continue;
+                }
+            }
             let put = sink
                 .put(
                     &key,

@@ -162,6 +162,32 @@ pub async fn serve(
         tracing::info!(jobs = released, "taking over jobs cut off by the last stop");
     }
     let sqlite = Arc::new(sqlite);
+    // Each recording's files are encrypted under a key of its own, kept in the catalog
+    // and escrowed at the backup destinations: erasing the recording deletes both, and no
+    // copy of its files opens any more.
+    let crypt = crypt.map(|crypt| crypt.with_recording_keys(sqlite.clone()));
+    let escrow = match &config.backups {
+        Some(backups) => {
+            admin::open_destinations(&backups.destinations).map_err(part("backups"))?
+        }
+        None => Vec::new(),
+    };
+    // A catalog restored from a backup takes its recordings' keys back from escrow.
+    match admin::recover_recording_keys(&sqlite, &escrow).await {
+        Ok(done) if done.waiting > 0 => tracing::warn!(
+            recordings = done.waiting,
+            "recordings wait for their keys, which backups escrow at their destinations: \
+             set PIPE_BACKUP_DESTINATIONS to where this catalog's backups were made; until \
+             then their files cannot be read"
+        ),
+        Ok(done) if done.recovered > 0 || !done.erased.is_empty() => tracing::info!(
+            recovered = done.recovered,
+            erased_since = done.erased.len(),
+            "recording keys taken back from the backup destinations"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "recording keys could not be taken back from escrow"),
+    }
     let catalog: Arc<dyn Catalog> = sqlite.clone();
     let environments: Arc<dyn EnvironmentStore> = sqlite.clone();
     let endpoints: Arc<dyn EndpointStore> = sqlite.clone();
@@ -254,6 +280,7 @@ pub async fn serve(
     if let Some(staging) = staging {
         pipeline = pipeline.with_staging(staging);
     }
+    pipeline = pipeline.with_key_escrow(escrow.iter().map(|(_, sink)| Arc::clone(sink)).collect());
     let pipeline = Arc::new(Pipeline::new(pipeline));
     let ingest = Ingest::new(
         catalog,
@@ -329,10 +356,7 @@ pub async fn serve(
     let workers = tokio::spawn(Arc::clone(&pipeline).run(wait_for(stopped.clone())));
     tokio::spawn(audit_keeper(audit, config.audit_retention, stopped.clone()));
     if let Some(backups) = &config.backups {
-        let mut destinations = Vec::with_capacity(backups.destinations.len());
-        for (name, url) in &backups.destinations {
-            destinations.push((name.clone(), url.open(None).map_err(part("backups"))?));
-        }
+        let destinations = escrow;
         tracing::info!(
             destinations = ?backups.destinations.iter().map(|(n, _)| n).collect::<Vec<_>>(),
             every_secs = backups.every.as_secs(),

@@ -121,9 +121,14 @@ fn backup(config: &Config, passphrase_from: &str, action: BackupAction<'_>) -> E
     let runtime = tokio::runtime::Runtime::new().expect("a Tokio runtime starts");
     let data = &config.data_dir;
     let done = runtime.block_on(async {
+        // Where the recording keys are escrowed: the scheduled backups' destinations.
+        let destinations = match &config.backups {
+            Some(backups) => pipe_server::admin::open_destinations(&backups.destinations)?,
+            None => Vec::new(),
+        };
         match action {
             BackupAction::To(to) => {
-                let sealed = pipe_server::admin::backup(data, &passphrase).await?;
+                let sealed = pipe_server::admin::backup(data, &passphrase, &destinations).await?;
                 let mut file = std::fs::OpenOptions::new()
                     .write(true)
                     .create_new(true)
@@ -139,8 +144,25 @@ fn backup(config: &Config, passphrase_from: &str, action: BackupAction<'_>) -> E
             }
             BackupAction::From(from) => {
                 let backup = std::fs::read(from)?;
-                pipe_server::admin::restore(data, &backup, &passphrase).await?;
+                let keys =
+                    pipe_server::admin::restore(data, &backup, &passphrase, &destinations).await?;
                 eprintln!("restored {} from {}", data.display(), from.display());
+                if keys.recovered > 0 || !keys.erased.is_empty() {
+                    eprintln!(
+                        "{} recording keys taken back from escrow; {} recordings erased after \
+                         this backup was made stay erased (their deletion runs again at the \
+                         next start)",
+                        keys.recovered,
+                        keys.erased.len()
+                    );
+                }
+                if keys.waiting > 0 {
+                    eprintln!(
+                        "{} recordings wait for their keys: set PIPE_BACKUP_DESTINATIONS to \
+                         where the backups were made; the server takes them back at its start",
+                        keys.waiting
+                    );
+                }
             }
         }
         Ok::<_, pipe_core::Error>(())

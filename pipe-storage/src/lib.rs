@@ -15,8 +15,12 @@
 //!
 //! [`crypt`] is encryption at rest: AES-256-GCM in fixed segments with STREAM nonces, a
 //! random data key per object wrapped by a key-encryption key ([`LocalKeyProvider`], or
-//! any [`pipe_core::KeyProvider`]), rotation, re-wrapping and shredding. The format is
-//! specified in `ENCRYPTION.md` beside this crate's manifest.
+//! any [`pipe_core::KeyProvider`]), rotation, re-wrapping and shredding. With
+//! [`Crypt::with_recording_keys`], each recording's objects are under a key of its own,
+//! kept in the catalog ([`pipe_core::RecordingKeyStore`]), so erasing the recording
+//! shreds every copy of them; [`escrow`] keeps those keys apart from backups, where an
+//! erasure reaches them. The format is specified in `ENCRYPTION.md` beside this crate's
+//! manifest.
 //!
 //! ## Example
 //!
@@ -119,6 +123,7 @@ pub mod crypt;
     feature = "sink-gcs"
 ))]
 mod directory;
+pub mod escrow;
 mod io;
 mod sink;
 mod spool;
@@ -152,5 +157,5 @@ pub use spool::LocalSpool;
 pub use {directory::EnvironmentSinks, sink::url as sink_url};
 
 pub use crypt::{
-    AppendReader, AppendWriter, Crypt, LocalKeyProvider, StreamDecryptor, StreamEncryptor,
+    AppendReader, AppendWriter, Crypt, Keyring, LocalKeyProvider, StreamDecryptor, StreamEncryptor,
 };

@@ -28,7 +28,7 @@ use crate::{
     Recording, RecordingCursor, RecordingId, RecordingState, SinkId, Timestamp,
 };
 
-const LEASE: Duration = Duration::from_secs(60);
+pub(super) const LEASE: Duration = Duration::from_secs(60);
 
 /// Runs every function of this suite, one after another.
 pub async fn run_all(c: &dyn Catalog) {
@@ -1945,10 +1945,10 @@ pub async fn a_lane_runs_one_job_at_a_time_and_a_waiting_job_holds_nothing(c: &d
 
 /// A random instant between 2001 and 2020 that a function claims "as of", far from now
 /// and (with overwhelming likelihood) from the window of every other function.
-struct Window(Timestamp);
+pub(super) struct Window(Timestamp);
 
 impl Window {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         let mut bytes = [0u8; 8];
         getrandom::fill(&mut bytes).expect("the operating system's random source failed");
         // 600 billion ms is ~19 years; windows are spaced by at least a day.
@@ -1958,7 +1958,7 @@ impl Window {
         Self(Timestamp::from_millis(1_000_000_000_000 + slot * 2 * DAY))
     }
 
-    fn at(&self, offset_ms: i64) -> Timestamp {
+    pub(super) fn at(&self, offset_ms: i64) -> Timestamp {
         Timestamp::from_millis(self.0.as_millis() + offset_ms)
     }
 }
@@ -2094,7 +2094,7 @@ fn assert_in_order(recordings: &[Recording], what: &str) {
 }
 
 /// Claims at `at` and expects a job of `id`.
-async fn claim_own(c: &dyn Catalog, id: &RecordingId, at: Timestamp) -> Job {
+pub(super) async fn claim_own(c: &dyn Catalog, id: &RecordingId, at: Timestamp) -> Job {
     let job = c
         .claim_job(ClaimOptions::default().with_lease(LEASE).at(at))
         .await

@@ -17,6 +17,7 @@ pub mod audit;
 pub mod catalog;
 pub mod endpoints;
 pub mod environments;
+pub mod recording_keys;
 pub mod sink;
 pub mod spool;
 

@@ -47,6 +47,7 @@ pub struct PipelineConfig {
     pub(super) staging: Option<Arc<dyn StorageSink>>,
     pub(super) environments: Option<Arc<dyn EnvironmentStore>>,
     pub(super) sweep_interval: Duration,
+    pub(super) key_escrow: Vec<Arc<dyn StorageSink>>,
 }
 
 impl PipelineConfig {
@@ -81,6 +82,7 @@ impl PipelineConfig {
             staging: None,
             environments: None,
             sweep_interval: Duration::from_secs(60),
+            key_escrow: Vec::new(),
         }
     }
 
@@ -216,6 +218,16 @@ impl PipelineConfig {
     #[must_use]
     pub fn with_staging(mut self, staging: Arc<dyn StorageSink>) -> Self {
         self.staging = Some(staging);
+        self
+    }
+
+    /// Sinks that hold escrowed recording keys (backup destinations, under
+    /// [`ObjectKey::for_recording_key`](pipe_core::ObjectKey::for_recording_key)): an
+    /// erasure deletes the recording's key from each of them, so a backup restored later
+    /// cannot open the recording's files.
+    #[must_use]
+    pub fn with_key_escrow(mut self, sinks: Vec<Arc<dyn StorageSink>>) -> Self {
+        self.key_escrow = sinks;
         self
     }
 }

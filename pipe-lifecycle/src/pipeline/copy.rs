@@ -145,7 +145,9 @@ impl Pipeline {
         artifact: &Artifact,
         body: PutBody,
     ) -> Result<()> {
-        let options = PutOptions::default().with_content_type(artifact.content_type.clone());
+        let options = PutOptions::default()
+            .with_content_type(artifact.content_type.clone())
+            .for_recording(artifact.recording.clone());
         let receipt = sink.put(key, body, options).await?;
         if receipt.size != artifact.size || receipt.sha256 != artifact.sha256 {
             return Err(Error::Integrity {

@@ -15,8 +15,10 @@ impl Pipeline {
     /// deletion dead-lettered the queued ones, and the catalog refuses every other
     /// change), then deletes every artifact's key in every sink (the keys are
     /// deterministic, so a copy whose commit was refused is found too), the staged and
-    /// working files and the spool entry, and purges the recording from the catalog,
-    /// which keeps its tombstone and tells `video_deleted` (in the same transaction).
+    /// working files, the spool entry and the recording's escrowed key, and purges the
+    /// recording from the catalog, which deletes its key (so no copy of its encrypted
+    /// files opens any more, wherever it is), keeps its tombstone and tells
+    /// `video_deleted` (in the same transaction).
     /// Every step is idempotent: a run cut off anywhere is finished by the next.
     pub(super) async fn erase(&self, job: &Job, id: &RecordingId) -> Result<()> {
         let catalog = &self.config.catalog;
@@ -74,6 +76,16 @@ impl Pipeline {
             Ok(()) => {}
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e),
+        }
+        // Before the purge: a backup that escrows keys meanwhile checks afterwards whether
+        // the recording is being deleted, and deletes what it put (pipe-server's backups).
+        let escrowed = ObjectKey::for_recording_key(id);
+        for sink in &self.config.key_escrow {
+            match sink.delete(&escrowed).await {
+                Ok(()) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e),
+            }
         }
         let requested = recording.deleting.unwrap_or(recording.updated);
         let reason = recording.deletion_reason.unwrap_or(DeletionReason::Request);

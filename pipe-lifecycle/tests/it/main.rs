@@ -8,5 +8,6 @@ mod endpoints;
 mod environments;
 mod outage;
 mod pipeline;
+mod recording_keys;
 mod retention;
 mod util;

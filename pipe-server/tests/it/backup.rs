@@ -1,7 +1,9 @@
 //! The backup drill: record (to a customer's bucket only: "do not store"), back up while
-//! the server runs, wipe the data directory, restore, and the recording downloads
-//! byte-identical through a fresh link. The backup's file holds no plaintext secret, and a
-//! restore never overwrites a data directory that holds a catalog.
+//! the server runs, wipe the data directory, restore (the recording's key taken back from
+//! escrow), and the recording downloads byte-identical through a fresh link. The backup's
+//! file holds no plaintext secret and no recording key, and a restore never overwrites a
+//! data directory that holds a catalog. (That a restored key opens the recording's
+//! encrypted files is shown in `erasure.rs`.)
 
 use std::path::Path;
 
@@ -13,15 +15,23 @@ use crate::api::{create_key, get, mp4_url, until_copied};
 use crate::stream::{stream_recording, webm};
 use crate::util::PipeServer;
 
-const PASSPHRASE: &str = "a drill passphrase, long enough";
+pub(crate) const PASSPHRASE: &str = "a drill passphrase, long enough";
 
-/// `pipe backup --to` or `pipe restore --from` (`verb`, `flag`) on `data`.
-async fn pipe(verb: &str, flag: &str, file: &Path, data: &Path) -> (bool, String) {
+/// `pipe backup --to` or `pipe restore --from` (`verb`, `flag`) on `data`, with the
+/// recording keys escrowed at `escrow` (a `PIPE_BACKUP_DESTINATIONS` list).
+pub(crate) async fn pipe(
+    verb: &str,
+    flag: &str,
+    file: &Path,
+    data: &Path,
+    escrow: &str,
+) -> (bool, String) {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_pipe"))
         .args([verb, flag])
         .arg(file)
         .env("PIPE_DATA_DIR", data)
         .env("PIPE_BACKUP_PASSPHRASE", PASSPHRASE)
+        .env("PIPE_BACKUP_DESTINATIONS", escrow)
         .output()
         .await
         .unwrap();
@@ -31,12 +41,24 @@ async fn pipe(verb: &str, flag: &str, file: &Path, data: &Path) -> (bool, String
     )
 }
 
+/// The server's settings for scheduled backups to `escrow` (none due during a test).
+pub(crate) fn escrow_env(escrow: &str) -> [(&'static str, &str); 2] {
+    [
+        ("PIPE_BACKUP_DESTINATIONS", escrow),
+        ("PIPE_BACKUP_PASSPHRASE", PASSPHRASE),
+    ]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wiped_data_directory_is_restored_from_a_backup_and_serves_the_recording() {
     let dir = tempfile::tempdir().unwrap();
     let s3 = S3TestServer::start();
     let sinks = crate::util::s3_url(&s3, "drill");
-    let env = [("PIPE_SINKS", sinks.as_str()), crate::util::s3_env()];
+    let escrow_dir = dir.path().join("escrow");
+    std::fs::create_dir_all(&escrow_dir).unwrap();
+    let escrow = format!("file://{}", escrow_dir.display());
+    let [a, b] = escrow_env(&escrow);
+    let env = [("PIPE_SINKS", sinks.as_str()), crate::util::s3_env(), a, b];
     let mut server = PipeServer::start(dir.path(), &env).await;
     let key = create_key(&server, &["--role", "admin"]).await;
     let base = server.url();
@@ -70,9 +92,24 @@ async fn a_wiped_data_directory_is_restored_from_a_backup_and_serves_the_recordi
 
     // Backed up while the server runs.
     let backup = dir.path().join("drill.pipebackup");
-    let (ok, said) = pipe("backup", "--to", &backup, &server.data_dir).await;
+    let (ok, said) = pipe("backup", "--to", &backup, &server.data_dir, &escrow).await;
     assert!(ok, "pipe backup failed: {said}");
     let sealed = std::fs::read(&backup).unwrap();
+    // The recording's key is escrowed, not in the backup.
+    let escrowed = std::fs::read(escrow_dir.join("recording-keys").join(&id))
+        .expect("the recording's key is escrowed");
+    let opened = pipe_storage::backup::open(&sealed, PASSPHRASE).unwrap();
+    let catalog = opened
+        .iter()
+        .find(|f| f.name == "catalog.sqlite")
+        .expect("the backup holds the catalog");
+    assert!(
+        !catalog
+            .bytes
+            .windows(escrowed.len())
+            .any(|w| w == escrowed.as_slice()),
+        "the backup's catalog holds the recording's key"
+    );
     for secret in ["server.secret", "webhook.secret", "keys/encryption-keys"] {
         let Ok(text) = std::fs::read_to_string(server.data_dir.join(secret)) else {
             assert_ne!(secret, "keys/encryption-keys", "no key file to back up");
@@ -93,14 +130,15 @@ async fn a_wiped_data_directory_is_restored_from_a_backup_and_serves_the_recordi
     );
 
     // A restore does not overwrite a live data directory.
-    let (ok, said) = pipe("restore", "--from", &backup, &server.data_dir).await;
+    let (ok, said) = pipe("restore", "--from", &backup, &server.data_dir, &escrow).await;
     assert!(!ok && said.contains("already holds a catalog"), "{said}");
 
     // Wiped, restored, and serving the recording again.
     server.kill().await;
     std::fs::remove_dir_all(&server.data_dir).unwrap();
-    let (ok, said) = pipe("restore", "--from", &backup, &server.data_dir).await;
+    let (ok, said) = pipe("restore", "--from", &backup, &server.data_dir, &escrow).await;
     assert!(ok, "pipe restore failed: {said}");
+    assert!(said.contains("1 recording keys taken back"), "{said}");
     server.restart().await;
     let (status, recording) = get(&format!("{base}/v1/recordings/{id}"), &key).await;
     assert_eq!(status, StatusCode::OK, "{recording}");

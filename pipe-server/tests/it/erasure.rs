@@ -3,16 +3,39 @@
 //! (-9) in the middle of the erasure. After the restart the erasure completes: the API
 //! answers 404 saying when and why, the audit log holds it, and no file under the data
 //! directory and no object in the bucket holds any 64-byte run of its MP4, original or
-//! snapshot.
+//! snapshot. A backup made before the deletion, restored after it, cannot decrypt a copy
+//! of the recording's encrypted MP4 kept aside (as a write-only sink or a bucket's own
+//! backup would keep it); restored before the deletion, it can.
 
 use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use pipe_storage::testing::S3TestServer;
 use reqwest::StatusCode;
 
 use crate::api::{create_key, get, until_copied};
+use crate::backup::{escrow_env, pipe};
 use crate::util::{Driver, PipeServer, eventually, files_under};
+
+/// Decrypts `object` with the keys and catalog of the data directory `data`.
+async fn open_with(data: &Path, object: Vec<u8>) -> pipe_core::Result<Vec<u8>> {
+    use pipe_storage::crypt::{Crypt, LocalKeyProvider};
+
+    let catalog = Arc::new(
+        pipe_lifecycle::SqliteCatalog::open(data.join("catalog.sqlite"))
+            .await
+            .unwrap(),
+    );
+    let keks = LocalKeyProvider::open_or_create(data.join("keys")).unwrap();
+    let crypt = Crypt::new(Arc::new(keks)).with_recording_keys(catalog.clone());
+    let opened = tokio::task::spawn_blocking(move || crypt.decrypt(&object))
+        .await
+        .unwrap();
+    catalog.close().await;
+    opened
+}
 
 /// The length of the runs looked for.
 const RUN: usize = 64;
@@ -73,7 +96,11 @@ async fn an_erasure_cut_off_by_kill_9_completes_and_leaves_no_run_of_the_recordi
     let dir = tempfile::tempdir().unwrap();
     let mut s3 = S3TestServer::start();
     let sinks = crate::util::s3_url(&s3, "pipe");
-    let env = [("PIPE_SINKS", sinks.as_str()), crate::util::s3_env()];
+    let restores = tempfile::tempdir().unwrap();
+    let escrow = format!("file://{}", restores.path().join("escrow").display());
+    std::fs::create_dir_all(restores.path().join("escrow")).unwrap();
+    let [a, b] = escrow_env(&escrow);
+    let env = [("PIPE_SINKS", sinks.as_str()), crate::util::s3_env(), a, b];
     let mut server = PipeServer::start(dir.path(), &env).await;
     let key = create_key(&server, &["--role", "admin"]).await;
     let base = server.url();
@@ -104,6 +131,29 @@ async fn an_erasure_cut_off_by_kill_9_completes_and_leaves_no_run_of_the_recordi
     assert!(
         in_bucket >= 3,
         "the scan found {in_bucket} of the 3 files in the bucket"
+    );
+
+    // A copy of the encrypted MP4 that no erasure can reach, and a backup made now.
+    let mp4 = &contents.iter().find(|(kind, _)| kind == "mp4").unwrap().1;
+    let kept = std::fs::read(
+        server
+            .data_dir
+            .join("storage")
+            .join(&id)
+            .join(format!("{id}.mp4")),
+    )
+    .expect("our storage's encrypted MP4");
+    let old = restores.path().join("old.pipebackup");
+    let (ok, said) = pipe("backup", "--to", &old, &server.data_dir, &escrow).await;
+    assert!(ok, "pipe backup failed: {said}");
+    // Restored before the deletion, the backup opens the copy.
+    let before = restores.path().join("before");
+    let (ok, said) = pipe("restore", "--from", &old, &before, &escrow).await;
+    assert!(ok, "pipe restore failed: {said}");
+    assert_eq!(
+        &open_with(&before, kept.clone()).await.unwrap(),
+        mp4,
+        "the backup restored before the deletion does not open the copy"
     );
 
     // Deleted while the bucket is down: the erasure cannot finish, and is cut off by -9.
@@ -146,6 +196,22 @@ async fn an_erasure_cut_off_by_kill_9_completes_and_leaves_no_run_of_the_recordi
         audit["entries"].as_array().map(Vec::len),
         Some(1),
         "the erasure is not audited once: {audit}"
+    );
+
+    // Restored after the deletion, the same backup opens nothing of the recording: its
+    // key is gone from the catalog and from escrow.
+    let after = restores.path().join("after");
+    let (ok, said) = pipe("restore", "--from", &old, &after, &escrow).await;
+    assert!(ok, "pipe restore failed: {said}");
+    assert!(
+        said.contains("1 recordings erased after this backup"),
+        "{said}"
+    );
+    let opened = open_with(&after, kept).await;
+    assert!(
+        matches!(opened, Err(ref e) if e.is_not_found()),
+        "a backup restored after the erasure opened the recording's copy: {:?}",
+        opened.map(|p| p.len())
     );
 
     for root in [server.data_dir.as_path(), s3.root()] {

@@ -248,8 +248,21 @@ impl Header {
 
     /// The same header with the data key re-wrapped under `provider`'s current key: the
     /// new header has the same length, so it overwrites the old one in place and no segment
-    /// changes. [`Error::Invalid`] if the new key id and wrapped key do not fit.
+    /// changes. [`Error::Invalid`] if the new key id and wrapped key do not fit, or if
+    /// the object's data key is under a recording key and `provider`'s current key is
+    /// another: that would take the object out of reach of the recording's erasure (a
+    /// recording key is rotated by sealing it again, not by re-wrapping its objects).
     pub fn rewrap(&self, provider: &dyn KeyProvider) -> Result<Self> {
+        if self.key_id.recording().is_some() && provider.current()? != self.key_id {
+            return Err(Error::invalid(
+                "rewrap",
+                format!(
+                    "the data key is under the recording key {}; re-wrapping it under another \
+                     key would take the object out of reach of the recording's erasure",
+                    self.key_id
+                ),
+            ));
+        }
         let data_key = self.open(provider)?;
         Self::create_with(
             provider,

@@ -53,13 +53,14 @@ mod header;
 mod keys;
 mod layout;
 mod random;
+mod recording;
 mod segment;
 mod stream;
 
 use std::fmt;
 use std::sync::Arc;
 
-use pipe_core::{KeyProvider, Result};
+use pipe_core::{KeyProvider, RecordingId, RecordingKeyStore, Result};
 
 pub use append::{AppendReader, AppendWriter, ByteStore};
 pub use cipher::{CipherBackend, default_backend};
@@ -70,6 +71,7 @@ pub use header::{
 pub use keys::{KEY_FILE, KEYS_ENV, LocalKeyProvider};
 pub use layout::{SegmentRange, StreamLayout, decrypt_segments};
 pub(crate) use random::fill as random_fill;
+pub use recording::{Keyring, RecordingKey};
 pub use segment::{MAX_COUNTER, SegmentCipher, stream_nonce};
 pub use stream::{StreamDecryptor, StreamEncryptor};
 
@@ -78,6 +80,8 @@ pub use stream::{StreamDecryptor, StreamEncryptor};
 #[derive(Clone)]
 pub struct Crypt {
     provider: Arc<dyn KeyProvider>,
+    /// Recording keys, when kept ([`Crypt::with_recording_keys`]).
+    keyring: Option<Arc<Keyring>>,
     backend: Arc<dyn CipherBackend>,
     segment_size: u32,
     header_len: u16,
@@ -89,6 +93,7 @@ impl Crypt {
     pub fn new(provider: Arc<dyn KeyProvider>) -> Self {
         Self {
             provider,
+            keyring: None,
             backend: default_backend(),
             segment_size: DEFAULT_SEGMENT_SIZE,
             header_len: DEFAULT_HEADER_LEN,
@@ -98,7 +103,49 @@ impl Crypt {
     /// The key-encryption keys data keys are wrapped under (to seal other secrets under
     /// the same keys, such as a catalog's webhook secrets).
     pub fn key_provider(&self) -> &Arc<dyn KeyProvider> {
-        &self.provider
+        match &self.keyring {
+            Some(keyring) => keyring.kek(),
+            None => &self.provider,
+        }
+    }
+
+    /// Gives each recording a key of its own, kept in `store` sealed under this crypt's
+    /// key-encryption keys: objects made through [`for_recording`](Self::for_recording)
+    /// have their data keys wrapped under it, and this crypt (and every one made from it)
+    /// opens them while the store keeps the key. Erasing the recording from the store
+    /// makes all of them unreadable, wherever they were copied (`ENCRYPTION.md`,
+    /// "Recording keys"). Objects of no recording are still wrapped under the
+    /// key-encryption keys.
+    #[must_use]
+    pub fn with_recording_keys(mut self, store: Arc<dyn RecordingKeyStore>) -> Self {
+        let kek = match &self.keyring {
+            Some(keyring) => Arc::clone(keyring.kek()),
+            None => Arc::clone(&self.provider),
+        };
+        let keyring = Arc::new(Keyring::new(kek, store));
+        self.provider = Arc::new(recording::KeyringProvider(Arc::clone(&keyring)));
+        self.keyring = Some(keyring);
+        self
+    }
+
+    /// The recording keys, if this crypt keeps them.
+    pub fn keyring(&self) -> Option<&Arc<Keyring>> {
+        self.keyring.as_ref()
+    }
+
+    /// This crypt, wrapping the data keys of new objects under the key of `recording`
+    /// (made and kept on first use). Without recording keys, this crypt as it is.
+    /// [`pipe_core::Error::NotFound`] if the store has no such recording, or it was
+    /// erased.
+    pub async fn for_recording(&self, recording: &RecordingId) -> Result<Crypt> {
+        let Some(keyring) = &self.keyring else {
+            return Ok(self.clone());
+        };
+        let key = keyring.key_for(recording).await?;
+        Ok(Self {
+            provider: Arc::new(key),
+            ..self.clone()
+        })
     }
 
     /// Uses `backend` for AES-256-GCM.

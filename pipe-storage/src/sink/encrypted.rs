@@ -26,6 +26,10 @@ const WINDOW_SEGMENTS: u64 = 16;
 /// with the object's wrapped data key, then AES-256-GCM segments) and decrypts on `get`,
 /// fetching only the segments a range needs.
 ///
+/// With [recording keys](Crypt::with_recording_keys), an object put with
+/// [`PutOptions::for_recording`] has its data key wrapped under that recording's key, so
+/// erasing the recording shreds it, and every copy of it, without touching it.
+///
 /// To the caller it is the sink under it with plaintext in and out: sizes, ranges and
 /// the receipt's SHA-256 are those of the plaintext, so it passes the `StorageSink`
 /// conformance suite like any sink. The sink under it only ever sees ciphertext.
@@ -154,8 +158,13 @@ impl StorageSink for EncryptedSink {
     }
 
     async fn put(&self, key: &ObjectKey, body: PutBody, options: PutOptions) -> Result<PutReceipt> {
+        // An object of a recording has its data key wrapped under the recording's key.
+        let crypt = match &options.recording {
+            Some(recording) => self.crypt.for_recording(recording).await?,
+            None => self.crypt.clone(),
+        };
         let (header, data_key) =
-            with_keys(&self.crypt, |crypt| crypt.new_header(Layout::Stream)).await?;
+            with_keys(&crypt, |crypt| crypt.new_header(Layout::Stream)).await?;
         let size = StreamLayout::of(&header).ciphertext_len(body.size)?;
         let encryptor = StreamEncryptor::new(self.crypt.backend().as_ref(), &header, &data_key)?;
         let seen = Arc::new(Mutex::new(Seen::default()));

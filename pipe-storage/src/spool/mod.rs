@@ -218,7 +218,13 @@ impl LocalSpool {
 #[async_trait]
 impl Spool for LocalSpool {
     async fn create(&self, id: &RecordingId) -> Result<SpoolEntry> {
-        self.with_locked_entry(id, move |entry| {
+        // A new entry's data key is wrapped under the recording's key, if there are any.
+        let crypt = match &self.inner.crypt {
+            Some(crypt) => Some(crypt.for_recording(id).await?),
+            None => None,
+        };
+        self.with_locked_entry(id, move |mut entry| {
+            entry.crypt = crypt;
             if entry.form()?.is_some() {
                 return entry.stat();
             }

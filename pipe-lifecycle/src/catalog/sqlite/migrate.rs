@@ -80,6 +80,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "personal data",
         include_str!("../../../migrations/0013_personal_data.sql"),
     ),
+    (
+        14,
+        "recording keys",
+        include_str!("../../../migrations/0014_recording_keys.sql"),
+    ),
 ];
 
 /// The migrations compiled into this binary, as a [`MigrationSource`].

@@ -9,6 +9,7 @@ mod error;
 mod keys;
 mod list;
 mod migrate;
+mod recording_keys;
 mod rows;
 mod sealed;
 mod writer;
@@ -94,6 +95,9 @@ impl SqliteCatalog {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
+            // Deleted rows (an erased recording's personal data and key) are overwritten,
+            // not left in free pages.
+            .pragma("secure_delete", "ON")
             .busy_timeout(BUSY_TIMEOUT);
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
@@ -143,16 +147,33 @@ impl SqliteCatalog {
 
     /// Writes a consistent copy of the whole catalog to `to` (which must not exist), while
     /// the catalog is in use: SQLite's `VACUUM INTO` reads it in one transaction. For
-    /// backups.
+    /// backups, so it holds no recording key: the copy's key rows say which recordings had
+    /// one, with the key itself removed and its bytes overwritten (`secure_delete`, then a
+    /// `VACUUM` that rewrites the file), since a backup cannot be reached by the erasures
+    /// made after it. Backups keep the keys apart (see `pipe-storage/ENCRYPTION.md`).
     pub async fn snapshot(&self, to: &Path) -> Result<()> {
-        let to = to
+        use sqlx::Connection as _;
+        let path = to
             .to_str()
             .ok_or_else(|| Error::invalid("snapshot", format!("{} is not UTF-8", to.display())))?;
         sqlx::query("VACUUM INTO ?1")
-            .bind(to)
+            .bind(path)
             .execute(&self.pool)
             .await
             .map_err(from_sqlx)?;
+        let mut copy = SqliteConnectOptions::new()
+            .filename(to)
+            .pragma("secure_delete", "ON")
+            .connect()
+            .await
+            .map_err(from_sqlx)?;
+        for statement in ["UPDATE recording_keys SET sealed = NULL", "VACUUM"] {
+            sqlx::query(statement)
+                .execute(&mut copy)
+                .await
+                .map_err(from_sqlx)?;
+        }
+        copy.close().await.map_err(from_sqlx)?;
         Ok(())
     }
 
@@ -471,7 +492,15 @@ impl Catalog for SqliteCatalog {
                              AND status = 'running' AND lease_token = {token}) \
                          RETURNING {TOMBSTONE_COLUMNS}"
                     ));
-                    for table in ["artifacts", "copies", "delivery_attempts", "jobs"] {
+                    // The recording's key goes too: every copy of its encrypted files,
+                    // wherever it is, is unreadable from this commit on.
+                    for table in [
+                        "artifacts",
+                        "copies",
+                        "delivery_attempts",
+                        "jobs",
+                        "recording_keys",
+                    ] {
                         s.push(&format!("DELETE FROM {table} WHERE recording = {id_arg}"));
                     }
                     for job in &then {
