@@ -15,6 +15,7 @@
 pub mod api_keys;
 pub mod audit;
 pub mod catalog;
+pub mod contention;
 pub mod endpoints;
 pub mod environments;
 pub mod recording_keys;

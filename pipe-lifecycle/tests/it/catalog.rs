@@ -84,6 +84,19 @@ async fn two_suites_share_one_file() {
     pipe_core::conformance::catalog::run_all(b.as_ref()).await;
 }
 
+/// Three handles on one file, as three processes (or nodes) would have, with several
+/// claimers and writers on each at once: each job runs once and no update is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handles_on_one_file_contend_safely() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = (
+        catalog_in(dir.path()).await,
+        catalog_in(dir.path()).await,
+        catalog_in(dir.path()).await,
+    );
+    pipe_core::conformance::contention::run_all(&[a.as_ref(), b.as_ref(), c.as_ref()]).await;
+}
+
 #[tokio::test]
 async fn committed_state_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
