@@ -1,7 +1,8 @@
 //! # pipe-lifecycle
 //!
 //! The life of a recording in Pipe: the catalog that remembers every recording, its
-//! artifacts, copies and jobs ([`SqliteCatalog`]), and the [`Pipeline`] whose workers run
+//! artifacts, copies and jobs ([`SqliteCatalog`] for one node, `PostgresCatalog` for
+//! several), and the [`Pipeline`] whose workers run
 //! those jobs until the recording is converted, copied to every sink and told to the
 //! operator's application.
 //!
@@ -110,13 +111,14 @@
 //! - `catalog-sqlite` (default): [`SqliteCatalog`], the embedded catalog, environment
 //!   store and API key store on one SQLite file (sqlx; WAL, `synchronous = FULL`,
 //!   versioned migrations compiled in).
+//! - `catalog-postgres`: `PostgresCatalog`, the same stores on PostgreSQL, for several
+//!   nodes sharing one catalog (sqlx; claims with `FOR UPDATE SKIP LOCKED`, lanes locked
+//!   by row, its own migrations compiled in). Both pass the same conformance suites,
+//!   the contention suite (claimers and writers on several handles at once) included.
 //!
 //! ## Not yet
 //!
-//! - A PostgreSQL catalog for several nodes (`catalog-postgres`, claims with
-//!   `FOR UPDATE SKIP LOCKED`).
-//! - Shredding the data keys of an erased recording (its copies are deleted today;
-//!   backups keep theirs).
+//! - `pipe serve` on PostgreSQL (`PIPE_CATALOG_URL`), and a spool any node can resume.
 //! - A filmstrip artifact.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -127,6 +129,9 @@ pub mod metrics;
 mod pipeline;
 mod retry;
 
+#[cfg(feature = "catalog-postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "catalog-postgres")))]
+pub use catalog::PostgresCatalog;
 #[cfg(feature = "catalog-sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "catalog-sqlite")))]
 pub use catalog::SqliteCatalog;

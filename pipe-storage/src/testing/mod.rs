@@ -1,7 +1,7 @@
 //! Real servers for tests, started on loopback: for this crate's tests and for those of
 //! crates that use it (feature `test-servers`): an S3 server, OpenSSH's SFTP, vsftpd with
-//! TLS, Azurite, fake-gcs-server, and a stand-in for Dropbox (whose service cannot be
-//! reached from here).
+//! TLS, Azurite, fake-gcs-server, PostgreSQL (for the catalog on PostgreSQL), and a
+//! stand-in for Dropbox (whose service cannot be reached from here).
 
 use std::ffi::OsString;
 use std::net::TcpListener;
@@ -14,10 +14,12 @@ use sha2::Sha256;
 mod dropbox;
 mod ftps;
 mod gcs;
+mod postgres;
 
 pub use self::dropbox::DropboxStandIn;
 pub use self::ftps::FtpsTestServer;
 pub use self::gcs::GcsTestServer;
+pub use self::postgres::PostgresTestServer;
 
 use crate::{AzureConfig, S3Config, SftpAuth, SftpConfig};
 

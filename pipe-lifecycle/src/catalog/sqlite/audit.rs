@@ -13,9 +13,10 @@ use pipe_core::{
 };
 
 use super::SqliteCatalog;
-use super::error::{corrupt, from_sqlx};
-use super::rows::get;
+use super::error::from_sqlx;
 use super::writer::Tx;
+use crate::catalog::corrupt;
+use crate::catalog::rows::get;
 
 /// `SELECT` list of an entry, as [`record`] reads it.
 const COLUMNS: &str =

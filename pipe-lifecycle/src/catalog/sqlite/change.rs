@@ -15,7 +15,8 @@ use sqlx::{Arguments, Encode, Sqlite, Type};
 
 use super::error::from_sqlx;
 use super::writer::Tx;
-use super::{RECORDING_COLUMNS, lease_not_held, rows};
+use super::{RECORDING_COLUMNS, lease_not_held};
+use crate::catalog::rows;
 
 /// Statements sent as one, with numbered parameters (`$1`, `$2`, …) shared among them.
 #[derive(Default)]

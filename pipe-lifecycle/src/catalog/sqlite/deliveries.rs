@@ -1,18 +1,12 @@
 //! The delivery log of [`SqliteCatalog`]: the table `delivery_attempts`, whose rows go
 //! with their recording.
 
-use pipe_core::{
-    DeliveryAttempt, DeliveryFilter, EventId, EventName, RecordingId, Result, Timestamp,
-};
-use sqlx::sqlite::SqliteRow;
+use pipe_core::{DeliveryAttempt, DeliveryFilter, Result};
 
 use super::SqliteCatalog;
 use super::change::Statements;
 use super::error::from_sqlx;
-use super::rows;
-
-/// The most entries one query returns, whatever the filter asks.
-const MAX_ENTRIES: u32 = 1000;
+use crate::catalog::deliveries::{attempt, select};
 
 /// Adds the statement that logs `attempt`.
 pub(super) fn push_insert(s: &mut Statements, attempt: &DeliveryAttempt) -> Result<()> {
@@ -41,68 +35,11 @@ impl SqliteCatalog {
         &self,
         filter: DeliveryFilter,
     ) -> Result<Vec<DeliveryAttempt>> {
-        let mut query = sqlx::QueryBuilder::new(
-            "SELECT a.recording, a.event, a.event_name, a.endpoint, a.at, a.duration_ms, \
-               a.status, a.response, a.error \
-             FROM delivery_attempts AS a WHERE 1 = 1",
-        );
-        if let Some(recording) = &filter.recording {
-            query
-                .push(" AND a.recording = ")
-                .push_bind(recording.as_str());
-        }
-        if let Some(endpoint) = &filter.endpoint {
-            query
-                .push(" AND a.endpoint = ")
-                .push_bind(endpoint.as_str());
-        }
-        if let Some(event) = &filter.event {
-            query.push(" AND a.event = ").push_bind(event.as_str());
-        }
-        match filter.delivered {
-            Some(true) => {
-                query.push(" AND a.error IS NULL");
-            }
-            Some(false) => {
-                query.push(" AND a.error IS NOT NULL");
-            }
-            None => {}
-        }
-        if let Some(since) = filter.since {
-            query.push(" AND a.at >= ").push_bind(since.as_millis());
-        }
-        if !filter.environments.is_empty() {
-            query.push(" AND a.recording IN (SELECT id FROM recordings WHERE environment IN (");
-            let mut list = query.separated(", ");
-            for environment in &filter.environments {
-                list.push_bind(environment.as_str());
-            }
-            query.push("))");
-        }
-        let limit = filter.limit.unwrap_or(MAX_ENTRIES).min(MAX_ENTRIES);
-        query
-            .push(" ORDER BY a.at, a.id LIMIT ")
-            .push_bind(i64::from(limit));
-        let rows = query
+        let rows = select::<sqlx::Sqlite>(&filter)
             .build()
             .fetch_all(&self.pool)
             .await
             .map_err(from_sqlx)?;
         rows.iter().map(attempt).collect()
     }
-}
-
-fn attempt(row: &SqliteRow) -> Result<DeliveryAttempt> {
-    let recording: String = rows::get(row, "recording")?;
-    Ok(DeliveryAttempt {
-        event: EventId::new(rows::get::<String>(row, "event")?),
-        event_name: EventName::new(rows::get::<String>(row, "event_name")?),
-        recording: RecordingId::try_from(recording)?,
-        endpoint: rows::get(row, "endpoint")?,
-        at: Timestamp::from_millis(rows::get(row, "at")?),
-        duration_ms: u64::try_from(rows::get::<i64>(row, "duration_ms")?).unwrap_or(0),
-        status: rows::get::<Option<i64>>(row, "status")?.and_then(|s| u16::try_from(s).ok()),
-        response: rows::get(row, "response")?,
-        error: rows::get(row, "error")?,
-    })
 }

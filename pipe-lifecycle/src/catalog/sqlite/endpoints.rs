@@ -5,8 +5,10 @@ use async_trait::async_trait;
 
 use pipe_core::{EndpointStore, EnvironmentId, Error, Result, StoredEndpoint};
 
-use super::error::{corrupt, from_sqlx};
-use super::{SqliteCatalog, sealed};
+use super::SqliteCatalog;
+use super::error::from_sqlx;
+use crate::catalog::corrupt;
+use crate::catalog::sealed;
 
 /// Where each secret of endpoint `id` belongs: what its sealed value is bound to.
 fn contexts(id: &str) -> [String; 2] {

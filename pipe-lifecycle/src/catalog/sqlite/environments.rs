@@ -15,9 +15,10 @@ use pipe_core::{
     NewEnvironment, Result, SinkId, Timestamp,
 };
 
+use super::SqliteCatalog;
 use super::error::from_sqlx;
-use super::rows;
-use super::{SqliteCatalog, sealed};
+use crate::catalog::rows;
+use crate::catalog::sealed;
 
 /// `SELECT` list of an environment row, as [`rows::environment`] reads it.
 const ENVIRONMENT_COLUMNS: &str = "id, name, version, created, updated, settings";

@@ -38,7 +38,8 @@ pub(super) fn from_sqlx(e: sqlx::Error) -> Error {
     }
 }
 
-/// A stored value this binary cannot read: the database was written by something else.
-pub(super) fn corrupt(what: &str, detail: impl std::fmt::Display) -> Error {
-    Error::permanent("sqlite", format!("stored {what} is unreadable: {detail}"))
+impl crate::catalog::CatalogRow for sqlx::sqlite::SqliteRow {
+    fn value<T: crate::catalog::Value>(&self, column: &str) -> pipe_core::Result<T> {
+        T::from_sqlite(self, column).map_err(from_sqlx)
+    }
 }

@@ -7,7 +7,7 @@ use pipe_core::{ApiKey, ApiKeyId, ApiKeyStore, Error, Result, Timestamp};
 
 use super::SqliteCatalog;
 use super::error::from_sqlx;
-use super::rows;
+use crate::catalog::rows;
 
 /// `SELECT` list of an API key row, as [`rows::api_key`] reads it.
 const API_KEY_COLUMNS: &str = "id, label, role, environments, secret_hash, created, revoked";

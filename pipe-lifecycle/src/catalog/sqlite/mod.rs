@@ -7,11 +7,8 @@ mod endpoints;
 mod environments;
 mod error;
 mod keys;
-mod list;
 mod migrate;
 mod recording_keys;
-mod rows;
-mod sealed;
 mod writer;
 
 use std::path::Path;
@@ -32,6 +29,7 @@ use pipe_core::{
 
 use self::error::from_sqlx;
 use self::writer::{Tx, Writer};
+use crate::catalog::rows;
 
 /// How long a statement waits for another connection's write lock before giving up with
 /// a temporary error.
@@ -79,7 +77,7 @@ const MAX_CONNECTIONS: u32 = 4;
 /// ```
 #[derive(Debug, Clone)]
 pub struct SqliteCatalog {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
     writer: Writer,
     /// Seal the secrets the catalog keeps (webhook signing secrets), if given.
     keys: Option<Arc<dyn KeyProvider>>,
@@ -185,17 +183,7 @@ impl SqliteCatalog {
     }
 }
 
-/// `SELECT` list of a recording row, as [`rows::recording`] reads it.
-const RECORDING_COLUMNS: &str = "id, environment, state, version, created, updated, mime_type, \
-     payload, length, media, failure, deleting, deletion_reason, number, ip, user_agent, referer, \
-     camera_name, microphone_name, anonymized";
-
-/// `SELECT` list of an erased recording's row, as [`rows::tombstone`] reads it.
-const TOMBSTONE_COLUMNS: &str = "id, number, environment, created, deleting, erased, \
-     deletion_reason";
-
-/// `SELECT` list of a job row, as [`rows::job_record`] reads it.
-const JOB_COLUMNS: &str = "id, payload, status, attempts, last_error, run_at";
+use crate::catalog::{JOB_COLUMNS, RECORDING_COLUMNS, TOMBSTONE_COLUMNS};
 
 #[async_trait]
 impl Catalog for SqliteCatalog {
@@ -284,7 +272,7 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn list_recordings(&self, options: ListOptions) -> Result<Vec<Recording>> {
-        let rows = list::query("", &options)
+        let rows = crate::catalog::list::query::<sqlx::Sqlite>("", &options)
             .build()
             .fetch_all(&self.pool)
             .await
@@ -590,7 +578,7 @@ impl Catalog for SqliteCatalog {
             .map(|row| {
                 let status: String = rows::get(row, "status")?;
                 let status = JobStatus::parse(&status)
-                    .ok_or_else(|| error::corrupt("job status", status))?;
+                    .ok_or_else(|| crate::catalog::corrupt("job status", status))?;
                 let count: i64 = rows::get(row, "count")?;
                 Ok(JobStats::new(
                     rows::get::<String>(row, "kind")?,

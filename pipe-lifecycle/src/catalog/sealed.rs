@@ -16,7 +16,7 @@ use pipe_core::{Error, KeyId, KeyProvider, Result};
 /// Runs `op` with the catalog's keys, if it has any, on tokio's blocking pool: a provider
 /// may wait on a remote KMS, and that wait must not stall the async executor (webhook
 /// deliveries read their endpoint's secret every time). Without keys, at once.
-pub(super) async fn with_keys<T: Send + 'static>(
+pub(crate) async fn with_keys<T: Send + 'static>(
     keys: Option<&Arc<dyn KeyProvider>>,
     op: impl FnOnce(Option<&dyn KeyProvider>) -> Result<T> + Send + 'static,
 ) -> Result<T> {
@@ -34,14 +34,14 @@ pub(super) async fn with_keys<T: Send + 'static>(
 const PREFIX: &str = "sealed:v1:";
 
 /// `secret` sealed under the current key of `keys`, bound to `context`.
-pub(super) fn seal(keys: &dyn KeyProvider, secret: &str, context: &str) -> Result<String> {
+pub(crate) fn seal(keys: &dyn KeyProvider, secret: &str, context: &str) -> Result<String> {
     let id = keys.current()?;
     let wrapped = keys.wrap(&id, secret.as_bytes(), context.as_bytes())?;
     Ok(format!("{PREFIX}{id}:{}", hex::encode(wrapped)))
 }
 
 /// What [`seal`] sealed for `context`; a value stored unsealed as it is.
-pub(super) fn open(keys: Option<&dyn KeyProvider>, stored: &str, context: &str) -> Result<String> {
+pub(crate) fn open(keys: Option<&dyn KeyProvider>, stored: &str, context: &str) -> Result<String> {
     let Some(sealed) = stored.strip_prefix(PREFIX) else {
         return Ok(stored.to_owned());
     };

@@ -1,17 +1,14 @@
 //! Stored rows to Pipe's types.
 
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
-
 use pipe_core::{
     ApiKey, ApiKeyId, Artifact, ArtifactKind, Copy, DeletionReason, Environment, EnvironmentId,
     EnvironmentSettings, JobId, JobKind, JobRecord, JobStatus, MediaInfo, ObjectKey, PersonalData,
     Recording, RecordingId, RecordingState, Result, Role, SinkId, Timestamp, Tombstone,
 };
 
-use super::error::{corrupt, from_sqlx};
+use super::{CatalogRow, Value, corrupt};
 
-pub(super) fn recording(row: &SqliteRow) -> Result<Recording> {
+pub(crate) fn recording(row: &impl CatalogRow) -> Result<Recording> {
     let media: Option<String> = get(row, "media")?;
     let media = media
         .map(|json| serde_json::from_str::<MediaInfo>(&json))
@@ -49,7 +46,7 @@ pub(super) fn recording(row: &SqliteRow) -> Result<Recording> {
 /// A row of `recordings` whose recording was erased, as [`TOMBSTONE_COLUMNS`] selects it.
 ///
 /// [`TOMBSTONE_COLUMNS`]: super::TOMBSTONE_COLUMNS
-pub(super) fn tombstone(row: &SqliteRow) -> Result<Tombstone> {
+pub(crate) fn tombstone(row: &impl CatalogRow) -> Result<Tombstone> {
     let erased: Option<i64> = get(row, "erased")?;
     let requested: Option<i64> = get(row, "deleting")?;
     let (Some(erased), Some(requested)) = (erased, requested) else {
@@ -68,18 +65,18 @@ pub(super) fn tombstone(row: &SqliteRow) -> Result<Tombstone> {
     .with_number(number(row)?))
 }
 
-fn number(row: &SqliteRow) -> Result<u64> {
+fn number(row: &impl CatalogRow) -> Result<u64> {
     Ok(get::<Option<i64>>(row, "number")?
         .map(|n| u64::try_from(n).map_err(|e| corrupt("number", e)))
         .transpose()?
         .unwrap_or(0))
 }
 
-pub(super) fn deletion_reason(name: String) -> Result<DeletionReason> {
+pub(crate) fn deletion_reason(name: String) -> Result<DeletionReason> {
     DeletionReason::parse(&name).ok_or_else(|| corrupt("deletion reason", name))
 }
 
-pub(super) fn artifact(row: &SqliteRow) -> Result<Artifact> {
+pub(crate) fn artifact(row: &impl CatalogRow) -> Result<Artifact> {
     Ok(Artifact::new(
         recording_id(get(row, "recording")?)?,
         kind(get(row, "kind")?)?,
@@ -90,7 +87,7 @@ pub(super) fn artifact(row: &SqliteRow) -> Result<Artifact> {
     ))
 }
 
-pub(super) fn copy(row: &SqliteRow) -> Result<Copy> {
+pub(crate) fn copy(row: &impl CatalogRow) -> Result<Copy> {
     Ok(Copy::new(
         recording_id(get(row, "recording")?)?,
         kind(get(row, "kind")?)?,
@@ -100,7 +97,7 @@ pub(super) fn copy(row: &SqliteRow) -> Result<Copy> {
     ))
 }
 
-pub(super) fn job_record(row: &SqliteRow) -> Result<JobRecord> {
+pub(crate) fn job_record(row: &impl CatalogRow) -> Result<JobRecord> {
     let status: String = get(row, "status")?;
     let status = JobStatus::parse(&status).ok_or_else(|| corrupt("job status", status))?;
     let attempts: i64 = get(row, "attempts")?;
@@ -115,7 +112,7 @@ pub(super) fn job_record(row: &SqliteRow) -> Result<JobRecord> {
 }
 
 /// An environment row: `id, name, version, created, updated, settings`.
-pub(super) fn environment(row: &SqliteRow) -> Result<Environment> {
+pub(crate) fn environment(row: &impl CatalogRow) -> Result<Environment> {
     Ok(Environment::new(
         environment_id(get(row, "id")?)?,
         get::<String>(row, "name")?,
@@ -127,7 +124,7 @@ pub(super) fn environment(row: &SqliteRow) -> Result<Environment> {
 }
 
 /// An API key row: `id, label, role, environments, secret_hash, created, revoked`.
-pub(super) fn api_key(row: &SqliteRow) -> Result<ApiKey> {
+pub(crate) fn api_key(row: &impl CatalogRow) -> Result<ApiKey> {
     let role: String = get(row, "role")?;
     let role = role.parse::<Role>().map_err(|_| corrupt("role", role))?;
     let environments: String = get(row, "environments")?;
@@ -154,15 +151,15 @@ fn environment_id(s: String) -> Result<EnvironmentId> {
     EnvironmentId::try_from(s).map_err(|e| corrupt("environment id", e))
 }
 
-pub(super) fn job_kind(payload: String) -> Result<JobKind> {
+pub(crate) fn job_kind(payload: String) -> Result<JobKind> {
     serde_json::from_str(&payload).map_err(|e| corrupt("job", e))
 }
 
-pub(super) fn state(s: String) -> Result<RecordingState> {
+pub(crate) fn state(s: String) -> Result<RecordingState> {
     RecordingState::parse(&s).ok_or_else(|| corrupt("recording state", s))
 }
 
-pub(super) fn size_to_sql(size: u64) -> Result<i64> {
+pub(crate) fn size_to_sql(size: u64) -> Result<i64> {
     i64::try_from(size)
         .map_err(|_| pipe_core::Error::invalid("size", format!("{size} does not fit the catalog")))
 }
@@ -184,9 +181,6 @@ fn key(s: String) -> Result<ObjectKey> {
 }
 
 /// A column's value; a type mismatch is an error, not a panic.
-pub(super) fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T>
-where
-    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
-{
-    row.try_get(column).map_err(from_sqlx)
+pub(crate) fn get<T: Value>(row: &impl CatalogRow, column: &str) -> Result<T> {
+    row.value(column)
 }

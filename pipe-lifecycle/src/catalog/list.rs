@@ -10,7 +10,7 @@
 //! stops each range once it cannot beat the rows it has); with none, it reads
 //! `recordings_by_created` (or `recordings_by_state` when filtering by state).
 
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::{Database, Encode, QueryBuilder, Type};
 
 use pipe_core::ListOptions;
 
@@ -35,7 +35,13 @@ const DEFAULT_LIMIT: u32 = 100;
 /// ```
 ///
 /// Conditions whose option is unset are left out.
-pub(super) fn query<'a>(prefix: &str, options: &'a ListOptions) -> QueryBuilder<'a, Sqlite> {
+pub(crate) fn query<'a, DB>(prefix: &str, options: &'a ListOptions) -> QueryBuilder<'a, DB>
+where
+    DB: Database,
+    DB::Arguments<'a>: Default,
+    &'a str: Encode<'a, DB> + Type<DB>,
+    i64: Encode<'a, DB> + Type<DB>,
+{
     let mut q = QueryBuilder::new(format!(
         "{prefix}SELECT {RECORDING_COLUMNS} FROM recordings"
     ));
@@ -100,17 +106,17 @@ struct Conjunction {
 }
 
 impl Conjunction {
-    fn next<'q, 'a>(
+    fn next<'q, 'a, DB: Database>(
         &mut self,
-        q: &'q mut QueryBuilder<'a, Sqlite>,
-    ) -> &'q mut QueryBuilder<'a, Sqlite> {
+        q: &'q mut QueryBuilder<'a, DB>,
+    ) -> &'q mut QueryBuilder<'a, DB> {
         q.push(if self.started { " AND " } else { " WHERE " });
         self.started = true;
         q
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "catalog-sqlite"))]
 mod tests {
     use std::collections::HashSet;
     use std::time::Instant;
@@ -151,7 +157,7 @@ mod tests {
     }
 
     async fn plan(catalog: &SqliteCatalog, options: &ListOptions) -> String {
-        let rows = query("EXPLAIN QUERY PLAN ", options)
+        let rows = query::<sqlx::Sqlite>("EXPLAIN QUERY PLAN ", options)
             .build()
             .fetch_all(&catalog.pool)
             .await

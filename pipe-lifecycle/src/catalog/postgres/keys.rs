@@ -1,0 +1,93 @@
+//! [`ApiKeyStore`] for [`PostgresCatalog`]: the table `api_keys`, whose rows are revoked,
+//! never deleted.
+//!
+//! Each write is one statement (its own transaction): a create is refused by the
+//! primary key, and a revocation keeps the first time whichever node revokes first.
+
+use async_trait::async_trait;
+
+use pipe_core::{ApiKey, ApiKeyId, ApiKeyStore, Error, Result, Timestamp};
+
+use super::PostgresCatalog;
+use super::error::from_sqlx;
+use crate::catalog::rows;
+
+/// `SELECT` list of an API key row, as [`rows::api_key`] reads it.
+const API_KEY_COLUMNS: &str = "id, label, role, environments, secret_hash, created, revoked";
+
+#[async_trait]
+impl ApiKeyStore for PostgresCatalog {
+    async fn create_api_key(&self, key: ApiKey) -> Result<ApiKey> {
+        let environments =
+            serde_json::to_string(&key.environments).map_err(|e| Error::invalid("API key", e))?;
+        let sql = format!(
+            "INSERT INTO api_keys (id, label, role, environments, secret_hash, created, revoked) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {API_KEY_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(key.id.as_str())
+            .bind(&key.label)
+            .bind(key.role.as_str())
+            .bind(environments)
+            .bind(&key.secret_hash)
+            .bind(key.created.as_millis())
+            .bind(key.revoked.map(Timestamp::as_millis))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| match from_sqlx(e) {
+                Error::AlreadyExists { .. } => Error::AlreadyExists {
+                    what: format!("API key {}", key.id),
+                },
+                other => other,
+            })?;
+        rows::api_key(&row)
+    }
+
+    async fn api_key(&self, id: &ApiKeyId) -> Result<ApiKey> {
+        let sql = format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(from_sqlx)?;
+        match row {
+            Some(row) => rows::api_key(&row),
+            None => Err(not_found(id)),
+        }
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
+        // Ids of one time in byte order, as in every catalog, whatever the database's
+        // collation.
+        let sql =
+            format!("SELECT {API_KEY_COLUMNS} FROM api_keys ORDER BY created, id COLLATE \"C\"");
+        let rows = sqlx::query(&sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(from_sqlx)?;
+        rows.iter().map(rows::api_key).collect()
+    }
+
+    async fn revoke_api_key(&self, id: &ApiKeyId, at: Timestamp) -> Result<ApiKey> {
+        // One statement: a second revocation keeps the first time (the row is locked by
+        // the first, and the second reads the revoked row once it is committed).
+        let sql = format!(
+            "UPDATE api_keys SET revoked = COALESCE(revoked, $2) WHERE id = $1 \
+             RETURNING {API_KEY_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(id.as_str())
+            .bind(at.as_millis())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(from_sqlx)?;
+        match row {
+            Some(row) => rows::api_key(&row),
+            None => Err(not_found(id)),
+        }
+    }
+}
+
+fn not_found(id: &ApiKeyId) -> Error {
+    Error::not_found(format_args!("API key {id}"))
+}
