@@ -6,6 +6,7 @@
 //! | type | implements | what it is |
 //! |---|---|---|
 //! | [`LocalSpool`] | [`Spool`](pipe_core::Spool) | one append-only file per recording in progress, every append `fdatasync`'d before it is acknowledged; encrypted with [`LocalSpool::open_encrypted`] |
+//! | [`ObjectSpool`] | [`Spool`](pipe_core::Spool) | recordings in progress in an object store every node shares (one object per append), so a client resumes on any node; encrypted with [`ObjectSpool::encrypted`] |
 //! | [`ObjectStoreSink`] | [`StorageSink`](pipe_core::StorageSink) | any [`object_store::ObjectStore`]: the local file system, S3 and the services that speak its API (`sink-s3`) |
 //! | [`EncryptedSink`] | [`StorageSink`](pipe_core::StorageSink) | a layer over any sink: ciphertext in the sink, plaintext (and cheap ranges) to the caller |
 //!
@@ -144,7 +145,7 @@ pub use sink::{GcsAuth, GcsConfig, GcsSink};
 pub use sink::{S3Config, S3Credentials, S3Encryption};
 #[cfg(feature = "sink-sftp")]
 pub use sink::{SftpAuth, SftpConfig, SftpSink};
-pub use spool::LocalSpool;
+pub use spool::{LocalSpool, ObjectSpool};
 #[cfg(any(
     feature = "sink-local",
     feature = "sink-s3",

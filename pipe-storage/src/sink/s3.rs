@@ -174,6 +174,12 @@ impl S3Config {
         self
     }
 
+    /// The bucket (under the folder, if any) as an `object_store` store, for other uses of
+    /// the same settings, such as [`ObjectSpool::s3`](crate::ObjectSpool::s3).
+    pub fn object_store(&self) -> Result<Arc<dyn object_store::ObjectStore>> {
+        Ok(self.store()?.0)
+    }
+
     /// The store (under the folder, if any) and the bucket itself, which signs links.
     fn store(&self) -> Result<(Arc<dyn object_store::ObjectStore>, AmazonS3)> {
         let invalid = |what: &'static str, e: &dyn fmt::Display| Error::invalid(what, e);

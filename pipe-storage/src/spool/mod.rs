@@ -1,6 +1,7 @@
 //! [`LocalSpool`]: the [`Spool`] on a local disk.
 
 mod locks;
+mod object;
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
@@ -13,6 +14,7 @@ use bytes::Bytes;
 use pipe_core::{Error, RecordingId, Result, Spool, SpoolEntry};
 
 use self::locks::RecordingLocks;
+pub use self::object::ObjectSpool;
 use crate::crypt::{AppendReader, AppendWriter, Crypt};
 use crate::io::blocking;
 

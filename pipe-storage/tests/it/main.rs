@@ -15,6 +15,8 @@ mod ftps;
 #[cfg(feature = "test-servers")]
 mod gcs;
 #[cfg(feature = "test-servers")]
+mod object_spool;
+#[cfg(feature = "test-servers")]
 mod postgres;
 #[cfg(feature = "test-servers")]
 mod s3;
