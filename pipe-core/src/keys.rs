@@ -158,6 +158,10 @@ pub trait RecordingKeyStore: Send + Sync + fmt::Debug + 'static {
 
     /// Which of `recordings` still have a key and are not being deleted.
     async fn still_live(&self, recordings: &[RecordingId]) -> Result<Vec<RecordingId>>;
+
+    /// The recordings whose key row has no key: in a catalog restored from a backup
+    /// (which holds none), those waiting for their key from escrow.
+    async fn recordings_without_keys(&self) -> Result<Vec<RecordingId>>;
 }
 
 #[cfg(test)]

@@ -193,6 +193,10 @@ impl RecordingKeyStore for DeletedDuringEscrow {
         self.catalog.live_recording_keys(after, limit).await
     }
 
+    async fn recordings_without_keys(&self) -> pipe_core::Result<Vec<RecordingId>> {
+        self.catalog.recordings_without_keys().await
+    }
+
     async fn still_live(&self, ids: &[RecordingId]) -> pipe_core::Result<Vec<RecordingId>> {
         let deleting = Change::new(self.victim.clone()).delete(DeletionReason::Request);
         if self

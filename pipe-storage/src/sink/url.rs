@@ -285,7 +285,16 @@ impl SinkUrl {
     /// Makes the sink; `crypt` wraps it in an [`crate::EncryptedSink`] when the URL says
     /// `encrypt=true` (which without `crypt` is `Invalid`). Nothing is sent yet.
     pub fn open(&self, crypt: Option<&crate::crypt::Crypt>) -> Result<Arc<dyn StorageSink>> {
-        let kind = self.kind();
+        self.open_as(self.kind(), crypt)
+    }
+
+    /// [`SinkUrl::open`], the sink telling its copies as `kind` rather than as the kind
+    /// of place it is (a bucket that holds a server's own storage, say).
+    pub fn open_as(
+        &self,
+        kind: SinkKind,
+        crypt: Option<&crate::crypt::Crypt>,
+    ) -> Result<Arc<dyn StorageSink>> {
         let sink: Arc<dyn StorageSink> = match &self.target {
             #[cfg(feature = "sink-s3")]
             SinkTarget::S3(s3) => Arc::new(crate::ObjectStoreSink::s3(s3, kind)?),
@@ -309,6 +318,62 @@ impl SinkUrl {
             (true, Some(crypt)) => Ok(Arc::new(crate::EncryptedSink::new(sink, crypt.clone()))),
             (true, None) => Err(invalid(
                 "encrypt=true needs encryption at rest on (the server's keys)",
+            )),
+        }
+    }
+}
+
+impl SinkUrl {
+    /// The same place one folder down (`s3://bucket/pipe` within `spool` is
+    /// `s3://bucket/pipe/spool`), for parts that share one bucket or directory: an S3
+    /// bucket or a local directory. [`Error::Invalid`](pipe_core::Error::Invalid) for the
+    /// other kinds, and for a folder that is empty or has a `/`, `.` or `..` part.
+    pub fn within(&self, folder: &str) -> Result<Self> {
+        if folder.is_empty()
+            || folder
+                .split('/')
+                .any(|p| p.is_empty() || p == "." || p == "..")
+        {
+            return Err(invalid(format!("`{folder}` is not a folder name")));
+        }
+        let mut url = self.clone();
+        match &mut url.target {
+            #[cfg(feature = "sink-s3")]
+            SinkTarget::S3(s3) => {
+                s3.folder = Some(match s3.folder.as_deref().map(|f| f.trim_matches('/')) {
+                    Some(parent) if !parent.is_empty() => format!("{parent}/{folder}"),
+                    _ => folder.to_owned(),
+                });
+            }
+            #[cfg(feature = "sink-local")]
+            SinkTarget::Local(dir) => dir.push(folder),
+            #[allow(unreachable_patterns)]
+            _ => {
+                return Err(invalid(
+                    "a store divided into folders is an `s3://` or a `file://` URL",
+                ));
+            }
+        }
+        Ok(url)
+    }
+
+    /// The place this URL names as an `object_store` store, for what needs one rather than
+    /// a sink ([`ObjectSpool`](crate::ObjectSpool)): an S3 bucket (and folder) or a local
+    /// directory. [`Error::Invalid`](pipe_core::Error::Invalid) for the other kinds.
+    pub fn object_store(&self) -> Result<Arc<dyn object_store::ObjectStore>> {
+        match &self.target {
+            #[cfg(feature = "sink-s3")]
+            SinkTarget::S3(s3) => s3.object_store(),
+            #[cfg(feature = "sink-local")]
+            SinkTarget::Local(dir) => {
+                std::fs::create_dir_all(dir)?;
+                let store = object_store::local::LocalFileSystem::new_with_prefix(dir)
+                    .map_err(|e| invalid(e.to_string()))?;
+                Ok(Arc::new(store))
+            }
+            #[allow(unreachable_patterns)]
+            _ => Err(invalid(
+                "an object store here is an `s3://` or a `file://` URL",
             )),
         }
     }
@@ -801,6 +866,34 @@ mod tests {
             !format!("{url:?}").contains("s3cr3t"),
             "Debug shows the secret"
         );
+    }
+
+    #[test]
+    fn within_names_a_folder_of_the_same_bucket_or_directory() {
+        let folder = |url: &SinkUrl| match &url.target {
+            SinkTarget::S3(s3) => s3.folder.clone(),
+            other => panic!("not S3: {other:?}"),
+        };
+        let bucket = parse("s3://shared?region=eu-west-1").unwrap();
+        assert_eq!(
+            folder(&bucket.within("spool").unwrap()).as_deref(),
+            Some("spool")
+        );
+        let nested = parse("s3://shared/pipe/prod/").unwrap();
+        let staging = nested.within("staging").unwrap();
+        assert_eq!(folder(&staging).as_deref(), Some("pipe/prod/staging"));
+        assert_eq!(staging.kind(), SinkKind::S3);
+        let dir = parse("file:///srv/pipe")
+            .unwrap()
+            .within("storage")
+            .unwrap();
+        assert_eq!(dir.target, SinkTarget::Local("/srv/pipe/storage".into()));
+        for bad in ["", "..", "a//b", "a/./b"] {
+            assert!(
+                matches!(bucket.within(bad), Err(Error::Invalid { .. })),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

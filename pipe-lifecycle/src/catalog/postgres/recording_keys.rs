@@ -105,13 +105,8 @@ impl RecordingKeyStore for PostgresCatalog {
         .map_err(from_sqlx)?;
         ids.into_iter().map(|id| id.parse()).collect()
     }
-}
 
-impl PostgresCatalog {
-    /// The recordings whose key row has no key: in a catalog restored from a backup that
-    /// keeps the keys apart (escrowed, not in the database), those waiting for their key
-    /// from escrow.
-    pub async fn recordings_without_keys(&self) -> Result<Vec<RecordingId>> {
+    async fn recordings_without_keys(&self) -> Result<Vec<RecordingId>> {
         let ids: Vec<String> = sqlx::query_scalar(
             "SELECT k.recording FROM recording_keys k JOIN recordings r ON r.id = k.recording \
              WHERE k.sealed IS NULL AND r.erased IS NULL ORDER BY k.recording",
