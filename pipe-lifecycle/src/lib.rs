@@ -118,7 +118,6 @@
 //!
 //! ## Not yet
 //!
-//! - `pipe serve` on PostgreSQL (`PIPE_CATALOG_URL`), and a spool any node can resume.
 //! - A filmstrip artifact.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

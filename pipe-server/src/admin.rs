@@ -7,30 +7,45 @@ use std::sync::Arc;
 
 use pipe_api::auth::{MintedKey, mint_key};
 use pipe_core::{
-    ApiKey, ApiKeyId, ApiKeyStore, AuditEntry, AuditLog, Catalog, Change, DeletionReason,
-    EnvironmentId, EnvironmentStore, JobKind, RecordingId, RecordingKeyStore, Role, StorageSink,
-    Timestamp,
+    ApiKey, ApiKeyId, AuditEntry, AuditLog, Change, DeletionReason, EnvironmentId, JobKind,
+    RecordingId, RecordingKeyStore, Role, StorageSink, Timestamp,
 };
 use pipe_lifecycle::SqliteCatalog;
 
+use crate::Config;
+use crate::stores::{CatalogBackend, Stores};
+
 async fn open(data_dir: &Path) -> pipe_core::Result<SqliteCatalog> {
+    owner_only(data_dir)?;
+    SqliteCatalog::open(data_dir.join("catalog.sqlite")).await
+}
+
+fn owner_only(data_dir: &Path) -> pipe_core::Result<()> {
     crate::owner_only(data_dir).map_err(|e| pipe_core::Error::Backend {
         backend: "data directory",
         retryable: false,
         source: Box::new(e),
-    })?;
-    SqliteCatalog::open(data_dir.join("catalog.sqlite")).await
+    })
+}
+
+/// The catalog `config` names (the data directory's SQLite file, or PostgreSQL).
+async fn open_catalog(config: &Config) -> pipe_core::Result<CatalogBackend> {
+    if config.catalog_url.is_none() {
+        owner_only(&config.data_dir)?;
+    }
+    CatalogBackend::open(config, None).await
 }
 
 /// Makes a key with `role` (limited to `environments`, each of which must exist, unless
 /// it is the default one, which the server makes on its first start) and stores its hash.
 pub async fn create_key(
-    data_dir: &Path,
+    config: &Config,
     role: Role,
     label: &str,
     environments: Vec<EnvironmentId>,
 ) -> pipe_core::Result<MintedKey> {
-    let catalog = open(data_dir).await?;
+    let backend = open_catalog(config).await?;
+    let catalog = backend.stores();
     for env in &environments {
         match catalog.environment(env).await {
             Ok(_) => {}
@@ -54,21 +69,23 @@ pub async fn create_key(
             .with_detail(format!("role {role}")),
         )
         .await?;
-    catalog.close().await;
+    backend.close().await;
     Ok(minted)
 }
 
 /// Every key, oldest first.
-pub async fn list_keys(data_dir: &Path) -> pipe_core::Result<Vec<ApiKey>> {
-    let catalog = open(data_dir).await?;
+pub async fn list_keys(config: &Config) -> pipe_core::Result<Vec<ApiKey>> {
+    let backend = open_catalog(config).await?;
+    let catalog = backend.stores();
     let keys = catalog.list_api_keys().await;
-    catalog.close().await;
+    backend.close().await;
     keys
 }
 
 /// Revokes the key `id`.
-pub async fn revoke_key(data_dir: &Path, id: &ApiKeyId) -> pipe_core::Result<ApiKey> {
-    let catalog = open(data_dir).await?;
+pub async fn revoke_key(config: &Config, id: &ApiKeyId) -> pipe_core::Result<ApiKey> {
+    let backend = open_catalog(config).await?;
+    let catalog = backend.stores();
     let key = catalog.revoke_api_key(id, Timestamp::now()).await;
     if key.is_ok() {
         catalog
@@ -80,7 +97,7 @@ pub async fn revoke_key(data_dir: &Path, id: &ApiKeyId) -> pipe_core::Result<Api
             ))
             .await?;
     }
-    catalog.close().await;
+    backend.close().await;
     key
 }
 
@@ -106,17 +123,18 @@ pub enum AuditVerdict {
     },
 }
 
-/// Checks the whole audit chain of the catalog in `data_dir`; with `head` (an entry's
+/// Checks the whole audit chain of the catalog `config` names; with `head` (an entry's
 /// number and hash written earlier to the log output), also that the log still holds that
 /// entry unchanged, so a log cut off after it is caught.
 pub async fn verify_audit(
-    data_dir: &Path,
+    config: &Config,
     head: Option<(u64, String)>,
 ) -> pipe_core::Result<AuditVerdict> {
-    use pipe_core::{AuditFilter, AuditLog};
+    use pipe_core::AuditFilter;
 
-    let catalog = open(data_dir).await?;
-    let verdict = match pipe_core::verify_log(&catalog).await? {
+    let backend = open_catalog(config).await?;
+    let catalog = backend.stores();
+    let verdict = match pipe_core::verify_log(catalog.as_ref()).await? {
         Err(broken) => AuditVerdict::Broken(broken),
         Ok((entries, last)) => match head {
             None => AuditVerdict::Holds {
@@ -147,7 +165,7 @@ pub async fn verify_audit(
             }
         },
     };
-    catalog.close().await;
+    backend.close().await;
     Ok(verdict)
 }
 
@@ -327,7 +345,7 @@ pub struct KeyRecovery {
 /// If keys are missing and no destination ever escrowed any, nothing is deleted and the
 /// call fails: those are likely not the destinations the backups were made to.
 pub async fn recover_recording_keys(
-    catalog: &SqliteCatalog,
+    catalog: &dyn Stores,
     destinations: &[Destination],
 ) -> pipe_core::Result<KeyRecovery> {
     let waiting = catalog.recordings_without_keys().await?;

@@ -68,6 +68,19 @@ pub struct Config {
     pub audit_retention: Duration,
     /// Scheduled backups, when `PIPE_BACKUP_DESTINATIONS` names where to.
     pub backups: Option<BackupConfig>,
+    /// The catalog on PostgreSQL, shared by every node (`PIPE_CATALOG_URL`,
+    /// `postgres://user:password@host:port/database`); none: the SQLite file in the data
+    /// directory.
+    pub catalog_url: Option<String>,
+    /// The object store every node shares (`PIPE_SHARED_STORAGE`, a sink URL: `s3://…`,
+    /// or `file:///…` on a file system every node mounts): recordings in progress
+    /// (`spool/`), the server's own storage (`storage/`) and converted files waiting for
+    /// their copies (`staging/`). None: all three in the data directory, for one node.
+    pub shared_storage: Option<pipe_storage::sink_url::SinkUrl>,
+    /// The key of resume tokens and download links, the same on every node
+    /// (`PIPE_SERVER_SECRET`, 64 hex digits); none: `<data>/server.secret`, made at the
+    /// first start.
+    pub server_secret: Option<String>,
 }
 
 /// Scheduled backups: where to, how often, under which passphrase.
@@ -124,7 +137,30 @@ impl std::fmt::Debug for Config {
             .field("sinks", &self.sinks)
             .field("audit_retention", &self.audit_retention)
             .field("backups", &self.backups)
+            .field(
+                "catalog_url",
+                &self.catalog_url.as_ref().map(|url| redact_password(url)),
+            )
+            .field("shared_storage", &self.shared_storage)
+            .field(
+                "server_secret",
+                &self.server_secret.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
+    }
+}
+
+/// `url` with its password, if any, replaced by `<redacted>`.
+fn redact_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:<redacted>{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
     }
 }
 
@@ -183,6 +219,9 @@ struct FileConfig {
     backup_destinations: Option<Vec<String>>,
     backup_passphrase: Option<String>,
     backup_every_secs: Option<u64>,
+    catalog_url: Option<String>,
+    shared_storage: Option<String>,
+    server_secret: Option<String>,
 }
 
 impl Config {
@@ -413,7 +452,81 @@ impl Config {
                 detail: "an http:// or https:// URL".into(),
             });
         }
+        let catalog_url = env("PIPE_CATALOG_URL").or(f.catalog_url.take());
+        if let Some(url) = &catalog_url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::Invalid {
+                setting: "PIPE_CATALOG_URL",
+                detail: "a postgres:// URL (without it, the catalog is an SQLite file in the \
+                         data directory)"
+                    .into(),
+            });
+        }
+        if catalog_url.is_some() && backups.is_some() {
+            return Err(ConfigError::Invalid {
+                setting: "PIPE_BACKUP_DESTINATIONS",
+                detail: "`pipe backup` backs up the SQLite catalog; back a PostgreSQL catalog \
+                         up with PostgreSQL's own tools"
+                    .into(),
+            });
+        }
+        let shared_storage = match env("PIPE_SHARED_STORAGE").or(f.shared_storage.take()) {
+            Some(text) => Some(
+                pipe_storage::sink_url::SinkUrl::parse(
+                    &text,
+                    pipe_storage::sink_url::Secrets::server(&env),
+                )
+                .map_err(|e| ConfigError::Invalid {
+                    setting: "PIPE_SHARED_STORAGE",
+                    detail: e.to_string(),
+                })?,
+            ),
+            None => None,
+        };
+        let server_secret = env("PIPE_SERVER_SECRET").or(f.server_secret.take());
+        if let Some(secret) = &server_secret
+            && !hex::decode(secret.trim()).is_ok_and(|key| key.len() >= 32)
+        {
+            return Err(ConfigError::Invalid {
+                setting: "PIPE_SERVER_SECRET",
+                detail: "at least 64 hex digits (`openssl rand -hex 32` makes one)".into(),
+            });
+        }
+        // Several nodes share one catalog: each must reach the same bytes, sign and check
+        // the same tokens and links, and open what the others encrypted.
+        if catalog_url.is_some() {
+            let missing = [
+                (
+                    "PIPE_SHARED_STORAGE",
+                    shared_storage.is_none(),
+                    "the object store every node shares",
+                ),
+                (
+                    "PIPE_SERVER_SECRET",
+                    server_secret.is_none(),
+                    "the key of resume tokens and download links",
+                ),
+                (
+                    "PIPE_ENCRYPTION_KEYS",
+                    encryption && env("PIPE_ENCRYPTION_KEYS").is_none(),
+                    "the key-encryption keys",
+                ),
+            ];
+            if let Some((setting, _, what)) = missing.into_iter().find(|(_, absent, _)| *absent) {
+                return Err(ConfigError::Invalid {
+                    setting,
+                    detail: format!(
+                        "{what}, the same on every node, is needed with PIPE_CATALOG_URL \
+                         (several nodes); see \"Running several nodes\" in the README"
+                    ),
+                });
+            }
+        }
         Ok(Self {
+            catalog_url,
+            shared_storage,
+            server_secret,
             sinks,
             audit_retention,
             backups,
@@ -491,6 +604,63 @@ mod tests {
         )
         .unwrap();
         assert!(!format!("{c:?}").contains("whsec_"));
+    }
+
+    #[test]
+    fn shared_settings_are_checked_and_their_secrets_hidden() {
+        let secret = "ab".repeat(32);
+        let c = Config::load(
+            None,
+            env(&[
+                (
+                    "PIPE_CATALOG_URL",
+                    "postgres://pipe:hunter2pass@db:5432/pipe",
+                ),
+                ("PIPE_SERVER_SECRET", secret.as_str()),
+                ("PIPE_SHARED_STORAGE", "file:///srv/pipe"),
+                ("PIPE_ENCRYPTION", "off"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.catalog_url.as_deref(),
+            Some("postgres://pipe:hunter2pass@db:5432/pipe")
+        );
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("hunter2pass") && !shown.contains(&secret),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("postgres://pipe:<redacted>@db:5432/pipe"),
+            "{shown}"
+        );
+        for (setting, value, says) in [
+            ("PIPE_CATALOG_URL", "mysql://x", "a postgres:// URL"),
+            ("PIPE_SERVER_SECRET", "abcd", "64 hex digits"),
+            ("PIPE_SHARED_STORAGE", "ftp://x/y", "PIPE_SHARED_STORAGE"),
+        ] {
+            let error = Config::load(None, env(&[(setting, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(says), "{setting}: {error}");
+        }
+        let postgres = ("PIPE_CATALOG_URL", "postgres://db/pipe");
+        let shared = ("PIPE_SHARED_STORAGE", "file:///srv/pipe");
+        let secret = ("PIPE_SERVER_SECRET", secret.as_str());
+        let keys = ("PIPE_ENCRYPTION_KEYS", "k:AAAA");
+        for (vars, missing) in [
+            (vec![postgres, secret, keys], "PIPE_SHARED_STORAGE"),
+            (vec![postgres, shared, keys], "PIPE_SERVER_SECRET"),
+            (vec![postgres, shared, secret], "PIPE_ENCRYPTION_KEYS"),
+        ] {
+            let error = Config::load(None, env(&vars)).unwrap_err().to_string();
+            assert!(
+                error.contains(missing) && error.contains("every node"),
+                "{error}"
+            );
+        }
+        Config::load(None, env(&[postgres, shared, secret, keys])).unwrap();
     }
 
     #[test]

@@ -5,10 +5,11 @@
 //!
 //! | part | implementation | where |
 //! |---|---|---|
-//! | catalog | SQLite (`pipe-lifecycle`) | `<data>/catalog.sqlite` |
-//! | spool | local disk (`pipe-storage`) | `<data>/spool/` |
-//! | own storage | object_store on local disk (`pipe-storage`), served by signed links | `<data>/storage/` |
-//! | transcoder | in-process FFmpeg (`pipe-transcode`) | `<data>/work/` for outputs |
+//! | catalog | SQLite (`pipe-lifecycle`); PostgreSQL for several nodes | `<data>/catalog.sqlite`; `PIPE_CATALOG_URL` |
+//! | spool | local disk; an object store for several nodes (`pipe-storage`) | `<data>/spool/`; `spool/` of `PIPE_SHARED_STORAGE` |
+//! | own storage | object_store (`pipe-storage`), served by signed links | `<data>/storage/`; `storage/` of `PIPE_SHARED_STORAGE` |
+//! | staging (converted files waiting for their copies) | object_store, encrypted | `<data>/staging/`; `staging/` of `PIPE_SHARED_STORAGE` |
+//! | transcoder | in-process FFmpeg (`pipe-transcode`) | `<data>/work/`, scratch for outputs |
 //! | webhooks | Standard Webhooks or Pipe's format (`pipe-webhook`) | `PIPE_WEBHOOK_URL` |
 //!
 //! Routes: `/` (the demo recorder page), `/v1/stream` and `/recorder/*` (ingest),
@@ -46,6 +47,7 @@ pub mod config;
 mod metrics;
 mod secrets;
 pub mod sinks;
+pub mod stores;
 mod tls;
 
 use std::future::Future;
@@ -65,13 +67,14 @@ use pipe_core::{
 };
 use pipe_http::TokenSigner;
 use pipe_ingest::{Ingest, IngestConfig};
-use pipe_lifecycle::{Pipeline, PipelineConfig, SqliteCatalog};
-use pipe_storage::{EncryptedSink, EnvironmentSinks, LocalSpool, ObjectStoreSink};
+use pipe_lifecycle::{Pipeline, PipelineConfig};
+use pipe_storage::{EncryptedSink, EnvironmentSinks, LocalSpool, ObjectSpool, ObjectStoreSink};
 use pipe_transcode::FfmpegTranscoder;
 use pipe_webhook::{AddressPolicy, PipeSignature, SsrfError, StandardWebhooks, WebhookNotifier};
 use tokio::sync::watch;
 
 pub use config::{Config, ConfigError};
+use stores::CatalogBackend;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -134,8 +137,11 @@ pub async fn serve(
         Ok::<_, ServeError>(path)
     };
     let _data_lock = lock_data_dir(data)?;
-    let (spool_dir, storage_dir, work_dir) = (dir("spool")?, dir("storage")?, dir("work")?);
-    let secret = secrets::server_secret(data)?;
+    let work_dir = dir("work")?;
+    let secret = match &config.server_secret {
+        Some(hex) => secrets::parse_server_secret(hex, "PIPE_SERVER_SECRET")?,
+        None => secrets::server_secret(data)?,
+    };
 
     let part = |part| move |source| ServeError::Part { part, source };
     let crypt = if config.encryption {
@@ -146,26 +152,30 @@ pub async fn serve(
         );
         None
     };
-    let mut sqlite = SqliteCatalog::open(data.join("catalog.sqlite"))
-        .await
-        .map_err(part("catalog"))?;
-    if let Some(crypt) = &crypt {
-        sqlite = sqlite.seal_secrets_with(Arc::clone(crypt.key_provider()));
+    let backend = CatalogBackend::open(
+        &config,
+        crypt.as_ref().map(|c| Arc::clone(c.key_provider())),
+    )
+    .await
+    .map_err(part("catalog"))?;
+    if let Some(sqlite) = backend.sqlite() {
+        // This process holds the data directory alone: jobs still claimed were claimed
+        // by a process that died, and run again now rather than when their leases run
+        // out. (On PostgreSQL other nodes' jobs are running: they return after their
+        // leases.)
+        let released = sqlite
+            .release_claimed_jobs()
+            .await
+            .map_err(part("catalog"))?;
+        if released > 0 {
+            tracing::info!(jobs = released, "taking over jobs cut off by the last stop");
+        }
     }
-    // This process holds the data directory alone: jobs still claimed were claimed by a
-    // process that died, and run again now rather than when their leases run out.
-    let released = sqlite
-        .release_claimed_jobs()
-        .await
-        .map_err(part("catalog"))?;
-    if released > 0 {
-        tracing::info!(jobs = released, "taking over jobs cut off by the last stop");
-    }
-    let sqlite = Arc::new(sqlite);
+    let stores = backend.stores();
     // Each recording's files are encrypted under a key of its own, kept in the catalog
     // and escrowed at the backup destinations: erasing the recording deletes both, and no
     // copy of its files opens any more.
-    let crypt = crypt.map(|crypt| crypt.with_recording_keys(sqlite.clone()));
+    let crypt = crypt.map(|crypt| crypt.with_recording_keys(stores.clone()));
     let escrow = match &config.backups {
         Some(backups) => {
             admin::open_destinations(&backups.destinations).map_err(part("backups"))?
@@ -173,7 +183,7 @@ pub async fn serve(
         None => Vec::new(),
     };
     // A catalog restored from a backup takes its recordings' keys back from escrow.
-    match admin::recover_recording_keys(&sqlite, &escrow).await {
+    match admin::recover_recording_keys(stores.as_ref(), &escrow).await {
         Ok(done) if done.waiting > 0 => tracing::warn!(
             recordings = done.waiting,
             "recordings wait for their keys, which backups escrow at their destinations: \
@@ -188,12 +198,11 @@ pub async fn serve(
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "recording keys could not be taken back from escrow"),
     }
-    let catalog: Arc<dyn Catalog> = sqlite.clone();
-    let environments: Arc<dyn EnvironmentStore> = sqlite.clone();
-    let endpoints: Arc<dyn EndpointStore> = sqlite.clone();
-    let audit: Arc<dyn AuditLog> = sqlite.clone();
-    let backed_up = Arc::clone(&sqlite);
-    let keys: Arc<dyn ApiKeyStore> = sqlite;
+    let catalog: Arc<dyn Catalog> = stores.clone();
+    let environments: Arc<dyn EnvironmentStore> = stores.clone();
+    let endpoints: Arc<dyn EndpointStore> = stores.clone();
+    let audit: Arc<dyn AuditLog> = stores.clone();
+    let keys: Arc<dyn ApiKeyStore> = stores;
     if keys
         .list_api_keys()
         .await
@@ -204,26 +213,65 @@ pub async fn serve(
             "the API has no key yet: make the first with `pipe keys create --role admin`"
         );
     }
-    let spool: Arc<dyn Spool> = Arc::new(
-        match &crypt {
-            Some(crypt) => LocalSpool::open_encrypted(&spool_dir, crypt.clone()).await,
-            None => LocalSpool::open(&spool_dir).await,
+    // Where the bytes are: in the object store every node shares, or in the data
+    // directory of this one.
+    let shared = config.shared_storage.as_ref();
+    let shared_part = |folder: &str, kind| -> Result<Arc<dyn StorageSink>, ServeError> {
+        let url = shared.expect("only with shared storage");
+        url.within(folder)
+            .and_then(|url| url.open_as(kind, None))
+            .map_err(|source| ServeError::Part {
+                part: "shared storage",
+                source,
+            })
+    };
+    // Recordings in progress.
+    let spool: Arc<dyn Spool> = match shared {
+        Some(url) => {
+            let store = url.object_store().map_err(part("spool"))?;
+            Arc::new(match &crypt {
+                Some(crypt) => ObjectSpool::encrypted(store, crypt.clone()),
+                None => ObjectSpool::new(store),
+            })
         }
-        .map_err(part("spool"))?,
-    );
+        None => {
+            let spool_dir = dir("spool")?;
+            Arc::new(
+                match &crypt {
+                    Some(crypt) => LocalSpool::open_encrypted(&spool_dir, crypt.clone()).await,
+                    None => LocalSpool::open(&spool_dir).await,
+                }
+                .map_err(part("spool"))?,
+            )
+        }
+    };
     let links = LinkSigner::new(TokenSigner::new(secret.clone()), config.public_url.clone());
-    let mut disk: Arc<dyn StorageSink> = Arc::new(
-        ObjectStoreSink::local(&storage_dir, SinkKind::PipeStorage).map_err(part("storage"))?,
-    );
-    // Converted files wait for their copies in an encrypted staging area rather than as
-    // plaintext in the work directory.
-    let mut staging = None;
+    // The server's own storage, served through signed links by every node.
+    let mut disk: Arc<dyn StorageSink> = match shared {
+        Some(_) => shared_part("storage", SinkKind::PipeStorage)?,
+        None => Arc::new(
+            ObjectStoreSink::local(dir("storage")?, SinkKind::PipeStorage)
+                .map_err(part("storage"))?,
+        ),
+    };
+    // Converted files wait for their copies in a staging area: shared, so that any node
+    // copies what another converted, and encrypted, rather than as plaintext in the work
+    // directory. Without either need they wait in the work directory.
+    let mut staging = match shared {
+        Some(_) => Some(shared_part("staging", SinkKind::Local)?),
+        None if crypt.is_some() => Some(Arc::new(
+            ObjectStoreSink::local(dir("staging")?, SinkKind::Local).map_err(part("staging"))?,
+        ) as Arc<dyn StorageSink>),
+        None => None,
+    };
     if let Some(crypt) = crypt.clone() {
         disk = Arc::new(EncryptedSink::new(disk, crypt.clone()));
-        let staged =
-            ObjectStoreSink::local(dir("staging")?, SinkKind::Local).map_err(part("staging"))?;
-        staging =
-            Some(Arc::new(EncryptedSink::new(Arc::new(staged), crypt)) as Arc<dyn StorageSink>);
+        staging = staging.map(|staged| Arc::new(EncryptedSink::new(staged, crypt)) as _);
+    }
+    if staging.is_some() {
+        // The work directory is scratch: what a conversion cut off by the last stop left
+        // there is made again by whichever node converts it now.
+        clear_dir(&work_dir)?;
     }
     let own: Arc<dyn StorageSink> = Arc::new(ServedSink::new(Arc::clone(&disk), links.clone()));
     // Each environment's sinks (ours unless it says "do not store", then its own), made
@@ -355,7 +403,8 @@ pub async fn serve(
     let (stop, stopped) = watch::channel(false);
     let workers = tokio::spawn(Arc::clone(&pipeline).run(wait_for(stopped.clone())));
     tokio::spawn(audit_keeper(audit, config.audit_retention, stopped.clone()));
-    if let Some(backups) = &config.backups {
+    // The configuration refuses backups of a PostgreSQL catalog.
+    if let (Some(backups), Some(backed_up)) = (&config.backups, backend.sqlite().cloned()) {
         let destinations = escrow;
         tracing::info!(
             destinations = ?backups.destinations.iter().map(|(n, _)| n).collect::<Vec<_>>(),
@@ -628,6 +677,20 @@ pub fn owner_only(data: &std::path::Path) -> Result<(), ServeError> {
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// Empties `dir`, keeping it.
+fn clear_dir(dir: &std::path::Path) -> Result<(), ServeError> {
+    let fail = |path: std::path::PathBuf| move |source| ServeError::DataDir { path, source };
+    for entry in std::fs::read_dir(dir).map_err(fail(dir.into()))? {
+        let path = entry.map_err(fail(dir.into()))?.path();
+        match path.is_dir() {
+            true => std::fs::remove_dir_all(&path),
+            false => std::fs::remove_file(&path),
+        }
+        .map_err(fail(path))?;
     }
     Ok(())
 }

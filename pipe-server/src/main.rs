@@ -114,6 +114,13 @@ enum BackupAction<'a> {
 
 /// `pipe backup --to` or `pipe restore --from`, the passphrase read from `passphrase_from`.
 fn backup(config: &Config, passphrase_from: &str, action: BackupAction<'_>) -> ExitCode {
+    if config.catalog_url.is_some() {
+        eprintln!(
+            "pipe: `pipe backup` and `pipe restore` work on the SQLite catalog; back a \
+             PostgreSQL catalog (PIPE_CATALOG_URL) up with PostgreSQL's own tools"
+        );
+        return ExitCode::from(2);
+    }
     let Ok(passphrase) = std::env::var(passphrase_from) else {
         eprintln!("pipe: set {passphrase_from} to the backup's passphrase");
         return ExitCode::from(2);
@@ -179,7 +186,7 @@ fn backup(config: &Config, passphrase_from: &str, action: BackupAction<'_>) -> E
 fn audit(config: Config, command: AuditCommand) -> ExitCode {
     let runtime = tokio::runtime::Runtime::new().expect("a Tokio runtime starts");
     let AuditCommand::Verify { head } = command;
-    match runtime.block_on(pipe_server::admin::verify_audit(&config.data_dir, head)) {
+    match runtime.block_on(pipe_server::admin::verify_audit(&config, head)) {
         Ok(AuditVerdict::Holds { entries, head }) => {
             match head {
                 Some((seq, hash)) => {
@@ -252,7 +259,6 @@ fn load(path: Option<&std::path::Path>) -> Result<Config, ExitCode> {
 
 fn keys(config: Config, command: KeysCommand) -> ExitCode {
     let runtime = tokio::runtime::Runtime::new().expect("a Tokio runtime starts");
-    let data = &config.data_dir;
     let done = runtime.block_on(async {
         match command {
             KeysCommand::Create {
@@ -261,7 +267,7 @@ fn keys(config: Config, command: KeysCommand) -> ExitCode {
                 environments,
             } => {
                 let minted =
-                    pipe_server::admin::create_key(data, role, &label, environments).await?;
+                    pipe_server::admin::create_key(&config, role, &label, environments).await?;
                 eprintln!(
                     "made {} key {} (shown this once; store it as a secret):",
                     minted.record.role, minted.record.id
@@ -269,7 +275,7 @@ fn keys(config: Config, command: KeysCommand) -> ExitCode {
                 println!("{}", minted.key);
             }
             KeysCommand::List => {
-                for key in pipe_server::admin::list_keys(data).await? {
+                for key in pipe_server::admin::list_keys(&config).await? {
                     let envs: Vec<&str> = key.environments.iter().map(|e| e.as_str()).collect();
                     println!(
                         "{}\t{}\t{}\t{}\t{}",
@@ -289,7 +295,7 @@ fn keys(config: Config, command: KeysCommand) -> ExitCode {
                 }
             }
             KeysCommand::Revoke { id } => {
-                let key = pipe_server::admin::revoke_key(data, &id).await?;
+                let key = pipe_server::admin::revoke_key(&config, &id).await?;
                 eprintln!("revoked key {}", key.id);
             }
         }

@@ -16,11 +16,16 @@ pub(crate) fn server_secret(data: &Path) -> Result<Vec<u8>, ServeError> {
         getrandom::fill(&mut key).map_err(io::Error::other)?;
         Ok(hex::encode(key))
     })?;
+    parse_server_secret(&text, &data.join("server.secret").display().to_string())
+}
+
+/// The key of resume tokens and download links in `text` (hex), read from `origin`.
+pub(crate) fn parse_server_secret(text: &str, origin: &str) -> Result<Vec<u8>, ServeError> {
     match hex::decode(text.trim()) {
         Ok(key) if key.len() >= 32 => Ok(key),
         // An empty or cut key would make resume tokens and links forgeable: refuse it.
         _ => Err(ServeError::DataDir {
-            path: data.join("server.secret"),
+            path: origin.into(),
             source: io::Error::new(
                 io::ErrorKind::InvalidData,
                 "not 64 hex digits: restore it from a backup, or delete it to make a new \

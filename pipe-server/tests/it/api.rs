@@ -16,6 +16,7 @@ pub(crate) async fn create_key(server: &PipeServer, args: &[&str]) -> String {
         .args(["keys", "create"])
         .args(args)
         .env("PIPE_DATA_DIR", &server.data_dir)
+        .envs(server.env())
         .output()
         .await
         .unwrap();

@@ -7,6 +7,7 @@ mod audit;
 mod backup;
 mod browser;
 mod erasure;
+mod nodes;
 mod personal;
 mod stream;
 mod tls;

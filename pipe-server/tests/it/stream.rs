@@ -53,7 +53,7 @@ pub(crate) async fn send_json(socket: &mut Socket, value: Value) {
     socket.send(Message::text(value.to_string())).await.unwrap();
 }
 
-async fn send_chunk(socket: &mut Socket, offset: u64, bytes: &[u8]) {
+pub(crate) async fn send_chunk(socket: &mut Socket, offset: u64, bytes: &[u8]) {
     let mut frame = offset.to_be_bytes().to_vec();
     frame.extend_from_slice(bytes);
     socket.send(Message::binary(frame)).await.unwrap();

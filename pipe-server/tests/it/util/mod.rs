@@ -1,6 +1,7 @@
 //! Real parts for the end-to-end tests: the `pipe` binary as a child process, a webhook
 //! receiver, a TCP proxy that can cut connections, and Chromium driven by Playwright.
 
+pub mod balancer;
 pub mod browser;
 pub mod media;
 pub mod pipe_receiver;
@@ -63,6 +64,11 @@ impl PipeServer {
         };
         server.spawn().await;
         server
+    }
+
+    /// The variables it was started with, on top of the test defaults.
+    pub fn env(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.env.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     /// The base URL, without a trailing slash.
