@@ -12,7 +12,10 @@
 //! # async fn demo(catalog: std::sync::Arc<dyn pipe_core::Catalog>, spool: std::sync::Arc<dyn pipe_core::Spool>) {
 //! use pipe_ingest::{Ingest, IngestConfig};
 //!
-//! let ingest = Ingest::new(catalog, spool, b"a secret of 32 bytes or more....".to_vec(), IngestConfig::default());
+//! let ingest = Ingest::builder(catalog, spool, b"a secret of 32 bytes or more....".to_vec())
+//!     .config(IngestConfig::default())
+//!     .on_finish(|id| println!("{id} is recorded"))
+//!     .build();
 //! let app = axum::Router::new().merge(ingest.router());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await.unwrap();
 //! axum::serve(listener, app).await.unwrap();
@@ -28,9 +31,16 @@
 //! and limits apply as they are when it connects. Refusals before the upgrade are RFC 9457
 //! problem documents ([`pipe_http::Problem`]).
 //!
-//! Not here yet: tus 1.0 uploads, privacy switches for client metadata, rate limits.
+//! The rules of a recording as it arrives (admission, start, resume with a token,
+//! append at an offset, describe, idempotent finish) are the [`Intake`]'s, written once
+//! for every transport; the WebSocket protocol is a thin adapter over it, and another
+//! transport mounts beside it through [`Ingest::intake`]. The streaming connection cap is
+//! a permit each connection holds from before its upgrade until it closes.
+//!
+//! Not here yet: tus 1.0 uploads, rate limits.
 #![forbid(unsafe_code)]
 
+mod intake;
 pub mod metrics;
 mod playback;
 pub mod protocol;
@@ -50,16 +60,14 @@ use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use pipe_core::{
-    Catalog, EnvironmentId, EnvironmentStore, PersonalData, PersonalDataSettings, RecordingId,
-    SinkId, Spool, StorageSink,
-};
+use pipe_core::{Catalog, EnvironmentStore, RecordingId, SinkId, Spool, StorageSink};
 use pipe_http::{Problem, ProblemType, TokenSigner};
 use serde::Deserialize;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 
-use session::Admission;
+use intake::FinishHook;
 
+pub use intake::{Admission, Intake, IntakeError, NewUpload, Placement, Upload};
 pub use pipe_core::{HostAllowList, HostListError};
 
 /// Limits and policy of an [`Ingest`].
@@ -144,9 +152,8 @@ impl IngestConfig {
     }
 }
 
-type FinishHook = Arc<dyn Fn(&RecordingId) + Send + Sync>;
-
-/// The ingest edge: cheap to clone, shared by every connection.
+/// The ingest edge: cheap to clone, shared by every connection. Made by
+/// [`Ingest::builder`] (or [`Ingest::new`] with nothing else to set).
 #[derive(Clone)]
 pub struct Ingest {
     inner: Arc<Inner>,
@@ -154,13 +161,11 @@ pub struct Ingest {
 
 struct Inner {
     config: IngestConfig,
-    catalog: Arc<dyn Catalog>,
-    spool: Arc<dyn Spool>,
-    environments: Option<Arc<dyn EnvironmentStore>>,
+    intake: Intake,
     playback: Option<(SinkId, Arc<dyn StorageSink>)>,
-    tokens: TokenSigner,
-    on_finish: Option<FinishHook>,
     shutdown: watch::Sender<bool>,
+    /// A permit per open streaming connection, taken before its upgrade.
+    connections: Arc<Semaphore>,
     sessions: AtomicUsize,
     sessions_done: Notify,
 }
@@ -169,52 +174,45 @@ impl fmt::Debug for Ingest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Ingest")
             .field("config", &self.inner.config)
-            .field("catalog", &self.inner.catalog)
-            .field("spool", &self.inner.spool)
+            .field("intake", &self.inner.intake)
             .field("sessions", &self.inner.sessions.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
 }
 
-impl Ingest {
-    /// An ingest over `catalog` and `spool`. `secret` keys the resume tokens: keep it
-    /// stable across restarts (or clients cannot resume) and secret (or anyone who knows a
-    /// recording's id can append to it).
-    pub fn new(
-        catalog: Arc<dyn Catalog>,
-        spool: Arc<dyn Spool>,
-        secret: Vec<u8>,
-        config: IngestConfig,
-    ) -> Self {
-        let (shutdown, _) = watch::channel(false);
-        Self {
-            inner: Arc::new(Inner {
-                config,
-                catalog,
-                spool,
-                environments: None,
-                playback: None,
-                tokens: TokenSigner::new(secret),
-                on_finish: None,
-                shutdown,
-                sessions: AtomicUsize::new(0),
-                sessions_done: Notify::new(),
-            }),
-        }
+/// Builds an [`Ingest`]: the parts it needs, then what it may also have.
+#[must_use]
+pub struct IngestBuilder {
+    catalog: Arc<dyn Catalog>,
+    spool: Arc<dyn Spool>,
+    secret: Vec<u8>,
+    config: IngestConfig,
+    environments: Option<Arc<dyn EnvironmentStore>>,
+    playback: Option<(SinkId, Arc<dyn StorageSink>)>,
+    on_finish: Option<FinishHook>,
+}
+
+impl fmt::Debug for IngestBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IngestBuilder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IngestBuilder {
+    /// Its limits and policy.
+    pub fn config(mut self, config: IngestConfig) -> Self {
+        self.config = config;
+        self
     }
 
     /// Reads each connection's environment from `store` (its allowed hosts, its limits)
     /// as it is when the connection arrives, so a change applies to the next connection.
     /// Without a store, every recording goes to the default environment under
     /// [`IngestConfig::allowed_hosts`].
-    ///
-    /// # Panics
-    /// If the ingest was already cloned.
-    #[must_use]
-    pub fn with_environments(mut self, store: Arc<dyn EnvironmentStore>) -> Self {
-        Arc::get_mut(&mut self.inner)
-            .expect("set the environments before cloning the Ingest")
-            .environments = Some(store);
+    pub fn environments(mut self, store: Arc<dyn EnvironmentStore>) -> Self {
+        self.environments = Some(store);
         self
     }
 
@@ -222,28 +220,81 @@ impl Ingest {
     /// recording gets links to its MP4 and snapshot from `sink` (which must give links
     /// through [`StorageSink::url`]) once their copies there exist, valid for
     /// [`IngestConfig::playback_ttl`]. Each environment may turn it off.
-    ///
-    /// # Panics
-    /// If the ingest was already cloned.
-    #[must_use]
-    pub fn with_playback(mut self, sink_id: SinkId, sink: Arc<dyn StorageSink>) -> Self {
-        Arc::get_mut(&mut self.inner)
-            .expect("set playback before cloning the Ingest")
-            .playback = Some((sink_id, sink));
+    pub fn playback(mut self, sink_id: SinkId, sink: Arc<dyn StorageSink>) -> Self {
+        self.playback = Some((sink_id, sink));
         self
     }
 
     /// Calls `hook` after each recording is finished and its `probe` job committed, for
     /// example to wake the job workers at once instead of at their next poll.
-    ///
-    /// # Panics
-    /// If the ingest was already cloned.
-    #[must_use]
     pub fn on_finish(mut self, hook: impl Fn(&RecordingId) + Send + Sync + 'static) -> Self {
-        Arc::get_mut(&mut self.inner)
-            .expect("set on_finish before cloning the Ingest")
-            .on_finish = Some(Arc::new(hook));
+        self.on_finish = Some(Arc::new(hook));
         self
+    }
+
+    /// The ingest.
+    pub fn build(self) -> Ingest {
+        let (shutdown, _) = watch::channel(false);
+        let intake = Intake::new(
+            self.catalog,
+            self.spool,
+            self.environments,
+            TokenSigner::new(self.secret),
+            (
+                self.config.allowed_hosts.clone(),
+                self.config.max_recording_bytes,
+            ),
+            self.on_finish,
+        );
+        Ingest {
+            inner: Arc::new(Inner {
+                connections: Arc::new(Semaphore::new(self.config.max_connections)),
+                config: self.config,
+                intake,
+                playback: self.playback,
+                shutdown,
+                sessions: AtomicUsize::new(0),
+                sessions_done: Notify::new(),
+            }),
+        }
+    }
+}
+
+impl Ingest {
+    /// Starts building an ingest over `catalog` and `spool`. `secret` keys the resume
+    /// tokens: keep it stable across restarts (or clients cannot resume) and secret (or
+    /// anyone who knows a recording's id can append to it).
+    pub fn builder(
+        catalog: Arc<dyn Catalog>,
+        spool: Arc<dyn Spool>,
+        secret: Vec<u8>,
+    ) -> IngestBuilder {
+        IngestBuilder {
+            catalog,
+            spool,
+            secret,
+            config: IngestConfig::default(),
+            environments: None,
+            playback: None,
+            on_finish: None,
+        }
+    }
+
+    /// An ingest with `config` and nothing else: [`Ingest::builder`] for environments,
+    /// playback and a finish hook.
+    pub fn new(
+        catalog: Arc<dyn Catalog>,
+        spool: Arc<dyn Spool>,
+        secret: Vec<u8>,
+        config: IngestConfig,
+    ) -> Self {
+        Self::builder(catalog, spool, secret).config(config).build()
+    }
+
+    /// The rules every transport shares, for another transport to mount beside the
+    /// streaming protocol.
+    pub fn intake(&self) -> &Intake {
+        &self.inner.intake
     }
 
     /// The routes: `GET /v1/stream`, `POST /v1/stream/playback`,
@@ -273,96 +324,30 @@ impl Ingest {
         }
     }
 
-    /// The resume token of `id`: base64url(HMAC-SHA256(secret, "pipe.stream.v1 resume " ‖
-    /// id)), a [`TokenSigner`] token. It is the capability of the recorder that made the
-    /// recording: to resume it, and to ask for its playback.
+    /// The resume token of `id` (see [`Intake::resume_token`]).
     pub fn resume_token(&self, id: &RecordingId) -> String {
-        self.inner.tokens.sign(RESUME_DOMAIN, &[id.as_str()])
+        self.inner.intake.resume_token(id)
     }
 
     /// Checks `token` for `id` in constant time.
     pub fn check_resume_token(&self, id: &RecordingId, token: &str) -> bool {
-        self.inner
-            .tokens
-            .verify(RESUME_DOMAIN, &[id.as_str()], token)
-    }
-
-    /// Decides whether a connection naming `environment` from `origin` may stream, and
-    /// under which limits; a problem to answer before the upgrade otherwise.
-    async fn admit(&self, environment: Option<&str>, origin: &str) -> Result<Admission, Problem> {
-        let config = &self.inner.config;
-        let environment = match environment {
-            None => EnvironmentId::default(),
-            Some(id) => id.parse().map_err(|_| {
-                Problem::invalid(
-                    "environment",
-                    "an environment id: 1 to 64 characters of a-z, 0-9, '_' and '-'",
-                )
-            })?,
-        };
-        let unknown = || Problem::not_found(format_args!("environment {environment}"));
-        let (hosts, max_bytes, client_playback, max_secs, collect) =
-            match &self.inner.environments {
-                None if environment.as_str() == EnvironmentId::DEFAULT => (
-                    config.allowed_hosts.clone(),
-                    None,
-                    true,
-                    None,
-                    PersonalDataSettings::default(),
-                ),
-                None => return Err(unknown()),
-                Some(store) => {
-                    let env = match store.environment(&environment).await {
-                        Ok(env) => env,
-                        Err(e) if e.is_not_found() => return Err(unknown()),
-                        Err(e) => {
-                            tracing::error!(error = %e, "could not read the environment");
-                            return Err(Problem::new(
-                                ProblemType::Unavailable,
-                                "storage unavailable, try again",
-                            )
-                            .with_retry_after(1));
-                        }
-                    };
-                    let hosts = env.settings.host_allow_list().map_err(|e| {
-                    tracing::error!(%environment, error = %e, "stored allowed hosts do not parse");
-                    Problem::new(ProblemType::Internal, "the environment's settings are broken")
-                })?;
-                    (
-                        hosts,
-                        env.settings.max_recording_bytes,
-                        env.settings.client_playback,
-                        env.settings.max_recording_secs,
-                        env.settings.personal_data,
-                    )
-                }
-            };
-        if !hosts.allows_origin(origin) {
-            tracing::info!(
-                origin,
-                %environment,
-                "refused a stream from an origin that is not allowed"
-            );
-            return Err(Problem::new(
-                ProblemType::OriginNotAllowed,
-                format!("this origin is not among the allowed hosts of environment {environment}"),
-            ));
-        }
-        Ok(Admission {
-            environment,
-            collect,
-            seen: PersonalData::default(),
-            client_playback,
-            max_recording_secs: max_secs,
-            max_recording_bytes: max_bytes.map_or(config.max_recording_bytes, |m| {
-                m.min(config.max_recording_bytes)
-            }),
-        })
+        self.inner.intake.check_resume_token(id, token)
     }
 }
 
-/// The domain of resume tokens (see [`TokenSigner`]).
-const RESUME_DOMAIN: &str = "pipe.stream.v1 resume";
+/// The answer before an upgrade to a refusal of admission.
+fn problem_for(e: IntakeError) -> Problem {
+    match e {
+        IntakeError::Invalid { field, detail } => Problem::invalid(field, detail),
+        IntakeError::UnknownEnvironment(id) => Problem::not_found(format_args!("environment {id}")),
+        IntakeError::OriginNotAllowed(_) => {
+            Problem::new(ProblemType::OriginNotAllowed, e.to_string())
+        }
+        IntakeError::Broken => Problem::new(ProblemType::Internal, e.to_string()),
+        _ => Problem::new(ProblemType::Unavailable, "storage unavailable, try again")
+            .with_retry_after(1),
+    }
+}
 
 #[derive(Debug, Deserialize)]
 struct StreamQuery {
@@ -383,9 +368,10 @@ async fn stream(
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let mut admission = match ingest.admit(query.environment.as_deref(), origin).await {
+    let intake = &ingest.inner.intake;
+    let mut admission = match intake.admit(query.environment.as_deref(), origin).await {
         Ok(admission) => admission,
-        Err(problem) => return problem.into_response(),
+        Err(e) => return problem_for(e).into_response(),
     };
     // What the server sees of the person recording, read only where the environment
     // collects it: nothing else of the connection is kept or logged.
@@ -401,7 +387,9 @@ async fn stream(
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(1024).collect());
     }
-    if ingest.inner.sessions.load(Ordering::Acquire) >= ingest.inner.config.max_connections {
+    // The permit is this connection's from now until it closes, so upgrades arriving
+    // at once cannot overshoot the cap.
+    let Ok(permit) = Arc::clone(&ingest.inner.connections).try_acquire_owned() else {
         tracing::warn!("refused a stream: too many open streams");
         return Problem::new(
             ProblemType::Unavailable,
@@ -409,7 +397,7 @@ async fn stream(
         )
         .with_retry_after(1)
         .into_response();
-    }
+    };
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
         Err(rejection) => {
@@ -419,12 +407,13 @@ async fn stream(
         }
     };
     let config = &ingest.inner.config;
-    // The library's limits sit above the protocol's so that an oversized message reaches
-    // the session, which closes with the documented 1009 and reason.
-    let library_limit = 2 * (config.max_chunk + protocol::OFFSET_LEN).max(config.max_text);
+    // The library enforces the protocol's limits as it reads, so a connection never holds
+    // more than one largest message; the session answers its error with the documented
+    // 1009.
+    let limit = (config.max_chunk + protocol::OFFSET_LEN).max(config.max_text);
     upgrade
         .protocols([protocol::SUBPROTOCOL])
-        .max_message_size(library_limit)
-        .max_frame_size(library_limit)
-        .on_upgrade(move |socket| session::run(ingest, admission, socket))
+        .max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| session::run(ingest, admission, permit, socket))
 }

@@ -13,7 +13,7 @@ use pipe_core::{ArtifactKind, RecordingId, RecordingState, Timestamp, UrlOptions
 use pipe_http::{Problem, ProblemType};
 use serde::{Deserialize, Serialize};
 
-use crate::Ingest;
+use crate::{Ingest, IntakeError};
 
 /// What the recorder sends.
 #[derive(Debug, Deserialize)]
@@ -103,21 +103,19 @@ async fn links(
     if !ingest.check_resume_token(&id, &ask.resume_token) {
         return Err(unknown());
     }
-    let recording = match inner.catalog.recording(&id).await {
+    let recording = match inner.intake.catalog().recording(&id).await {
         Ok(r) => r,
         Err(e) if e.is_not_found() => return Err(unknown()),
         Err(e) => return Err(e.into()),
     };
     let origin = origin.and_then(|o| o.to_str().ok()).unwrap_or("");
-    let admission = ingest
+    let admission = inner
+        .intake
         .admit(Some(recording.environment.as_str()), origin)
         .await
-        .map_err(|p| {
-            if p.status == StatusCode::NOT_FOUND {
-                unknown()
-            } else {
-                p
-            }
+        .map_err(|e| match e {
+            IntakeError::UnknownEnvironment(_) => unknown(),
+            other => crate::problem_for(other),
         })?;
     if !admission.client_playback {
         return Err(Problem::new(
@@ -148,7 +146,7 @@ async fn links(
     ) {
         return Ok(answer);
     }
-    let copies = inner.catalog.copies(&id).await?;
+    let copies = inner.intake.catalog().copies(&id).await?;
     for copy in copies.iter().filter(|c| &c.sink == sink_id) {
         let url = sink
             .url(&copy.key, UrlOptions::default().with_expires_in(ttl))

@@ -1,48 +1,27 @@
-//! One WebSocket connection of the streaming protocol.
+//! One WebSocket connection of the streaming protocol: a thin adapter that reads
+//! messages, hands them to the [`Intake`](crate::Intake) and answers in the protocol's
+//! words.
 
 use std::sync::atomic::Ordering;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use bytes::Bytes;
-use pipe_core::{
-    Change, EnvironmentId, Error, JobKind, NewRecording, PersonalData, PersonalDataSettings,
-    RecordingId, RecordingState,
-};
-use tokio::sync::watch;
+use pipe_core::PersonalData;
+use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::time::{Duration, Instant, timeout, timeout_at};
 
 use crate::Ingest;
+use crate::intake::{Admission, IntakeError, NewUpload, Placement, Upload};
 use crate::protocol::{Chunk, ClientMessage, Close, ServerMessage, parse_control};
 
-/// The recording a connection appends to.
-#[derive(Debug)]
-struct Active {
-    id: RecordingId,
-    /// The spool's durable length as this connection last saw it.
-    len: u64,
-    finished: bool,
-}
-
-/// What the connection's environment allows, read before the upgrade.
-#[derive(Debug)]
-pub(crate) struct Admission {
-    /// The environment new recordings go to, and resumed ones must belong to.
-    pub(crate) environment: EnvironmentId,
-    /// The largest recording in bytes.
-    pub(crate) max_recording_bytes: u64,
-    /// Whether the recorder may play its recording back.
-    pub(crate) client_playback: bool,
-    /// The longest recording the recorder is told to make, in seconds.
-    pub(crate) max_recording_secs: Option<u32>,
-    /// What the environment collects of the person recording.
-    pub(crate) collect: PersonalDataSettings,
-    /// What the server read of the connection itself (IP address, user agent), already
-    /// limited to what the environment collects.
-    pub(crate) seen: PersonalData,
-}
-
 /// Serves one connection until it ends, then closes it with the code the protocol names.
-pub(crate) async fn run(ingest: Ingest, admission: Admission, mut socket: WebSocket) {
+/// `_permit` is its place under the connection cap, taken before the upgrade.
+pub(crate) async fn run(
+    ingest: Ingest,
+    admission: Admission,
+    _permit: OwnedSemaphorePermit,
+    mut socket: WebSocket,
+) {
     let inner = &ingest.inner;
     inner.sessions.fetch_add(1, Ordering::AcqRel);
     let _open = crate::metrics::OpenStream::new();
@@ -51,17 +30,20 @@ pub(crate) async fn run(ingest: Ingest, admission: Admission, mut socket: WebSoc
         ingest: &ingest,
         admission,
         active: None,
+        described: false,
     };
     let close = session.serve(&mut socket, &mut shutdown).await;
     if let Some(close) = close {
+        // The reason may carry what the client sent (a parse error quotes it): logged
+        // escaped, so it cannot forge log lines or reach a terminal raw.
         match close.code {
             Close::NORMAL | Close::GOING_AWAY => {
-                tracing::debug!(code = close.code, reason = %close.reason, "closing stream")
+                tracing::debug!(code = close.code, reason = ?close.reason, "closing stream")
             }
             _ => tracing::info!(
-                recording = session.active.as_ref().map(|a| a.id.as_str()),
+                recording = session.active.as_ref().map(|a| a.id().as_str()),
                 code = close.code,
-                reason = %close.reason,
+                reason = ?close.reason,
                 "closing stream"
             ),
         }
@@ -84,10 +66,30 @@ pub(crate) async fn run(ingest: Ingest, admission: Admission, mut socket: WebSoc
     }
 }
 
+/// The protocol's close for a refusal of the intake.
+fn close_for(e: IntakeError) -> Close {
+    match e {
+        IntakeError::Invalid { detail, .. } => Close::bad_message(&detail),
+        IntakeError::UnknownRecording => Close::new(Close::UNKNOWN_RECORDING, e.to_string()),
+        IntakeError::BadToken => Close::new(Close::BAD_TOKEN, e.to_string()),
+        IntakeError::Gap { .. } | IntakeError::OffsetMismatch { .. } => {
+            Close::new(Close::GAP, e.to_string())
+        }
+        IntakeError::Finished => Close::new(Close::FINISHED, e.to_string()),
+        IntakeError::LengthMismatch { .. } => Close::new(Close::LENGTH_MISMATCH, e.to_string()),
+        IntakeError::TooLarge { .. } => Close::new(Close::TOO_LARGE, e.to_string()),
+        // Refusals of admission are answered before the upgrade; here they can only mean
+        // the server cannot go on.
+        _ => Close::new(Close::UNAVAILABLE, "storage unavailable"),
+    }
+}
+
 struct Session<'a> {
     ingest: &'a Ingest,
     admission: Admission,
-    active: Option<Active>,
+    active: Option<Upload>,
+    /// Whether the recorder told what it knows of the person recording.
+    described: bool,
 }
 
 impl Session<'_> {
@@ -99,8 +101,8 @@ impl Session<'_> {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Option<Close> {
         let config = &self.ingest.inner.config;
-        // Pings keep the socket alive but do not count as activity: only protocol messages
-        // move the deadline, so a client cannot hold a connection without recording.
+        // Only progress moves the deadline: pings, chunks of bytes already durable and
+        // empty chunks do not, so a client cannot hold a connection without recording.
         let mut deadline = Instant::now() + config.start_timeout;
         loop {
             let received = tokio::select! {
@@ -113,9 +115,10 @@ impl Session<'_> {
             let message = match received {
                 Err(_elapsed) => return Some(Close::new(Close::TIMEOUT, "timeout")),
                 Ok(None) => return None,
-                Ok(Some(Err(e))) => return read_error(&e),
+                Ok(Some(Err(e))) => return read_error(e),
                 Ok(Some(Ok(message))) => message,
             };
+            let before = self.active.as_ref().map(Upload::len);
             let reply = match message {
                 Message::Binary(bytes) => self.chunk(bytes).await,
                 Message::Text(text) if text.len() > config.max_text => Err(Close::too_big()),
@@ -127,7 +130,8 @@ impl Session<'_> {
                 Message::Close(_) => return Some(Close::new(Close::NORMAL, "")),
                 Message::Ping(_) | Message::Pong(_) => continue,
             };
-            if self.active.is_some() {
+            let after = self.active.as_ref().map(Upload::len);
+            if after.is_some() && (before.is_none() || after > before) {
                 deadline = Instant::now() + config.idle_timeout;
             }
             match reply {
@@ -150,289 +154,133 @@ impl Session<'_> {
     }
 
     async fn chunk(&mut self, message: Bytes) -> Result<ServerMessage, Close> {
-        let inner = &self.ingest.inner;
-        let active = self
+        let intake = &self.ingest.inner.intake;
+        let upload = self
             .active
             .as_mut()
             .ok_or_else(|| Close::bad_message("send start or resume before bytes"))?;
-        let chunk = Chunk::parse(message, inner.config.max_chunk)?;
-        if chunk.offset > active.len {
-            return Err(Close::new(
-                Close::GAP,
-                format!("gap: expected offset <= {}", active.len),
-            ));
-        }
-        if chunk.end() <= active.len {
-            return Ok(ServerMessage::Ack { offset: active.len });
-        }
-        if active.finished {
-            return Err(Close::new(Close::FINISHED, "recording already finished"));
-        }
-        if chunk.end() > self.admission.max_recording_bytes {
-            return Err(Close::new(Close::TOO_LARGE, "recording too large"));
-        }
-        let started = std::time::Instant::now();
-        let before = active.len;
-        active.len = match inner
-            .spool
-            .append(&active.id, chunk.offset, chunk.data)
+        let chunk = Chunk::parse(message, self.ingest.inner.config.max_chunk)?;
+        let offset = intake
+            .append(
+                &self.admission,
+                upload,
+                chunk.offset,
+                chunk.data,
+                Placement::UpToDurable,
+            )
             .await
-        {
-            Ok(len) => len,
-            // Sealed, or shorter than this connection believed (another connection's
-            // append failed after this one resumed): say which.
-            Err(Error::Precondition { .. }) => {
-                return Err(match inner.spool.stat(&active.id).await {
-                    Ok(entry) if entry.sealed => {
-                        Close::new(Close::FINISHED, "recording already finished")
-                    }
-                    Ok(entry) => {
-                        Close::new(Close::GAP, format!("gap: expected offset <= {}", entry.len))
-                    }
-                    Err(e) => storage_failed(&active.id, &e),
-                });
-            }
-            Err(e) => return Err(storage_failed(&active.id, &e)),
-        };
-        crate::metrics::chunk_durable(active.len.saturating_sub(before), started.elapsed());
-        Ok(ServerMessage::Ack { offset: active.len })
+            .map_err(close_for)?;
+        Ok(ServerMessage::Ack { offset })
     }
 
     async fn control(&mut self, message: ClientMessage) -> Result<ServerMessage, Close> {
+        let inner = &self.ingest.inner;
+        let intake = &inner.intake;
         match message {
             ClientMessage::Start { .. } | ClientMessage::Resume { .. } if self.active.is_some() => {
                 Err(Close::bad_message(
                     "this connection already has a recording",
                 ))
             }
-            ClientMessage::Start { mime_type, payload } => self.start(mime_type, payload).await,
+            ClientMessage::Start { mime_type, payload } => {
+                let upload = intake
+                    .start(&self.admission, NewUpload { mime_type, payload })
+                    .await
+                    .map_err(close_for)?;
+                let collect = self.admission.collect;
+                let reply = ServerMessage::Started {
+                    recording: upload.id().to_string(),
+                    resume_token: intake.resume_token(upload.id()),
+                    offset: 0,
+                    max_chunk: inner.config.max_chunk,
+                    max_duration_ms: self
+                        .admission
+                        .max_recording_secs
+                        .map(|secs| u64::from(secs) * 1000),
+                    collect: [
+                        (collect.camera_name, "cameraName"),
+                        (collect.microphone_name, "microphoneName"),
+                        (collect.referer, "page"),
+                    ]
+                    .into_iter()
+                    .filter(|(on, _)| *on)
+                    .map(|(_, name)| name.to_owned())
+                    .collect(),
+                };
+                self.active = Some(upload);
+                Ok(reply)
+            }
             ClientMessage::Resume {
                 recording,
                 resume_token,
-            } => self.resume(&recording, &resume_token).await,
+            } => {
+                let upload = intake
+                    .resume(&self.admission, &recording, &resume_token)
+                    .await
+                    .map_err(close_for)?;
+                let reply = ServerMessage::Resumed {
+                    recording: upload.id().to_string(),
+                    offset: upload.len(),
+                    finished: upload.is_finished(),
+                    max_chunk: inner.config.max_chunk,
+                };
+                self.active = Some(upload);
+                Ok(reply)
+            }
             ClientMessage::Describe {
                 camera_name,
                 microphone_name,
                 page,
-            } => self.describe(camera_name, microphone_name, page).await,
-            ClientMessage::Finish { length } => self.finish(length).await,
-        }
-    }
-
-    async fn start(
-        &mut self,
-        mime_type: Option<String>,
-        payload: Option<String>,
-    ) -> Result<ServerMessage, Close> {
-        let inner = &self.ingest.inner;
-        let mut new = NewRecording::new()
-            .with_environment(self.admission.environment.clone())
-            .with_personal(self.admission.seen.clone());
-        if let Some(mime) = mime_type {
-            if mime.len() > 255 || !mime.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-                return Err(Close::bad_message(
-                    "mimeType is at most 255 printable ASCII characters",
-                ));
-            }
-            new = new.with_mime_type(mime);
-        }
-        if let Some(payload) = payload {
-            if payload.len() > 8 << 10 {
-                return Err(Close::bad_message("payload is at most 8 KiB"));
-            }
-            new = new.with_payload(payload);
-        }
-        let recording = inner.catalog.create_recording(new).await.map_err(|e| {
-            tracing::error!(error = %e, "could not record a new recording in the catalog");
-            Close::new(Close::UNAVAILABLE, "storage unavailable")
-        })?;
-        let id = recording.id;
-        inner
-            .spool
-            .create(&id)
-            .await
-            .map_err(|e| storage_failed(&id, &e))?;
-        tracing::info!(recording = %id, "recording started");
-        let reply = ServerMessage::Started {
-            recording: id.to_string(),
-            resume_token: self.ingest.resume_token(&id),
-            offset: 0,
-            max_chunk: inner.config.max_chunk,
-            max_duration_ms: self
-                .admission
-                .max_recording_secs
-                .map(|secs| u64::from(secs) * 1000),
-            collect: [
-                (self.admission.collect.camera_name, "cameraName"),
-                (self.admission.collect.microphone_name, "microphoneName"),
-                (self.admission.collect.referer, "page"),
-            ]
-            .into_iter()
-            .filter(|(on, _)| *on)
-            .map(|(_, name)| name.to_owned())
-            .collect(),
-        };
-        self.active = Some(Active {
-            id,
-            len: 0,
-            finished: false,
-        });
-        Ok(reply)
-    }
-
-    /// Keeps what the recorder tells of the person recording, as far as the environment
-    /// collects it (a field it does not collect is dropped unread); answers with an `ack`
-    /// of what is durable.
-    async fn describe(
-        &mut self,
-        camera_name: Option<String>,
-        microphone_name: Option<String>,
-        page: Option<String>,
-    ) -> Result<ServerMessage, Close> {
-        let Some(active) = &self.active else {
-            return Err(Close::bad_message("describe comes after started"));
-        };
-        let field = |value: Option<String>, name: &str| -> Result<Option<String>, Close> {
-            match value {
-                Some(v) if v.len() > 1024 || v.chars().any(char::is_control) => {
-                    Err(Close::bad_message(&format!(
-                        "{name} is at most 1 KiB, without control characters"
-                    )))
+            } => {
+                let Some(upload) = &self.active else {
+                    return Err(Close::bad_message("describe comes after started"));
+                };
+                if std::mem::replace(&mut self.described, true) {
+                    return Err(Close::bad_message("describe comes once"));
                 }
-                other => Ok(other),
+                let mut told = PersonalData::default();
+                told.camera_name = camera_name;
+                told.microphone_name = microphone_name;
+                told.referer = page;
+                intake
+                    .describe(&self.admission, upload, told)
+                    .await
+                    .map_err(close_for)?;
+                Ok(ServerMessage::Ack {
+                    offset: upload.len(),
+                })
             }
-        };
-        let mut told = PersonalData::default();
-        told.camera_name = field(camera_name, "cameraName")?;
-        told.microphone_name = field(microphone_name, "microphoneName")?;
-        told.referer = field(page, "page")?;
-        let told = told.allowed_by(&self.admission.collect);
-        let offset = active.len;
-        if !told.is_empty() {
-            let change = Change::new(active.id.clone())
-                .expect_state(RecordingState::Receiving)
-                .personal(told);
-            match self.ingest.inner.catalog.commit(change).await {
-                Ok(_) => {}
-                // Finished meanwhile (or deleted): what it says is of no use any more.
-                Err(e) if e.is_precondition() => {}
-                Err(e) => {
-                    tracing::error!(error = %e, "could not record what the recorder told");
-                    return Err(Close::new(Close::UNAVAILABLE, "storage unavailable"));
-                }
+            ClientMessage::Finish { length } => {
+                let upload = self
+                    .active
+                    .as_mut()
+                    .ok_or_else(|| Close::bad_message("send start or resume before finish"))?;
+                intake.finish(upload, length).await.map_err(close_for)?;
+                Ok(ServerMessage::Finished {
+                    recording: upload.id().to_string(),
+                    length,
+                })
             }
         }
-        Ok(ServerMessage::Ack { offset })
-    }
-
-    async fn resume(&mut self, recording: &str, token: &str) -> Result<ServerMessage, Close> {
-        let inner = &self.ingest.inner;
-        let unknown = || Close::new(Close::UNKNOWN_RECORDING, "unknown recording");
-        let id: RecordingId = recording.parse().map_err(|_| unknown())?;
-        if !self.ingest.check_resume_token(&id, token) {
-            return Err(Close::new(Close::BAD_TOKEN, "bad resume token"));
-        }
-        let record = match inner.catalog.recording(&id).await {
-            Ok(record) => record,
-            Err(e) if e.is_not_found() => return Err(unknown()),
-            Err(e) => return Err(storage_failed(&id, &e)),
-        };
-        if record.environment != self.admission.environment {
-            // Not this environment's recording: as unknown as one that does not exist.
-            return Err(unknown());
-        }
-        let (len, finished) = if record.state == RecordingState::Receiving {
-            match inner.spool.stat(&id).await {
-                Ok(entry) => (entry.len, false),
-                Err(e) if e.is_not_found() => return Err(unknown()),
-                Err(e) => return Err(storage_failed(&id, &e)),
-            }
-        } else {
-            (record.length.unwrap_or(0), true)
-        };
-        tracing::info!(recording = %id, offset = len, finished, "recording resumed");
-        self.active = Some(Active {
-            id: id.clone(),
-            len,
-            finished,
-        });
-        Ok(ServerMessage::Resumed {
-            recording: id.to_string(),
-            offset: len,
-            finished,
-            max_chunk: inner.config.max_chunk,
-        })
-    }
-
-    async fn finish(&mut self, length: u64) -> Result<ServerMessage, Close> {
-        let inner = &self.ingest.inner;
-        let active = self
-            .active
-            .as_mut()
-            .ok_or_else(|| Close::bad_message("send start or resume before finish"))?;
-        let finished = ServerMessage::Finished {
-            recording: active.id.to_string(),
-            length,
-        };
-        if active.finished {
-            return if length == active.len {
-                Ok(finished)
-            } else {
-                Err(Close::new(Close::FINISHED, "recording already finished"))
-            };
-        }
-        if length != active.len {
-            return Err(Close::new(
-                Close::LENGTH_MISMATCH,
-                format!("length mismatch: durable {}", active.len),
-            ));
-        }
-        let id = active.id.clone();
-        inner
-            .spool
-            .seal(&id)
-            .await
-            .map_err(|e| storage_failed(&id, &e))?;
-        let change = Change::new(id.clone())
-            .expect_state(RecordingState::Receiving)
-            .state(RecordingState::Recorded)
-            .length(length)
-            .enqueue(JobKind::Probe {
-                recording: id.clone(),
-            });
-        match inner.catalog.commit(change).await {
-            Ok(_) => {
-                tracing::info!(recording = %id, length, "recording finished");
-                if let Some(hook) = &inner.on_finish {
-                    hook(&id);
-                }
-            }
-            // Finished before, by this client on an earlier connection: say so again.
-            Err(e) if e.is_precondition() => match inner.catalog.recording(&id).await {
-                Ok(r) if r.length == Some(length) => {}
-                Ok(_) => return Err(Close::new(Close::FINISHED, "recording already finished")),
-                Err(e) => return Err(storage_failed(&id, &e)),
-            },
-            Err(e) => return Err(storage_failed(&id, &e)),
-        }
-        active.finished = true;
-        Ok(finished)
     }
 }
 
-fn storage_failed(id: &RecordingId, e: &Error) -> Close {
-    tracing::error!(recording = %id, error = %e, "storage failed while streaming");
-    Close::new(Close::UNAVAILABLE, "storage unavailable")
-}
+/// A read error: the library's size guard (a message or frame over the protocol's
+/// limits, which the library enforces) gets the protocol's 1009; anything else means the
+/// connection is broken.
+fn read_error(e: axum::Error) -> Option<Close> {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    use tokio_tungstenite::tungstenite::error::CapacityError;
 
-/// A read error: the library's size guard (a message far over the limit) gets the
-/// protocol's 1009; anything else means the connection is broken.
-fn read_error(e: &axum::Error) -> Option<Close> {
-    let text = e.to_string();
-    if text.contains("too long") || text.contains("Space limit") {
-        Some(Close::too_big())
-    } else {
-        tracing::debug!(error = %text, "stream connection broke");
-        None
+    match e.into_inner().downcast::<WsError>().map(|e| *e) {
+        Ok(WsError::Capacity(CapacityError::MessageTooLong { .. })) => Some(Close::too_big()),
+        Ok(other) => {
+            tracing::debug!(error = %other, "stream connection broke");
+            None
+        }
+        Err(other) => {
+            tracing::debug!(error = %other, "stream connection broke");
+            None
+        }
     }
 }

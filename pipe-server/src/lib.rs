@@ -330,18 +330,15 @@ pub async fn serve(
     }
     pipeline = pipeline.with_key_escrow(escrow.iter().map(|(_, sink)| Arc::clone(sink)).collect());
     let pipeline = Arc::new(Pipeline::new(pipeline));
-    let ingest = Ingest::new(
-        catalog,
-        spool,
-        secret,
-        IngestConfig::default().with_allowed_hosts(config.allowed_hosts.clone()),
-    )
-    .with_environments(environments)
-    .with_playback(SinkId::new(OWN_STORAGE), own)
-    .on_finish({
-        let pipeline = Arc::clone(&pipeline);
-        move |_| pipeline.wake()
-    });
+    let ingest = Ingest::builder(catalog, spool, secret)
+        .config(IngestConfig::default().with_allowed_hosts(config.allowed_hosts.clone()))
+        .environments(environments)
+        .playback(SinkId::new(OWN_STORAGE), own)
+        .on_finish({
+            let pipeline = Arc::clone(&pipeline);
+            move |_| pipeline.wake()
+        })
+        .build();
 
     let app = Router::new()
         .route(

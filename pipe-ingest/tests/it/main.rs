@@ -101,3 +101,74 @@ async fn connections_past_the_cap_are_refused_before_the_upgrade() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(tokio_tungstenite::connect_async(&h.url).await.is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrades_arriving_at_once_never_overshoot_the_cap() {
+    const CAP: usize = 4;
+    let h = serve(IngestConfig::default().with_max_connections(CAP)).await;
+    // Forty connections at once: each holds its socket open until all have tried.
+    let attempts: Vec<_> = (0..40)
+        .map(|_| {
+            let url = h.url.clone();
+            tokio::spawn(async move { tokio_tungstenite::connect_async(&url).await })
+        })
+        .collect();
+    let mut admitted = Vec::new();
+    let mut refused = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Ok((socket, _)) => admitted.push(socket),
+            Err(tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status().as_u16(), 503);
+                refused += 1;
+            }
+            Err(e) => panic!("neither admitted nor refused: {e}"),
+        }
+    }
+    assert!(
+        admitted.len() <= CAP,
+        "{} connections admitted under a cap of {CAP}",
+        admitted.len()
+    );
+    assert_eq!(admitted.len() + refused, 40);
+}
+
+#[tokio::test]
+async fn chunks_that_add_nothing_do_not_hold_a_connection_open() {
+    let h = serve(
+        IngestConfig::default().with_timeouts(Duration::from_secs(5), Duration::from_secs(1)),
+    )
+    .await;
+    let (mut socket, _) = tokio_tungstenite::connect_async(&h.url).await.unwrap();
+    socket
+        .send(Message::text(r#"{"type":"start"}"#))
+        .await
+        .unwrap();
+    assert!(matches!(socket.next().await, Some(Ok(Message::Text(_)))));
+    let started = Instant::now();
+    // An empty chunk at offset 0, ten times a second: acknowledged, but no progress.
+    let code = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "empty chunks held the connection open past its idle timeout"
+        );
+        socket
+            .send(Message::binary(0u64.to_be_bytes().to_vec()))
+            .await
+            .ok();
+        match tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .expect("an answer within 5 s")
+        {
+            Some(Ok(Message::Close(Some(frame)))) => break u16::from(frame.code),
+            Some(Ok(Message::Text(_))) => {}
+            other => panic!("no close frame: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(code, 4408);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "empty chunks extended the idle timeout"
+    );
+}

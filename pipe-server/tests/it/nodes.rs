@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::api::{create_key, get, until_copied};
-use crate::stream::{Socket, connect, receive, send_chunk, send_json, webm};
+use crate::stream::{Socket, connect, receive, send_chunk, send_json, start_webm, webm};
 use crate::util::balancer::{Balancer, Spread};
 use crate::util::{
     Driver, PipeServer, WEBHOOK_SECRET, WebhookReceiver, eventually, files_under, free_port,
@@ -139,13 +139,7 @@ async fn a_recording_cut_off_by_kill_9_on_one_node_resumes_and_finishes_on_anoth
 
     // Straight to node A, then to node B with the resume token A gave.
     let mut socket = connect(&cluster.nodes[0], None).await.unwrap();
-    send_json(
-        &mut socket,
-        json!({"type": "start", "mimeType": "video/webm"}),
-    )
-    .await;
-    let started = receive(&mut socket).await;
-    assert_eq!(started["type"], "started", "{started}");
+    let started = start_webm(&mut socket).await;
     let mut acked = 0;
     for chunk in bytes[..half].chunks(16 << 10) {
         send_chunk(&mut socket, acked, chunk).await;

@@ -75,6 +75,14 @@ pub(crate) async fn receive(socket: &mut Socket) -> Value {
     }
 }
 
+/// Starts a WebM recording on `socket`; the server's `started`.
+pub(crate) async fn start_webm(socket: &mut Socket) -> Value {
+    send_json(socket, json!({"type": "start", "mimeType": "video/webm"})).await;
+    let started = receive(socket).await;
+    assert_eq!(started["type"], "started", "{started}");
+    started
+}
+
 /// Streams `bytes` as one new recording and finishes it; returns its id.
 pub(crate) async fn stream_recording(server: &PipeServer, bytes: &[u8]) -> String {
     stream_recording_at(server, "/v1/stream", bytes).await
@@ -83,13 +91,7 @@ pub(crate) async fn stream_recording(server: &PipeServer, bytes: &[u8]) -> Strin
 /// [`stream_recording`] through the stream URL `path` (`/v1/stream?environment=…`).
 pub(crate) async fn stream_recording_at(server: &PipeServer, path: &str, bytes: &[u8]) -> String {
     let mut socket = connect_to(server, path, None).await.unwrap();
-    send_json(
-        &mut socket,
-        json!({"type": "start", "mimeType": "video/webm"}),
-    )
-    .await;
-    let started = receive(&mut socket).await;
-    assert_eq!(started["type"], "started", "{started}");
+    let started = start_webm(&mut socket).await;
     for (i, chunk) in bytes.chunks(64 << 10).enumerate() {
         send_chunk(&mut socket, (i * (64 << 10)) as u64, chunk).await;
         assert_eq!(receive(&mut socket).await["type"], "ack");
@@ -248,6 +250,32 @@ async fn a_foreign_origin_is_refused_before_the_upgrade() {
         send_json(&mut socket, json!({"type": "start"})).await;
         assert_eq!(receive(&mut socket).await["type"], "started");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_text_reaches_the_log_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = PipeServer::start(dir.path(), &[]).await;
+    // A message type carrying a newline and a terminal escape: the parse error quotes
+    // it, the close reason carries it, and the log line of the close must not.
+    let mut socket = connect(&server, None).await.unwrap();
+    let evil = r"evil\nFORGED line \u001b[31mred";
+    socket
+        .send(Message::text(format!(r#"{{"type":"{evil}"}}"#)))
+        .await
+        .unwrap();
+    assert_eq!(receive(&mut socket).await["close"], 4400);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = std::fs::read_to_string(dir.path().join("pipe.log")).unwrap();
+    assert!(log.contains("closing stream"), "{log}");
+    assert!(
+        !log.lines().any(|line| line.starts_with("FORGED")),
+        "client text forged a log line:\n{log}"
+    );
+    assert!(
+        !log.contains('\u{1b}'),
+        "a terminal escape reached the log:\n{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
