@@ -195,6 +195,9 @@ pub struct Change {
     pub state: Option<RecordingState>,
     /// The original's length in bytes.
     pub length: Option<u64>,
+    /// The length an upload declares, where it had not yet (set once: a catalog keeps
+    /// the first).
+    pub upload_length: Option<u64>,
     /// What the probe found.
     pub media: Option<MediaInfo>,
     /// Why the recording failed.
@@ -227,6 +230,7 @@ impl Change {
             expect_version: None,
             state: None,
             length: None,
+            upload_length: None,
             media: None,
             failure: None,
             artifacts: Vec::new(),
@@ -265,6 +269,13 @@ impl Change {
     #[must_use]
     pub fn length(mut self, length: u64) -> Self {
         self.length = Some(length);
+        self
+    }
+
+    /// Records the length an upload declares, if it has none yet.
+    #[must_use]
+    pub fn upload_length(mut self, length: u64) -> Self {
+        self.upload_length = Some(length);
         self
     }
 
@@ -318,6 +329,7 @@ impl Change {
     pub fn only_tells(&self) -> bool {
         self.state.is_none()
             && self.length.is_none()
+            && self.upload_length.is_none()
             && self.media.is_none()
             && self.failure.is_none()
             && self.artifacts.is_empty()

@@ -83,7 +83,8 @@ pub use keys::{KeyId, KeyProvider, RecordingKeyStore};
 pub use media::MediaInfo;
 pub use notify::{BodyEncoding, EventFilter, Notifier, OutgoingWebhook, Signer, WireFormat};
 pub use recording::{
-    DeletionReason, NewRecording, PersonalData, Recording, RecordingState, Tombstone,
+    DeletionReason, NewRecording, PersonalData, Recording, RecordingSource, RecordingState,
+    Tombstone,
 };
 pub use sink::{
     GetOptions, GetResult, ObjectMeta, PutBody, PutOptions, PutReceipt, SinkCapabilities,

@@ -53,6 +53,37 @@ impl RecordingState {
     }
 }
 
+/// How a recording's bytes arrive.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RecordingSource {
+    /// Streamed by a recorder while it was recorded.
+    #[default]
+    Recorder,
+    /// An existing file uploaded (tus): complete only once its declared length arrived.
+    Upload,
+}
+
+impl RecordingSource {
+    /// The source's name as stored and shown (`recorder`, `upload`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Recorder => "recorder",
+            Self::Upload => "upload",
+        }
+    }
+
+    /// Parses a name produced by [`RecordingSource::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "recorder" => Self::Recorder,
+            "upload" => Self::Upload,
+            _ => return None,
+        })
+    }
+}
+
 /// What a client says about a recording when it starts one.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -69,6 +100,12 @@ pub struct NewRecording {
     /// What is known of the person recording, as far as the environment collects it.
     #[serde(default)]
     pub personal: PersonalData,
+    /// How its bytes arrive.
+    #[serde(default)]
+    pub source: RecordingSource,
+    /// The length an upload declares it will have, if it knows it yet.
+    #[serde(default)]
+    pub upload_length: Option<u64>,
 }
 
 impl NewRecording {
@@ -105,6 +142,14 @@ impl NewRecording {
     #[must_use]
     pub fn with_environment(mut self, environment: EnvironmentId) -> Self {
         self.environment = environment;
+        self
+    }
+
+    /// An upload of a file of `length` bytes (`None`: told later).
+    #[must_use]
+    pub fn with_upload(mut self, length: Option<u64>) -> Self {
+        self.source = RecordingSource::Upload;
+        self.upload_length = length;
         self
     }
 
@@ -157,6 +202,12 @@ pub struct Recording {
     /// Its number: unique in the catalog and never given again, counting from 1, for the
     /// clients of the hosted Pipe whose video ids are numbers. 0 where a catalog has none.
     pub number: u64,
+    /// How its bytes arrived.
+    #[serde(default)]
+    pub source: RecordingSource,
+    /// For an upload, the length it declared (tus's `Upload-Length`), once declared.
+    #[serde(default)]
+    pub upload_length: Option<u64>,
 }
 
 impl Recording {
@@ -186,6 +237,8 @@ impl Recording {
             personal: PersonalData::default(),
             anonymized: None,
             number: 0,
+            source: RecordingSource::Recorder,
+            upload_length: None,
         }
     }
 }

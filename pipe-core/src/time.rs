@@ -61,6 +61,26 @@ impl Timestamp {
         )
     }
 
+    /// The HTTP date of this second (RFC 9110's IMF-fixdate): `Sun, 06 Nov 1994
+    /// 08:49:37 GMT`, as in `Expires` or tus's `Upload-Expires`.
+    pub fn to_http_date(self) -> String {
+        const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let secs = self.as_secs();
+        let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        let (y, m, d) = civil_from_days(days);
+        format!(
+            "{}, {d:02} {} {y:04} {:02}:{:02}:{:02} GMT",
+            DAYS[days.rem_euclid(7) as usize],
+            MONTHS[m as usize - 1],
+            rem / 3600,
+            rem / 60 % 60,
+            rem % 60
+        )
+    }
+
     /// RFC 3339 in UTC with milliseconds: `2016-03-03T13:51:44.000Z`.
     pub fn to_rfc3339(self) -> String {
         let date_time = self.to_utc_string().replacen(' ', "T", 1);
@@ -169,6 +189,19 @@ impl fmt::Debug for Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_http_dates() {
+        // RFC 9110's own example, and a leap day.
+        assert_eq!(
+            Timestamp::from_millis(784_111_777_000).to_http_date(),
+            "Sun, 06 Nov 1994 08:49:37 GMT"
+        );
+        assert_eq!(
+            Timestamp::from_millis(951_782_400_000).to_http_date(),
+            "Tue, 29 Feb 2000 00:00:00 GMT"
+        );
+    }
 
     #[test]
     fn formats_known_dates() {

@@ -6,11 +6,13 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use pipe_core::{
     Catalog, Change, EnvironmentId, EnvironmentStore, Error, HostAllowList, JobKind, NewRecording,
-    PersonalData, PersonalDataSettings, RecordingId, RecordingState, Spool,
+    PersonalData, PersonalDataSettings, RecordingId, RecordingSource, RecordingState, Spool,
+    Timestamp,
 };
 use pipe_http::TokenSigner;
 
@@ -66,6 +68,9 @@ pub enum IntakeError {
     /// The recording is finished; nothing more can be added.
     #[error("recording already finished")]
     Finished,
+    /// The upload was not finished in time: it is no more.
+    #[error("the upload expired unfinished")]
+    Gone,
     /// `finish` with a length that is not the durable one.
     #[error("length mismatch: durable {durable}")]
     LengthMismatch {
@@ -122,6 +127,9 @@ pub struct Admission {
     /// What the server read of the connection itself (IP address, user agent), already
     /// limited to what the environment collects.
     pub seen: PersonalData,
+    /// How long an unfinished recording of the environment lives after it began: then
+    /// the sweep finishes a stream with what arrived, and deletes an incomplete upload.
+    pub abandoned_after: Duration,
 }
 
 /// What a client starts a recording with.
@@ -133,6 +141,9 @@ pub struct NewUpload {
     pub mime_type: Option<String>,
     /// The operator's string, echoed in every webhook (at most 8 KiB).
     pub payload: Option<String>,
+    /// Whether it is an upload of a file, with the length the client declared if it knew
+    /// it (`Some(None)`: told later), rather than a recording streamed as it is made.
+    pub upload: Option<Option<u64>>,
 }
 
 impl NewUpload {
@@ -149,6 +160,13 @@ impl NewUpload {
         self.payload = Some(payload.into());
         self
     }
+
+    /// An upload of a file of `length` bytes (`None`: the client tells it later).
+    #[must_use]
+    pub fn upload_of(mut self, length: Option<u64>) -> Self {
+        self.upload = Some(length);
+        self
+    }
 }
 
 /// A recording a client is adding to, as the intake last saw it.
@@ -157,6 +175,11 @@ pub struct Upload {
     id: RecordingId,
     len: u64,
     finished: bool,
+    source: RecordingSource,
+    declared: Option<u64>,
+    created: Timestamp,
+    mime_type: Option<String>,
+    payload: Option<String>,
 }
 
 impl Upload {
@@ -178,6 +201,50 @@ impl Upload {
     /// Whether it is finished.
     pub fn is_finished(&self) -> bool {
         self.finished
+    }
+
+    /// Whether it is an upload of a file rather than a recording streamed as it is made.
+    pub fn is_upload(&self) -> bool {
+        self.source == RecordingSource::Upload
+    }
+
+    /// The length an upload declared, once it did.
+    pub fn declared_len(&self) -> Option<u64> {
+        self.declared
+    }
+
+    /// When it began.
+    pub fn created(&self) -> Timestamp {
+        self.created
+    }
+
+    /// The MIME type its client declared.
+    pub fn mime_type(&self) -> Option<&str> {
+        self.mime_type.as_deref()
+    }
+
+    /// The operator's payload.
+    pub fn payload(&self) -> Option<&str> {
+        self.payload.as_deref()
+    }
+
+    /// When it expires unfinished, under `admission`'s environment (see
+    /// [`Admission::abandoned_after`]).
+    pub fn expires(&self, admission: &Admission) -> Timestamp {
+        self.created.plus(admission.abandoned_after)
+    }
+
+    fn of(record: &pipe_core::Recording, len: u64, finished: bool) -> Self {
+        Self {
+            id: record.id.clone(),
+            len,
+            finished,
+            source: record.source,
+            declared: record.upload_length,
+            created: record.created,
+            mime_type: record.mime_type.clone(),
+            payload: record.payload.clone(),
+        }
     }
 }
 
@@ -285,6 +352,7 @@ impl Intake {
             max_recording_secs: None,
             collect: PersonalDataSettings::default(),
             seen: PersonalData::default(),
+            abandoned_after: hours(pipe_core::EnvironmentSettings::default().abandoned_after_hours),
         };
         let hosts = match &inner.environments {
             None if environment.as_str() == EnvironmentId::DEFAULT => inner.allowed_hosts.clone(),
@@ -302,6 +370,7 @@ impl Intake {
                 admission.client_playback = settings.client_playback;
                 admission.max_recording_secs = settings.max_recording_secs;
                 admission.collect = settings.personal_data;
+                admission.abandoned_after = hours(settings.abandoned_after_hours);
                 settings.host_allow_list().map_err(|e| {
                     tracing::error!(%environment, error = %e, "stored allowed hosts do not parse");
                     IntakeError::Broken
@@ -345,23 +414,27 @@ impl Intake {
             }
             new = new.with_payload(payload);
         }
+        if let Some(length) = upload.upload {
+            if length.is_some_and(|l| l > admission.max_recording_bytes) {
+                return Err(IntakeError::TooLarge {
+                    limit: admission.max_recording_bytes,
+                });
+            }
+            new = new.with_upload(length);
+        }
         let recording = inner
             .catalog
             .create_recording(new)
             .await
             .map_err(|e| storage_failed(None, &e))?;
-        let id = recording.id;
+        let id = &recording.id;
         inner
             .spool
-            .create(&id)
+            .create(id)
             .await
-            .map_err(|e| storage_failed(Some(&id), &e))?;
-        tracing::info!(recording = %id, "recording started");
-        Ok(Upload {
-            id,
-            len: 0,
-            finished: false,
-        })
+            .map_err(|e| storage_failed(Some(id), &e))?;
+        tracing::info!(recording = %id, upload = upload.upload.is_some(), "recording started");
+        Ok(Upload::of(&recording, 0, false))
     }
 
     /// Takes up `recording` again, if `token` is its resume token and it is one of
@@ -384,21 +457,118 @@ impl Intake {
             Err(e) if e.is_not_found() => return Err(IntakeError::UnknownRecording),
             Err(e) => return Err(storage_failed(Some(&id), &e)),
         };
-        if record.environment != admission.environment {
-            // Not this environment's recording: as unknown as one that does not exist.
+        // Not this environment's recording, or an upload (which only its own protocol
+        // adds to): as unknown as one that does not exist.
+        if record.environment != admission.environment || record.source != RecordingSource::Recorder
+        {
             return Err(IntakeError::UnknownRecording);
         }
-        let (len, finished) = if record.state == RecordingState::Receiving {
-            match inner.spool.stat(&id).await {
-                Ok(entry) => (entry.len, false),
-                Err(e) if e.is_not_found() => return Err(IntakeError::UnknownRecording),
-                Err(e) => return Err(storage_failed(Some(&id), &e)),
-            }
-        } else {
-            (record.length.unwrap_or(0), true)
+        let upload = self.take_up(&record).await?;
+        tracing::info!(
+            recording = %id,
+            offset = upload.len,
+            finished = upload.finished,
+            "recording resumed"
+        );
+        Ok(upload)
+    }
+
+    /// Opens the upload `recording` for a client holding its `token` (its resume token),
+    /// from `origin`: admitted by the upload's own environment, so an upload's address
+    /// works only where it was made. `UnknownRecording` once it is being deleted, `Gone`
+    /// once it expired unfinished (see [`Upload::expires`]).
+    pub async fn reopen(
+        &self,
+        recording: &str,
+        token: &str,
+        origin: &str,
+    ) -> Result<(Admission, Upload), IntakeError> {
+        let id: RecordingId = recording
+            .parse()
+            .map_err(|_| IntakeError::UnknownRecording)?;
+        if !self.check_resume_token(&id, token) {
+            return Err(IntakeError::BadToken);
+        }
+        let record = match self.inner.catalog.recording(&id).await {
+            Ok(record) => record,
+            Err(e) if e.is_not_found() => return Err(IntakeError::UnknownRecording),
+            Err(e) => return Err(storage_failed(Some(&id), &e)),
         };
-        tracing::info!(recording = %id, offset = len, finished, "recording resumed");
-        Ok(Upload { id, len, finished })
+        if record.source != RecordingSource::Upload {
+            return Err(IntakeError::UnknownRecording);
+        }
+        let admission = self
+            .admit(Some(record.environment.as_str()), origin)
+            .await?;
+        let upload = self.take_up(&record).await?;
+        if !upload.finished && Timestamp::now() > upload.expires(&admission) {
+            return Err(IntakeError::Gone);
+        }
+        Ok((admission, upload))
+    }
+
+    /// `record` as a client takes it up: at its durable length, or finished.
+    async fn take_up(&self, record: &pipe_core::Recording) -> Result<Upload, IntakeError> {
+        let id = &record.id;
+        // Being deleted (terminated, say): as unknown as one that is no more.
+        if record.deleting.is_some() {
+            return Err(IntakeError::UnknownRecording);
+        }
+        if record.state != RecordingState::Receiving {
+            return Ok(Upload::of(record, record.length.unwrap_or(0), true));
+        }
+        match self.inner.spool.stat(id).await {
+            Ok(entry) => Ok(Upload::of(record, entry.len, false)),
+            Err(e) if e.is_not_found() => Err(IntakeError::UnknownRecording),
+            Err(e) => Err(storage_failed(Some(id), &e)),
+        }
+    }
+
+    /// Records the length an upload declared after it began (tus's deferred length):
+    /// at least what is durable, at most the environment's limit, and never another one
+    /// than it declared before.
+    pub async fn declare_len(
+        &self,
+        admission: &Admission,
+        upload: &mut Upload,
+        length: u64,
+    ) -> Result<(), IntakeError> {
+        let fixed = |declared: u64| {
+            IntakeError::invalid(
+                "Upload-Length",
+                format!("the upload's length is {declared}; it cannot change"),
+            )
+        };
+        match upload.declared {
+            Some(declared) if declared == length => return Ok(()),
+            Some(declared) => return Err(fixed(declared)),
+            None => {}
+        }
+        if length < upload.len {
+            return Err(IntakeError::invalid(
+                "Upload-Length",
+                format!("{} bytes of the upload have arrived already", upload.len),
+            ));
+        }
+        if length > admission.max_recording_bytes {
+            return Err(IntakeError::TooLarge {
+                limit: admission.max_recording_bytes,
+            });
+        }
+        let change = Change::new(upload.id.clone())
+            .expect_state(RecordingState::Receiving)
+            .upload_length(length);
+        let record = match self.inner.catalog.commit(change).await {
+            Ok(record) => record,
+            Err(e) if e.is_precondition() => return Err(IntakeError::Finished),
+            Err(e) => return Err(storage_failed(Some(&upload.id), &e)),
+        };
+        // Another request of this client may have declared first: its length stays.
+        upload.declared = record.upload_length;
+        match upload.declared {
+            Some(declared) if declared != length => Err(fixed(declared)),
+            _ => Ok(()),
+        }
     }
 
     /// Appends `data`, which starts at `offset` of the recording, where `placement`
@@ -439,6 +609,14 @@ impl Intake {
             return Err(IntakeError::TooLarge {
                 limit: admission.max_recording_bytes,
             });
+        }
+        if let Some(declared) = upload.declared
+            && end > declared
+        {
+            return Err(IntakeError::invalid(
+                "Upload-Length",
+                format!("the upload's length is {declared}: these bytes go past it"),
+            ));
         }
         let started = std::time::Instant::now();
         let before = upload.len;
@@ -497,6 +675,35 @@ impl Intake {
         }
     }
 
+    /// Deletes an unfinished upload at its client's request (tus's termination): its
+    /// erasure is the API's, a durable job. `Finished` once it is finished: then it is
+    /// the operator's recording, deleted through the API.
+    pub async fn terminate(&self, upload: &Upload) -> Result<(), IntakeError> {
+        if upload.finished {
+            return Err(IntakeError::Finished);
+        }
+        let id = upload.id.clone();
+        let change = Change::new(id.clone())
+            .expect_state(RecordingState::Receiving)
+            .delete(pipe_core::DeletionReason::Request)
+            .enqueue(JobKind::Erase {
+                recording: id.clone(),
+            });
+        match self.inner.catalog.commit(change).await {
+            Ok(_) => {
+                tracing::info!(recording = %id, "upload terminated by its client");
+                Ok(())
+            }
+            Err(e) if e.is_precondition() => match self.inner.catalog.recording(&id).await {
+                Ok(r) if r.deleting.is_some() => Ok(()),
+                Ok(_) => Err(IntakeError::Finished),
+                Err(e) if e.is_not_found() => Ok(()),
+                Err(e) => Err(storage_failed(Some(&id), &e)),
+            },
+            Err(e) => Err(storage_failed(Some(&id), &e)),
+        }
+    }
+
     /// Finishes the recording at `length`, which must be its durable length: seals it
     /// and, in one transaction, makes it `recorded` with its `probe` job. Finishing a
     /// finished recording at its length again succeeds.
@@ -544,4 +751,8 @@ impl Intake {
         upload.finished = true;
         Ok(())
     }
+}
+
+fn hours(hours: u32) -> Duration {
+    Duration::from_secs(u64::from(hours) * 3600)
 }

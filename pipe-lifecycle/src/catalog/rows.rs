@@ -3,7 +3,8 @@
 use pipe_core::{
     ApiKey, ApiKeyId, Artifact, ArtifactKind, Copy, DeletionReason, Environment, EnvironmentId,
     EnvironmentSettings, JobId, JobKind, JobRecord, JobStatus, MediaInfo, ObjectKey, PersonalData,
-    Recording, RecordingId, RecordingState, Result, Role, SinkId, Timestamp, Tombstone,
+    Recording, RecordingId, RecordingSource, RecordingState, Result, Role, SinkId, Timestamp,
+    Tombstone,
 };
 
 use super::{CatalogRow, Value, corrupt};
@@ -40,6 +41,12 @@ pub(crate) fn recording(row: &impl CatalogRow) -> Result<Recording> {
     recording.personal.camera_name = get(row, "camera_name")?;
     recording.personal.microphone_name = get(row, "microphone_name")?;
     recording.anonymized = get::<Option<i64>>(row, "anonymized")?.map(Timestamp::from_millis);
+    let source: String = get(row, "source")?;
+    recording.source =
+        RecordingSource::parse(&source).ok_or_else(|| corrupt("source", source.as_str()))?;
+    recording.upload_length = get::<Option<i64>>(row, "upload_length")?
+        .map(size_from_sql)
+        .transpose()?;
     Ok(recording)
 }
 

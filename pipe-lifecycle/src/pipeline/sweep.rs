@@ -5,8 +5,8 @@ use std::time::Duration;
 use tracing::{debug, info, warn};
 
 use pipe_core::{
-    Change, DeletionReason, Environment, JobKind, ListOptions, RecordingCursor, RecordingState,
-    Result, Timestamp,
+    Change, DeletionReason, Environment, JobKind, ListOptions, RecordingCursor, RecordingSource,
+    RecordingState, Result, Timestamp,
 };
 
 use super::Pipeline;
@@ -35,7 +35,8 @@ impl Pipeline {
     /// [`SWEEP_BATCH`] recordings: asks for the deletion of those past their retention
     /// (as a deletion through the API does: an `erase` job takes them out of every sink,
     /// the spool and the catalog), and finishes those still `receiving` past
-    /// `abandoned_after_hours` (or deletes them if no byte arrived). [`Pipeline::run`]
+    /// `abandoned_after_hours` (or deletes them if no byte arrived, or if they are uploads
+    /// that did not get all of their declared bytes: tus's expiration). [`Pipeline::run`]
     /// sweeps every [`super::PipelineConfig::with_sweep_interval`]; tests call it with a
     /// time of their own.
     pub async fn sweep(&self, now: Timestamp) -> Result<SweepReport> {
@@ -137,7 +138,11 @@ impl Pipeline {
                 Err(e) if e.is_not_found() => 0,
                 Err(e) => return Err(e),
             };
-            if len == 0 {
+            // An upload is a file: without all of its declared bytes it is no recording,
+            // so it goes like a stream that sent nothing.
+            let incomplete_upload =
+                recording.source == RecordingSource::Upload && recording.upload_length != Some(len);
+            if len == 0 || incomplete_upload {
                 if self
                     .ask_deletion(&recording, DeletionReason::Abandoned)
                     .await?

@@ -189,6 +189,52 @@ async fn abandoned_recordings_are_finished_with_what_arrived_or_deleted() {
     );
 }
 
+/// An upload past its environment's abandonment time (tus's expiration) is deleted unless
+/// every byte it declared arrived: part of a file is no recording. One whose bytes all
+/// arrived (a crash came before its finish) is finished like a stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_uploads_are_deleted_unless_complete() {
+    let h = harness().await;
+    let pipeline = sweeping(&h, 1, Arc::new(RecordingNotifier::default()));
+    with_retention(&h, EnvironmentSettings::default()).await;
+    let file = webm();
+    let upload = |declared: Option<u64>, bytes: Bytes| {
+        let (catalog, spool) = (h.catalog.clone(), h.spool.clone());
+        async move {
+            let rec = catalog
+                .create_recording(
+                    NewRecording::new()
+                        .with_mime_type("video/webm")
+                        .with_upload(declared),
+                )
+                .await
+                .unwrap();
+            spool.create(&rec.id).await.unwrap();
+            spool.append(&rec.id, 0, bytes).await.unwrap();
+            rec.id
+        }
+    };
+    let whole = upload(Some(file.len() as u64), file.clone()).await;
+    let half = upload(Some(file.len() as u64), file.slice(..file.len() / 2)).await;
+    let deferred = upload(None, file.clone()).await;
+
+    let report = pipeline
+        .sweep(Timestamp::now().plus(25 * HOUR))
+        .await
+        .unwrap();
+    assert_eq!((report.finished, report.deleted), (1, 2), "{report:?}");
+    pipeline.drain().await.unwrap();
+    let finished = h.catalog.recording(&whole).await.unwrap();
+    assert_eq!(finished.state, RecordingState::Copied, "{finished:?}");
+    for gone in [half, deferred] {
+        assert!(
+            h.catalog.recording(&gone).await.unwrap_err().is_not_found(),
+            "an incomplete upload was kept"
+        );
+        assert!(h.spool.stat(&gone).await.unwrap_err().is_not_found());
+    }
+}
+
 /// A backlog larger than one sweep goes in bounded steps.
 #[tokio::test]
 async fn a_backlog_goes_in_bounded_sweeps() {

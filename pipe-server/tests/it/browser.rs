@@ -12,7 +12,7 @@ use crate::util::{Driver, PipeServer, Proxy, WEBHOOK_SECRET, WebhookReceiver};
 
 const COPIED: &str = "video_copied_pipe_storage";
 
-async fn server_with_hooks(dir: &std::path::Path) -> (PipeServer, WebhookReceiver) {
+pub(crate) async fn server_with_hooks(dir: &std::path::Path) -> (PipeServer, WebhookReceiver) {
     let hooks = WebhookReceiver::start().await;
     let env = [
         ("PIPE_WEBHOOK_URL", hooks.url.as_str()),
@@ -23,7 +23,7 @@ async fn server_with_hooks(dir: &std::path::Path) -> (PipeServer, WebhookReceive
     (PipeServer::start(dir, &env).await, hooks)
 }
 
-async fn download(url: &str) -> (reqwest::StatusCode, String, Vec<u8>) {
+pub(crate) async fn download(url: &str) -> (reqwest::StatusCode, String, Vec<u8>) {
     let response = reqwest::get(url).await.unwrap();
     let status = response.status();
     let content_type = response

@@ -11,4 +11,5 @@ mod nodes;
 mod personal;
 mod stream;
 mod tls;
+mod tus;
 mod util;

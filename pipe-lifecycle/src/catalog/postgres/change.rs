@@ -67,6 +67,10 @@ pub(super) async fn apply(tx: &mut PgConnection, change: &Change) -> Result<Reco
         .length
         .map(|l| i64::try_from(l).map_err(|_| Error::invalid("length", l)))
         .transpose()?;
+    let upload_length = change
+        .upload_length
+        .map(|l| i64::try_from(l).map_err(|_| Error::invalid("upload_length", l)))
+        .transpose()?;
     let expect_states = (!change.expect_states.is_empty()).then(|| {
         change
             .expect_states
@@ -81,6 +85,7 @@ pub(super) async fn apply(tx: &mut PgConnection, change: &Change) -> Result<Reco
            state = COALESCE($3, state), \
            updated = CASE WHEN $3::text IS NULL THEN updated ELSE $1 END, \
            length = COALESCE($4, length), \
+           upload_length = COALESCE(upload_length, $17), \
            media = COALESCE($5, media), \
            failure = COALESCE($6, failure), \
            deleting = CASE WHEN $7::text IS NULL THEN deleting ELSE $1 END, \
@@ -114,6 +119,7 @@ pub(super) async fn apply(tx: &mut PgConnection, change: &Change) -> Result<Reco
     .bind(personal.referer)
     .bind(personal.camera_name)
     .bind(personal.microphone_name)
+    .bind(upload_length)
     .fetch_optional(&mut *tx)
     .await
     .map_err(from_sqlx)?;

@@ -14,11 +14,18 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use pipe_core::{Error, Result};
 
 /// Every migration, in order: (version, description, SQL).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "catalog",
-    include_str!("../../../migrations-postgres/0001_catalog.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "catalog",
+        include_str!("../../../migrations-postgres/0001_catalog.sql"),
+    ),
+    (
+        2,
+        "uploads",
+        include_str!("../../../migrations-postgres/0002_uploads.sql"),
+    ),
+];
 
 #[derive(Debug, Clone, Copy)]
 struct Embedded;

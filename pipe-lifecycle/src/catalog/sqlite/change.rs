@@ -89,6 +89,10 @@ pub(super) async fn apply(tx: &mut Tx<'_>, change: &Change) -> Result<pipe_core:
         .length
         .map(|l| i64::try_from(l).map_err(|_| Error::invalid("length", l)))
         .transpose()?;
+    let upload_length = change
+        .upload_length
+        .map(|l| i64::try_from(l).map_err(|_| Error::invalid("upload_length", l)))
+        .transpose()?;
     let expect_states = (!change.expect_states.is_empty()).then(|| {
         serde_json::Value::from(
             change
@@ -101,6 +105,7 @@ pub(super) async fn apply(tx: &mut Tx<'_>, change: &Change) -> Result<pipe_core:
     });
     let state = s.arg(change.state.map(RecordingState::as_str))?;
     let (length, media) = (s.arg(length)?, s.arg(media)?);
+    let upload_length = s.arg(upload_length)?;
     let failure = s.arg(change.failure.clone())?;
     let delete = s.arg(change.delete.map(DeletionReason::as_str))?;
     // An erased recording takes only the changes that tell its `video_deleted`.
@@ -129,6 +134,7 @@ pub(super) async fn apply(tx: &mut Tx<'_>, change: &Change) -> Result<pipe_core:
            state = COALESCE({state}, state), \
            updated = CASE WHEN {state} IS NULL THEN updated ELSE {now_arg} END, \
            length = COALESCE({length}, length), \
+           upload_length = COALESCE(upload_length, {upload_length}), \
            media = COALESCE({media}, media), \
            failure = COALESCE({failure}, failure), \
            deleting = CASE WHEN {delete} IS NULL THEN deleting ELSE {now_arg} END, \

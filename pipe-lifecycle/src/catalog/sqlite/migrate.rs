@@ -85,6 +85,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "recording keys",
         include_str!("../../../migrations/0014_recording_keys.sql"),
     ),
+    (
+        15,
+        "uploads",
+        include_str!("../../../migrations/0015_uploads.sql"),
+    ),
 ];
 
 /// The migrations compiled into this binary, as a [`MigrationSource`].

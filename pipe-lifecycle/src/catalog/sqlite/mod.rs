@@ -189,12 +189,16 @@ use crate::catalog::{JOB_COLUMNS, RECORDING_COLUMNS, TOMBSTONE_COLUMNS};
 impl Catalog for SqliteCatalog {
     async fn create_recording(&self, new: NewRecording) -> Result<Recording> {
         let id = new.id.unwrap_or_else(RecordingId::generate);
+        let upload_length = new
+            .upload_length
+            .map(|l| i64::try_from(l).map_err(|_| Error::invalid("upload_length", l)))
+            .transpose()?;
         let now = Timestamp::now().as_millis();
         let sql = format!(
             "INSERT INTO recordings \
                (id, environment, state, version, created, updated, mime_type, payload, number, \
-                ip, user_agent, referer, camera_name, microphone_name) \
-             VALUES (?1, ?2, ?3, 0, ?4, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+                ip, user_agent, referer, camera_name, microphone_name, source, upload_length) \
+             VALUES (?1, ?2, ?3, 0, ?4, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
              RETURNING {RECORDING_COLUMNS}"
         );
         // The number comes from a counter, not from the recordings, so that the number of a
@@ -226,6 +230,8 @@ impl Catalog for SqliteCatalog {
                         .bind(new.personal.referer)
                         .bind(new.personal.camera_name)
                         .bind(new.personal.microphone_name)
+                        .bind(new.source.as_str())
+                        .bind(upload_length)
                         .fetch_one(&mut *connection)
                         .await
                         .map_err(|e| match from_sqlx(e) {
