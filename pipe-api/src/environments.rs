@@ -37,8 +37,9 @@ pub(crate) struct EnvironmentView {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SettingsView {
-    /// Hosts whose pages may record (`example.com`, `*.example.com`, `localhost:8080`);
-    /// empty allows any host.
+    /// Hosts whose pages may record, by Pipe's rules: `example.com` (any port),
+    /// `*.example.com` (one level of subdomain), `*.*.example.com` (two); `localhost:8080`
+    /// only on that port. Empty allows any host.
     #[serde(default)]
     allowed_hosts: Vec<String>,
     /// The longest recording in seconds; absent for the server's limit.

@@ -3,16 +3,22 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// Hosts allowed to embed the recorder: exact names (`example.com`, `example.com:8443`)
-/// and wildcards (`*.example.com`, any subdomain at any depth, not the apex). An entry
-/// without a port matches any port. An empty list allows every host.
+/// Hosts allowed to embed the recorder, by the rules of the hosted Pipe's allowed-domains
+/// setting: host names (`example.com`), the port ignored; `*.example.com` matches one
+/// level of subdomain (`a.example.com`, not `a.b.example.com`, not the apex) and
+/// `*.*.example.com` two. An empty list allows every host.
+///
+/// One addition of ours, for pages told apart only by their port (apps on one intranet
+/// host, a developer's `localhost`): an entry that names a port (`localhost:8080`)
+/// matches only that port. An entry without one, as Pipe's, matches any.
 ///
 /// ```
 /// use pipe_core::HostAllowList;
 ///
 /// let hosts: HostAllowList = "example.com, *.example.org, localhost:8080".parse().unwrap();
-/// assert!(hosts.allows_origin("https://example.com"));
-/// assert!(hosts.allows_origin("https://a.b.example.org"));
+/// assert!(hosts.allows_origin("https://example.com:8443"));
+/// assert!(hosts.allows_origin("https://a.example.org"));
+/// assert!(!hosts.allows_origin("https://a.b.example.org"));
 /// assert!(!hosts.allows_origin("https://example.org"));
 /// assert!(hosts.allows_origin("http://localhost:8080"));
 /// assert!(!hosts.allows_origin("http://localhost:9090"));
@@ -24,9 +30,10 @@ pub struct HostAllowList {
 
 #[derive(Clone, PartialEq, Eq)]
 struct Entry {
-    /// Lowercase host; for a wildcard, the suffix after `*.`.
+    /// Lowercase host; for a wildcard, the suffix after the `*.`s.
     host: String,
-    wildcard: bool,
+    /// How many labels the `*.`s in front stand for (0: an exact name).
+    wild: usize,
     port: Option<u16>,
 }
 
@@ -59,7 +66,7 @@ impl HostAllowList {
         self.entries
             .iter()
             .map(|e| {
-                let star = if e.wildcard { "*." } else { "" };
+                let star = "*.".repeat(e.wild);
                 let host = if e.host.contains(':') {
                     format!("[{}]", e.host)
                 } else {
@@ -88,12 +95,15 @@ impl HostAllowList {
             return false;
         };
         self.entries.iter().any(|e| {
-            let host_ok = if e.wildcard {
-                host.len() > e.host.len() + 1
-                    && host.ends_with(&e.host)
-                    && host.as_bytes()[host.len() - e.host.len() - 1] == b'.'
-            } else {
-                host == e.host
+            let host_ok = match e.wild {
+                0 => host == e.host,
+                wild => host
+                    .strip_suffix(e.host.as_str())
+                    .and_then(|rest| rest.strip_suffix('.'))
+                    .is_some_and(|labels| {
+                        labels.split('.').count() == wild
+                            && labels.split('.').all(|label| !label.is_empty())
+                    }),
             };
             host_ok && e.port.is_none_or(|p| Some(p) == port)
         })
@@ -155,10 +165,10 @@ impl FromStr for HostAllowList {
                     entry: raw.to_owned(),
                     why,
                 };
-                let (wildcard, rest) = match raw.strip_prefix("*.") {
-                    Some(rest) => (true, rest),
-                    None => (false, raw),
-                };
+                let (mut wild, mut rest) = (0, raw);
+                while let Some(after) = rest.strip_prefix("*.") {
+                    (wild, rest) = (wild + 1, after);
+                }
                 if rest.contains("://") || rest.contains('/') {
                     return Err(err("give a host name, not a URL"));
                 }
@@ -174,7 +184,7 @@ impl FromStr for HostAllowList {
                 }
                 Ok(Entry {
                     host: host.to_ascii_lowercase(),
-                    wildcard,
+                    wild,
                     port,
                 })
             })
@@ -188,8 +198,7 @@ impl fmt::Debug for HostAllowList {
         f.write_str("HostAllowList[")?;
         for (i, e) in self.entries.iter().enumerate() {
             let sep = if i == 0 { "" } else { ", " };
-            let star = if e.wildcard { "*." } else { "" };
-            write!(f, "{sep}{star}{}", e.host)?;
+            write!(f, "{sep}{}{}", "*.".repeat(e.wild), e.host)?;
             if let Some(p) = e.port {
                 write!(f, ":{p}")?;
             }
@@ -231,16 +240,26 @@ mod tests {
     }
 
     #[test]
-    fn wildcards_match_subdomains_only() {
+    fn each_wildcard_matches_one_level_of_subdomain_as_in_pipe() {
         let l = list("*.example.com");
         assert!(l.allows_origin("https://a.example.com"));
-        assert!(l.allows_origin("https://x.y.example.com:444"));
+        assert!(l.allows_origin("https://a.example.com:444"));
+        assert!(!l.allows_origin("https://x.y.example.com"));
         assert!(!l.allows_origin("https://example.com"));
         assert!(!l.allows_origin("https://aexample.com"));
+        assert!(!l.allows_origin("https://.example.com"));
+        let two = list("*.*.example.com");
+        assert!(two.allows_origin("https://x.y.example.com"));
+        assert!(!two.allows_origin("https://y.example.com"));
+        assert!(!two.allows_origin("https://w.x.y.example.com"));
+        assert!(!two.allows_origin("https://x..example.com"));
+        assert_eq!(two.entries(), ["*.*.example.com"]);
     }
 
     #[test]
-    fn ports_are_checked_when_given() {
+    fn the_port_is_ignored_unless_an_entry_names_one() {
+        assert!(list("example.com").allows_origin("https://example.com:8443"));
+        assert!(list("example.com").allows_origin("http://example.com"));
         let l = list("127.0.0.1:8080, [::1]:9000");
         assert!(l.allows_origin("http://127.0.0.1:8080"));
         assert!(!l.allows_origin("http://127.0.0.1"));
@@ -253,7 +272,8 @@ mod tests {
         for bad in [
             "https://example.com",
             "exa mple.com",
-            "*.*.x",
+            "a.*.x",
+            "*x.com",
             "a.com:port",
             "a/b",
         ] {
