@@ -49,6 +49,12 @@ pub struct Config {
     pub link_ttl: Duration,
     /// Job workers (`PIPE_WORKERS`, default 2).
     pub workers: usize,
+    /// HTTP connections open at once, not counting upgraded streams
+    /// (`PIPE_MAX_CONNECTIONS`, default 4096, lowered to fit the open-file limit).
+    pub max_connections: usize,
+    /// Time a client has to send a request's head, which is also the longest a
+    /// keep-alive connection stays idle (`PIPE_HEADER_TIMEOUT_SECS`, default 20).
+    pub header_timeout: Duration,
     /// Whether the spool and the server's own storage are encrypted at rest
     /// (`PIPE_ENCRYPTION`, `on` or `off`, default `on`). Keys come from
     /// `PIPE_ENCRYPTION_KEYS` (`id:base64,…`, the last current) or, when it is unset, from
@@ -131,6 +137,8 @@ impl std::fmt::Debug for Config {
             .field("allowed_hosts", &self.allowed_hosts)
             .field("link_ttl", &self.link_ttl)
             .field("workers", &self.workers)
+            .field("max_connections", &self.max_connections)
+            .field("header_timeout", &self.header_timeout)
             .field("encryption", &self.encryption)
             .field("metrics_listen", &self.metrics_listen)
             .field("tls", &self.tls)
@@ -210,6 +218,8 @@ struct FileConfig {
     allowed_hosts: Option<Vec<String>>,
     link_ttl_secs: Option<u64>,
     workers: Option<usize>,
+    max_connections: Option<usize>,
+    header_timeout_secs: Option<u64>,
     encryption: Option<bool>,
     metrics_listen: Option<String>,
     tls_cert: Option<PathBuf>,
@@ -276,6 +286,22 @@ impl Config {
         let link_ttl = Duration::from_secs(
             number("PIPE_LINK_TTL_SECS", f.link_ttl_secs)?.unwrap_or(7 * 24 * 3600),
         );
+        let max_connections = number("PIPE_MAX_CONNECTIONS", f.max_connections.map(|m| m as u64))?
+            .unwrap_or(4096) as usize;
+        let header_timeout =
+            number("PIPE_HEADER_TIMEOUT_SECS", f.header_timeout_secs)?.unwrap_or(20);
+        for (setting, value) in [
+            ("PIPE_MAX_CONNECTIONS", max_connections as u64),
+            ("PIPE_HEADER_TIMEOUT_SECS", header_timeout),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    setting,
+                    detail: "at least 1".into(),
+                });
+            }
+        }
+        let header_timeout = Duration::from_secs(header_timeout);
         let audit_days =
             number("PIPE_AUDIT_RETENTION_DAYS", f.audit_retention_days)?.unwrap_or(365);
         if audit_days == 0 {
@@ -549,6 +575,8 @@ impl Config {
             allowed_hosts,
             link_ttl,
             workers,
+            max_connections,
+            header_timeout,
         })
     }
 }

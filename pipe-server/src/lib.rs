@@ -44,6 +44,7 @@
 pub mod admin;
 mod backups;
 pub mod config;
+mod listen;
 mod metrics;
 mod secrets;
 pub mod sinks;
@@ -330,8 +331,10 @@ pub async fn serve(
     }
     pipeline = pipeline.with_key_escrow(escrow.iter().map(|(_, sink)| Arc::clone(sink)).collect());
     let pipeline = Arc::new(Pipeline::new(pipeline));
+    let ingest_config = IngestConfig::default().with_allowed_hosts(config.allowed_hosts.clone());
+    let ingest_streams = ingest_config.max_connections;
     let ingest = Ingest::builder(catalog, spool, secret)
-        .config(IngestConfig::default().with_allowed_hosts(config.allowed_hosts.clone()))
+        .config(ingest_config)
         .environments(environments)
         .playback(SinkId::new(OWN_STORAGE), own)
         .on_finish({
@@ -428,17 +431,13 @@ pub async fn serve(
             ingest.shutdown().await;
         }
     };
-    let served = match certificates {
-        // With the peer's address for the ingest, which keeps it only where an
-        // environment collects IP addresses.
-        None => {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-            )
-            .with_graceful_shutdown(graceful)
-            .await
-        }
+    let limits = listen::Limits {
+        max_connections: config.max_connections,
+        header_read: config.header_timeout,
+    }
+    .fitted(ingest_streams);
+    match certificates {
+        None => listen::serve(listener, app, limits, graceful).await,
         Some(certificates) => {
             let server_config = certificates
                 .server_config()
@@ -457,35 +456,15 @@ pub async fn serve(
                     response
                 },
             ));
-            // The peer's address as the ingest reads it, as over plain TCP.
-            let app = app.layer(axum::middleware::map_request(
-                |mut request: axum::extract::Request| async {
-                    let peer = request
-                        .extensions()
-                        .get::<axum::extract::ConnectInfo<tls::TlsPeer>>()
-                        .map(|info| info.0.0);
-                    if let Some(peer) = peer {
-                        request
-                            .extensions_mut()
-                            .insert(axum::extract::ConnectInfo(peer));
-                    }
-                    request
-                },
-            ));
             let listener =
                 tls::TlsListener::new(listener, server_config).map_err(ServeError::Serve)?;
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<tls::TlsPeer>(),
-            )
-            .with_graceful_shutdown(graceful)
-            .await
+            listen::serve(listener, app, limits, graceful).await;
         }
-    };
+    }
     stop.send_replace(true);
     let _ = workers.await;
     tracing::info!("pipe stopped");
-    served.map_err(ServeError::Serve)
+    Ok(())
 }
 
 /// Creates the default environment, `production`, on the first start, from the

@@ -167,15 +167,3 @@ pub(crate) fn reload_on_sighup(certificates: Arc<Certificates>) -> io::Result<()
     });
     Ok(())
 }
-
-/// The peer of a TLS connection, as `ConnectInfo` (axum knows only plain TCP's).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct TlsPeer(pub(crate) SocketAddr);
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
-    for TlsPeer
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
-        Self(*stream.remote_addr())
-    }
-}

@@ -7,6 +7,7 @@ mod audit;
 mod backup;
 mod browser;
 mod erasure;
+mod listener;
 mod nodes;
 mod personal;
 mod stream;
