@@ -85,6 +85,9 @@ pub struct TranscodeOptions {
     pub max_duration: Duration,
     /// Inputs with more pixels per frame than this are refused (default 3840×2160).
     pub max_pixels: u64,
+    /// Only the first this much of the recording is converted (default: all of it): an
+    /// environment's maximum recording time, enforced on what a recorder sent past it.
+    pub cut_after: Option<Duration>,
 }
 
 impl Default for TranscodeOptions {
@@ -96,6 +99,7 @@ impl Default for TranscodeOptions {
             snapshot_at: Duration::ZERO,
             max_duration: Duration::from_secs(4 * 3600),
             max_pixels: 3840 * 2160,
+            cut_after: None,
         }
     }
 }
@@ -119,6 +123,13 @@ impl TranscodeOptions {
     #[must_use]
     pub fn with_snapshot_at(mut self, at: Duration) -> Self {
         self.snapshot_at = at;
+        self
+    }
+
+    /// Converts only the first `length` of the recording.
+    #[must_use]
+    pub fn with_cut_after(mut self, length: Duration) -> Self {
+        self.cut_after = Some(length);
         self
     }
 }

@@ -99,6 +99,10 @@ pub struct IngestConfig {
     pub max_connections: usize,
     /// How long the playback links handed to a recorder stay valid (default 10 min).
     pub playback_ttl: Duration,
+    /// How long past its environment's maximum recording time a stream may still add
+    /// bytes (default 30 s, for what was in flight and a reconnection): then the server
+    /// finishes it. The conversion keeps only the maximum recording time in any case.
+    pub max_duration_grace: Duration,
 }
 
 impl Default for IngestConfig {
@@ -113,11 +117,19 @@ impl Default for IngestConfig {
             send_timeout: Duration::from_secs(10),
             max_connections: 1024,
             playback_ttl: Duration::from_secs(600),
+            max_duration_grace: Duration::from_secs(30),
         }
     }
 }
 
 impl IngestConfig {
+    /// Lets a stream add bytes for `grace` past its maximum recording time.
+    #[must_use]
+    pub fn with_max_duration_grace(mut self, grace: Duration) -> Self {
+        self.max_duration_grace = grace;
+        self
+    }
+
     /// Allows only `hosts`.
     #[must_use]
     pub fn with_allowed_hosts(mut self, hosts: HostAllowList) -> Self {

@@ -172,6 +172,26 @@ impl Session<'_> {
             )
             .await
             .map_err(close_for)?;
+        // A recorder still sending well past the environment's maximum recording time
+        // is finished with what it sent (the conversion keeps only the maximum).
+        if let Some(secs) = self.admission.max_recording_secs {
+            let grace = self.ingest.inner.config.max_duration_grace;
+            let limit = upload
+                .created()
+                .plus(Duration::from_secs(u64::from(secs)) + grace);
+            if pipe_core::Timestamp::now() > limit {
+                intake.finish(upload, offset).await.map_err(close_for)?;
+                tracing::info!(
+                    recording = %upload.id(),
+                    max_recording_secs = secs,
+                    "finished a stream that went on past its maximum recording time"
+                );
+                return Ok(ServerMessage::Finished {
+                    recording: upload.id().to_string(),
+                    length: offset,
+                });
+            }
+        }
         Ok(ServerMessage::Ack { offset })
     }
 

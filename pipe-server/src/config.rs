@@ -49,6 +49,9 @@ pub struct Config {
     pub link_ttl: Duration,
     /// Job workers (`PIPE_WORKERS`, default 2).
     pub workers: usize,
+    /// The largest recording or upload in bytes (`PIPE_MAX_RECORDING_BYTES`, default
+    /// 2 GiB); an environment may set a lower limit.
+    pub max_recording_bytes: u64,
     /// HTTP connections open at once, not counting upgraded streams
     /// (`PIPE_MAX_CONNECTIONS`, default 4096, lowered to fit the open-file limit).
     pub max_connections: usize,
@@ -137,6 +140,7 @@ impl std::fmt::Debug for Config {
             .field("allowed_hosts", &self.allowed_hosts)
             .field("link_ttl", &self.link_ttl)
             .field("workers", &self.workers)
+            .field("max_recording_bytes", &self.max_recording_bytes)
             .field("max_connections", &self.max_connections)
             .field("header_timeout", &self.header_timeout)
             .field("encryption", &self.encryption)
@@ -220,6 +224,7 @@ struct FileConfig {
     workers: Option<usize>,
     max_connections: Option<usize>,
     header_timeout_secs: Option<u64>,
+    max_recording_bytes: Option<u64>,
     encryption: Option<bool>,
     metrics_listen: Option<String>,
     tls_cert: Option<PathBuf>,
@@ -290,7 +295,10 @@ impl Config {
             .unwrap_or(4096) as usize;
         let header_timeout =
             number("PIPE_HEADER_TIMEOUT_SECS", f.header_timeout_secs)?.unwrap_or(20);
+        let max_recording_bytes =
+            number("PIPE_MAX_RECORDING_BYTES", f.max_recording_bytes)?.unwrap_or(2 << 30);
         for (setting, value) in [
+            ("PIPE_MAX_RECORDING_BYTES", max_recording_bytes),
             ("PIPE_MAX_CONNECTIONS", max_connections as u64),
             ("PIPE_HEADER_TIMEOUT_SECS", header_timeout),
         ] {
@@ -575,6 +583,7 @@ impl Config {
             allowed_hosts,
             link_ttl,
             workers,
+            max_recording_bytes,
             max_connections,
             header_timeout,
         })

@@ -331,7 +331,9 @@ pub async fn serve(
     }
     pipeline = pipeline.with_key_escrow(escrow.iter().map(|(_, sink)| Arc::clone(sink)).collect());
     let pipeline = Arc::new(Pipeline::new(pipeline));
-    let ingest_config = IngestConfig::default().with_allowed_hosts(config.allowed_hosts.clone());
+    let ingest_config = IngestConfig::default()
+        .with_allowed_hosts(config.allowed_hosts.clone())
+        .with_max_recording_bytes(config.max_recording_bytes);
     let ingest_streams = ingest_config.max_connections;
     let ingest = Ingest::builder(catalog, spool, secret)
         .config(ingest_config)

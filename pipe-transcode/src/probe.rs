@@ -127,6 +127,19 @@ impl Extent {
         }
     }
 
+    /// Whether `packet` of `input` is decoded more than `cut` after the first timestamp
+    /// seen.
+    pub(crate) fn decodes_after(&self, input: &Input, packet: &Packet, cut: Duration) -> bool {
+        let (Some(stream), Some(ts), Some(start)) = (
+            input.stream(packet.stream()),
+            packet.dts().or(packet.pts()),
+            self.start,
+        ) else {
+            return false;
+        };
+        ts as f64 * f64::from(stream.time_base()) - start.max(0.0) > cut.as_secs_f64()
+    }
+
     /// The span from the first (non-negative) timestamp to the furthest end.
     pub(crate) fn duration(&self) -> Duration {
         match (self.start, self.end) {

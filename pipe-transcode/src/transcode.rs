@@ -142,6 +142,13 @@ fn demux(
             continue;
         }
         extent.add(&opened.input, &packet);
+        // Past the cut nothing more is decoded. By decoding time: a picture shown before
+        // the cut is decoded before it too, so none of them loses a reference it needs.
+        if let Some(cut) = options.cut_after
+            && extent.decodes_after(&opened.input, &packet, cut)
+        {
+            continue;
+        }
         check_duration(extent.duration(), options)?;
         if is_video && let Some(v) = video.as_deref_mut() {
             v.send(&packet, out)?;

@@ -14,19 +14,36 @@ struct Harness {
 }
 
 async fn serve(config: IngestConfig) -> Harness {
+    serve_in(config, None).await
+}
+
+/// [`serve`] with a `production` environment of these settings.
+async fn serve_in(
+    config: IngestConfig,
+    settings: Option<pipe_core::EnvironmentSettings>,
+) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let catalog = pipe_lifecycle::SqliteCatalog::open(dir.path().join("catalog.sqlite"))
         .await
         .unwrap();
+    let catalog = Arc::new(catalog);
     let spool = pipe_storage::LocalSpool::open(dir.path().join("spool"))
         .await
         .unwrap();
-    let ingest = Ingest::new(
-        Arc::new(catalog),
-        Arc::new(spool),
-        b"test secret".to_vec(),
-        config,
-    );
+    let mut builder =
+        Ingest::builder(catalog.clone(), Arc::new(spool), b"test secret".to_vec()).config(config);
+    if let Some(settings) = settings {
+        use pipe_core::EnvironmentStore as _;
+        catalog
+            .create_environment(
+                pipe_core::NewEnvironment::new(pipe_core::EnvironmentId::default())
+                    .with_settings(settings),
+            )
+            .await
+            .unwrap();
+        builder = builder.environments(catalog);
+    }
+    let ingest = builder.build();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/v1/stream", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, ingest.router::<()>()).await.unwrap() });
@@ -171,4 +188,65 @@ async fn chunks_that_add_nothing_do_not_hold_a_connection_open() {
         started.elapsed() < Duration::from_secs(3),
         "empty chunks extended the idle timeout"
     );
+}
+
+#[tokio::test]
+async fn a_stream_going_on_past_its_maximum_recording_time_is_finished() {
+    let mut settings = pipe_core::EnvironmentSettings::default();
+    settings.max_recording_secs = Some(1);
+    let h = serve_in(
+        IngestConfig::default().with_max_duration_grace(Duration::from_secs(1)),
+        Some(settings),
+    )
+    .await;
+    let (mut socket, _) = tokio_tungstenite::connect_async(&h.url).await.unwrap();
+    socket
+        .send(Message::text(r#"{"type":"start"}"#))
+        .await
+        .unwrap();
+    let started = next_json(&mut socket).await;
+    assert_eq!(started["maxDurationMs"], 1000, "{started}");
+    // A recorder that ignores the limit and sends a chunk every 200 ms.
+    let mut offset = 0u64;
+    let finished = loop {
+        let mut frame = offset.to_be_bytes().to_vec();
+        frame.extend_from_slice(&[7u8; 1000]);
+        socket.send(Message::binary(frame)).await.unwrap();
+        let reply = next_json(&mut socket).await;
+        if reply["type"] == "finished" {
+            break reply;
+        }
+        assert_eq!(reply["type"], "ack", "{reply}");
+        offset += 1000;
+        assert!(offset < 100_000, "never finished");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // Everything sent is kept (the conversion cuts at the limit), and the stream ends.
+    assert_eq!(finished["length"], offset + 1000, "{finished}");
+    assert!(
+        offset >= 8000,
+        "finished before limit and grace: {offset} bytes"
+    );
+    match socket.next().await {
+        Some(Ok(Message::Close(Some(frame)))) => assert_eq!(u16::from(frame.code), 1000),
+        other => panic!("no close: {other:?}"),
+    }
+}
+
+/// The next text message as JSON.
+async fn next_json(
+    socket: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> serde_json::Value {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("an answer within 10 s")
+        {
+            Some(Ok(Message::Text(text))) => return serde_json::from_str(text.as_str()).unwrap(),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
 }

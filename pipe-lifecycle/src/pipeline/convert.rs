@@ -1,18 +1,39 @@
 //! `convert`: the MP4, the snapshot, and the artifacts' records.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tracing::info;
 
 use pipe_core::{
-    Artifact, ArtifactKind, Change, Job, JobKind, ObjectKey, PutBody, RecordingId, RecordingState,
-    Result, SpoolSource, TranscodeRequest,
+    Artifact, ArtifactKind, Change, Job, JobKind, ObjectKey, PutBody, Recording, RecordingId,
+    RecordingSource, RecordingState, Result, SpoolSource, TranscodeOptions, TranscodeRequest,
 };
 
 use super::{Pipeline, files};
 use crate::events;
 
 impl Pipeline {
+    /// The pipeline's transcode settings, with a recorder's recording cut at its
+    /// environment's maximum recording time (Pipe's `mrt`): what a recorder sent past it
+    /// is not converted. An uploaded file is converted whole.
+    async fn transcode_options(&self, rec: &Recording) -> Result<TranscodeOptions> {
+        let options = self.config.transcode.clone();
+        let (Some(store), RecordingSource::Recorder) = (&self.config.environments, rec.source)
+        else {
+            return Ok(options);
+        };
+        let limit = match store.environment(&rec.environment).await {
+            Ok(environment) => environment.settings.max_recording_secs,
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e),
+        };
+        Ok(match limit {
+            Some(secs) => options.with_cut_after(Duration::from_secs(u64::from(secs))),
+            None => options,
+        })
+    }
+
     /// Transcodes the original into `<work>/<id>/<id>.mp4` and `.jpg` (moved into the
     /// staging sink at once, if there is one), records the
     /// artifacts (MP4, snapshot if the recording has video, the original), moves the
@@ -41,7 +62,7 @@ impl Pipeline {
         );
         let source = Arc::new(SpoolSource::new(Arc::clone(&config.spool), id.clone()));
         let request = TranscodeRequest::new(source, &mp4_path, &snapshot_path)
-            .with_options(config.transcode.clone());
+            .with_options(self.transcode_options(&rec).await?);
         let output = config.transcoder.transcode(request).await?;
 
         let (mp4_size, mp4_sha) = files::digest(files::file_stream(&mp4_path).await?).await?;

@@ -122,7 +122,12 @@ fn noise(len: usize) -> Vec<u8> {
 
 /// A short real WebM made by the ffmpeg command line.
 pub(crate) fn webm(dir: &std::path::Path) -> Vec<u8> {
-    let path = dir.join("fixture.webm");
+    webm_of(dir, 2)
+}
+
+/// A real WebM of `seconds` made by the ffmpeg command line.
+pub(crate) fn webm_of(dir: &std::path::Path, seconds: u32) -> Vec<u8> {
+    let path = dir.join(format!("fixture-{seconds}s.webm"));
     let status = std::process::Command::new("ffmpeg")
         .args([
             "-v",
@@ -139,7 +144,7 @@ pub(crate) fn webm(dir: &std::path::Path) -> Vec<u8> {
         .args([
             "sine=frequency=440:sample_rate=48000",
             "-t",
-            "2",
+            &seconds.to_string(),
             "-c:v",
             "libvpx",
             "-c:a",
@@ -641,4 +646,34 @@ async fn a_webhook_url_inside_the_network_stops_the_start_and_says_how_to_allow_
             "{stderr}"
         );
     }
+}
+
+/// Pipe's `mrt`: a recorder that keeps sending past its environment's maximum recording
+/// time gets a recording of that time, not of what it sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_past_the_maximum_recording_time_is_converted_up_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, hooks) = server_with_hooks(dir.path(), &[("PIPE_LINK_TTL_SECS", "3600")]).await;
+    let key = crate::api::create_key(&server, &["--role", "admin"]).await;
+    let limited = reqwest::Client::new()
+        .patch(format!("{}/v1/environments/production", server.url()))
+        .bearer_auth(&key)
+        .json(&json!({"settings": {"max_recording_secs": 10}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(limited.status(), 200);
+
+    let id = stream_recording(&server, &webm_of(dir.path(), 14)).await;
+    let copied = hooks
+        .wait_for(&id, "video_copied_pipe_storage", Duration::from_secs(120))
+        .await;
+    let (_, _, mp4) = crate::browser::download(copied.json["data"]["url"].as_str().unwrap()).await;
+    let path = dir.path().join("cut.mp4");
+    std::fs::write(&path, mp4).unwrap();
+    let seconds = crate::util::media::duration(&crate::util::media::ffprobe(&path));
+    assert!(
+        (9.9..10.2).contains(&seconds),
+        "a 14 s recording under a 10 s limit became {seconds} s"
+    );
 }
