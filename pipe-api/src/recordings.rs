@@ -40,6 +40,12 @@ pub(crate) struct RecordingSummary {
     payload: Option<String>,
     /// The original's length in bytes, once recorded.
     length: Option<u64>,
+    /// How its bytes arrived: streamed by a recorder, or a file uploaded (tus).
+    #[schema(value_type = SourceName)]
+    source: &'static str,
+    /// For an upload, the length it declared, once declared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upload_length: Option<u64>,
     /// What the probe found, once probed.
     media: Option<MediaView>,
     /// Why it failed, if it did.
@@ -78,6 +84,15 @@ pub(crate) enum StateName {
     Converted,
     Copied,
     Failed,
+}
+
+/// How a recording's bytes arrived.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // documents the values of `source`; never built
+pub(crate) enum SourceName {
+    Recorder,
+    Upload,
 }
 
 /// What the probe found in the original.
@@ -204,6 +219,8 @@ impl From<&Recording> for RecordingSummary {
             mime_type: r.mime_type.clone(),
             payload: r.payload.clone(),
             length: r.length,
+            source: r.source.as_str(),
+            upload_length: r.upload_length,
             media: r.media.as_ref().map(|m| MediaView {
                 container: m.container.clone(),
                 duration: m.duration.as_secs_f64(),

@@ -183,7 +183,8 @@ fn the_schema_check_refuses_what_the_document_does_not_say() {
     let page = json!({"$ref": "#/components/schemas/RecordingPage"});
     let summary = json!({
         "id": "x", "environment": "a", "state": "recorded", "created": "t", "updated": "t",
-        "mime_type": null, "payload": null, "length": 5, "media": null, "failure": null
+        "mime_type": null, "payload": null, "length": 5, "source": "recorder", "media": null,
+        "failure": null
     });
     assert_eq!(
         schema::check(&doc, &page, &json!({"recordings": [summary]}), "$"),
@@ -195,6 +196,9 @@ fn the_schema_check_refuses_what_the_document_does_not_say() {
     let mut wrong_state = summary.clone();
     wrong_state["state"] = json!("done");
     assert!(schema::check(&doc, &page, &json!({"recordings": [wrong_state]}), "$").is_err());
+    let mut unknown_source = summary.clone();
+    unknown_source["source"] = json!("fax");
+    assert!(schema::check(&doc, &page, &json!({"recordings": [unknown_source]}), "$").is_err());
     let mut negative = summary.clone();
     negative["length"] = json!(-1);
     assert!(schema::check(&doc, &page, &json!({"recordings": [negative]}), "$").is_err());

@@ -634,6 +634,16 @@ async fn protocol_edge_cases_get_the_answers_of_tus_1_0() {
         ),
         ("4", "4")
     );
+    let (_, shown) = crate::api::get(
+        &format!("{base}/v1/recordings/{}", recording_of(&finished)),
+        &key,
+    )
+    .await;
+    assert_eq!(
+        (&shown["source"], &shown["upload_length"]),
+        (&json!("upload"), &json!(4)),
+        "{shown}"
+    );
     let refused = tus(&client, Method::DELETE, &finished, &from_site)
         .send()
         .await
