@@ -731,3 +731,77 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use std::collections::BTreeMap;
+
+    use base64::Engine as _;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::HostAllowList;
+
+    fn key() -> impl Strategy<Value = String> {
+        "[!-+--~]{1,12}"
+    }
+
+    proptest! {
+        #[test]
+        fn metadata_as_clients_encode_it_reads_back(
+            pairs in proptest::collection::btree_map(key(), proptest::collection::vec(any::<u8>(), 0..40), 0..8)
+        ) {
+            let header = pairs
+                .iter()
+                .map(|(k, v)| match v.is_empty() {
+                    true => k.clone(),
+                    false => format!("{k} {}", base64::engine::general_purpose::STANDARD.encode(v)),
+                })
+                .collect::<Vec<_>>()
+                .join(",");
+            prop_assert_eq!(parse_metadata(&header).unwrap(), pairs);
+        }
+
+        #[test]
+        fn metadata_parsing_never_panics(header in ".{0,300}") {
+            if let Ok(pairs) = parse_metadata(&header) {
+                let pairs: BTreeMap<String, Vec<u8>> = pairs;
+                prop_assert!(pairs.keys().all(|k| !k.is_empty() && !k.contains([' ', ','])));
+            }
+        }
+
+        #[test]
+        fn checksum_parsing_never_panics(value in proptest::collection::vec(any::<u8>(), 0..80)) {
+            if let Ok((algorithm, digest)) = parse_checksum(&value) {
+                prop_assert!(matches!((algorithm, digest.len()), ("sha1", 20) | ("sha256", 32)));
+            }
+        }
+
+        #[test]
+        fn numbers_read_back_and_junk_is_refused(n in any::<u64>(), junk in proptest::collection::vec(any::<u8>(), 0..24)) {
+            prop_assert_eq!(parse_number(n.to_string().as_bytes()), Some(n));
+            if let Some(parsed) = parse_number(&junk) {
+                let (read, sent) = (parsed.to_string(), String::from_utf8(junk).unwrap());
+                prop_assert_eq!(read.trim_start_matches('0'), sent.trim_start_matches('0'));
+            }
+        }
+
+        #[test]
+        fn origin_checks_never_panic_and_a_listed_host_is_allowed(
+            origin in ".{0,120}",
+            host in "[a-z0-9]{1,10}(\\.[a-z0-9]{1,10}){0,3}",
+            sub in "[a-z0-9]{1,10}",
+        ) {
+            let list: HostAllowList = format!("{host}, *.{host}").parse().unwrap();
+            let _ = list.allows_origin(&origin);
+            let (apex, one, two) = (
+                format!("https://{host}"),
+                format!("https://{sub}.{host}:8443"),
+                format!("https://{sub}.{sub}.{host}"),
+            );
+            prop_assert!(list.allows_origin(&apex));
+            prop_assert!(list.allows_origin(&one));
+            prop_assert!(!list.allows_origin(&two));
+        }
+    }
+}
