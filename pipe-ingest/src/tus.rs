@@ -532,7 +532,11 @@ async fn create_upload(
         }
         response
     };
-    if headers.contains_key(header::CONTENT_TYPE) {
+    // creation-with-upload: the body is the upload's first bytes only when it says so.
+    if headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v == OFFSET_STREAM)
+    {
         receive(ingest, &admission, &mut upload, 0, headers, body)
             .await
             .map_err(with_location)?;

@@ -434,6 +434,15 @@ async fn protocol_edge_cases_get_the_answers_of_tus_1_0() {
         .status(),
         StatusCode::BAD_REQUEST
     );
+    // A body of another type is no creation-with-upload: nothing of it is written.
+    let typed = post(vec![
+        ("upload-length", "5".into()),
+        ("content-type", "application/json".into()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(typed.status(), StatusCode::CREATED);
+    assert_eq!(header(&typed, "upload-offset"), "0");
     let evil = tus(
         &client,
         Method::POST,
